@@ -1,0 +1,123 @@
+//! Randomness: the injected [`RandomSource`] port, ids and accept tokens.
+
+use sha2::{Digest, Sha256};
+use std::fmt;
+use uuid::Uuid;
+
+/// A source of random bytes. Injected so tests can make ids and tokens reproducible.
+///
+/// Production code uses [`OsRandom`]; accept tokens are only as strong as this source.
+pub trait RandomSource: Send + Sync + fmt::Debug + 'static {
+    /// Fills `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]);
+
+    /// A random (version 4) UUID.
+    fn uuid(&self) -> Uuid {
+        let mut b = [0u8; 16];
+        self.fill(&mut b);
+        uuid::Builder::from_random_bytes(b).into_uuid()
+    }
+}
+
+/// The operating system's random source (`getrandom`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+impl RandomSource for OsRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        // The OS source failing is not recoverable and must never degrade to weak tokens.
+        getrandom::fill(buf).expect("the operating system random source failed");
+    }
+}
+
+/// A secret accept token: 256 random bits, written as 64 lowercase hex characters (URL-safe).
+///
+/// Only its [`TokenHash`] is ever stored. `Debug` does not print the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AcceptToken(String);
+
+impl AcceptToken {
+    /// Draws a new token from `rng`.
+    pub fn generate(rng: &dyn RandomSource) -> Self {
+        let mut b = [0u8; 32];
+        rng.fill(&mut b);
+        AcceptToken(hex(&b))
+    }
+
+    /// Wraps a token received from a user (an accept link). It is not validated: an ill-formed
+    /// token simply matches no stored hash.
+    pub fn from_user(raw: &str) -> Self {
+        AcceptToken(raw.trim().to_owned())
+    }
+
+    /// The secret text, for building the accept link.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The SHA-256 hash that is stored and looked up.
+    pub fn hash(&self) -> TokenHash {
+        TokenHash(Sha256::digest(self.0.as_bytes()).into())
+    }
+}
+
+impl fmt::Debug for AcceptToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AcceptToken(<redacted>)")
+    }
+}
+
+/// The SHA-256 of an [`AcceptToken`]: what stores keep and look up.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TokenHash(pub [u8; 32]);
+
+impl TokenHash {
+    /// Lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex(&self.0)
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TokenHash({}…)", &self.to_hex()[..8])
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_hashed() {
+        let a = AcceptToken::generate(&OsRandom);
+        let b = AcceptToken::generate(&OsRandom);
+        assert_ne!(a, b);
+        assert_eq!(a.expose().len(), 64);
+        assert!(a.expose().bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a.hash(), AcceptToken::from_user(a.expose()).hash());
+        assert_ne!(a.hash(), b.hash());
+        assert!(!format!("{a:?}").contains(a.expose()));
+        // Known SHA-256 vector.
+        assert_eq!(
+            AcceptToken::from_user("abc").hash().to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn uuids_are_v4() {
+        let u = OsRandom.uuid();
+        assert_eq!(u.get_version_num(), 4);
+    }
+}

@@ -1,0 +1,893 @@
+//! In-memory backend of the invites library: [`MemoryStore`] implements the whole storage
+//! contract (bulk operations, outbox, lifecycle, idempotency, directory) behind one lock, and
+//! [`RecordingMailer`] keeps every message it is given.
+//!
+//! Clones of a `MemoryStore` share state; [`MemoryStore::fork`] makes an independent copy
+//! (handy for "what would happen from this state" tests).
+//!
+//! ```
+//! use invites_core::*;
+//! use invites_memory::{MemoryStore, RecordingMailer};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let org = OrganizationId(uuid::Uuid::from_u128(1));
+//! let site = WebsiteId(uuid::Uuid::from_u128(2));
+//! store.create_organization(org, "Acme").await.unwrap();
+//! store.create_website(&Website { id: site, organization: org, name: "Shop".into(), url: "https://shop.example".into() }).await.unwrap();
+//!
+//! let mailer = RecordingMailer::new_ok();
+//! let service = InviteService::new(
+//!     Arc::new(store.clone()),
+//!     Arc::new(mailer.clone()),
+//!     InviteConfig::new("https://app.example/accept").unwrap(),
+//! );
+//! let principal = Principal::global(org, ApiKeyId(uuid::Uuid::from_u128(3)));
+//! let response = service
+//!     .bulk_invite(&principal, BulkInviteRequest::websites(InviteMethod::Email, "ann@example.com", [site]))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.results[0].code, OutcomeCode::Invited);
+//! assert_eq!(mailer.sent().len(), 1);
+//! # });
+//! ```
+
+use async_trait::async_trait;
+use invites_core::{
+    AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId,
+    BatchId, BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory,
+    Email, EmailMessage, Group, GroupId, IdempotencyBegin, IdempotencyState, Inspect,
+    InvitationFilter, InvitationId, InvitationQuery, InvitationRecord, InvitationStatus,
+    InviteFact, MailError, Mailer, MembershipRow, MembershipStore, MessageId, MessageStatus,
+    OrgRole, OrganizationId, OutboxMessage, RevokeFact, Role, RotateBatch, RotateFact, Snapshot,
+    StoreError, TargetId, Timestamp, TokenHash, User, UserId, UserRef, Website, WebsiteId,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Clone, Debug)]
+struct Batch {
+    organization: OrganizationId,
+    email: Email,
+    token_hash: TokenHash,
+    created_at: Timestamp,
+    last_sent_at: Timestamp,
+}
+
+#[derive(Clone, Debug)]
+struct IdemRecord {
+    fingerprint: [u8; 32],
+    response: Option<String>,
+    created_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Default)]
+struct State {
+    orgs: BTreeMap<OrganizationId, String>,
+    websites: BTreeMap<WebsiteId, Website>,
+    groups: BTreeMap<GroupId, Group>,
+    group_websites: BTreeSet<(GroupId, WebsiteId)>,
+    users: BTreeMap<UserId, User>,
+    users_by_email: HashMap<Email, UserId>,
+    org_members: BTreeMap<(OrganizationId, UserId), OrgRole>,
+    memberships: BTreeMap<(TargetId, UserId), (Role, Timestamp)>,
+    /// Invitations without the derived `target_name` (filled on read).
+    invitations: BTreeMap<InvitationId, InvitationRecord>,
+    /// (target, email) of every stored-`Pending` invitation: at most one each.
+    pending: HashMap<(TargetId, Email), InvitationId>,
+    batches: BTreeMap<BatchId, Batch>,
+    batch_invitations: BTreeMap<BatchId, Vec<InvitationId>>,
+    tokens: HashMap<TokenHash, BatchId>,
+    outbox: BTreeMap<MessageId, OutboxMessage>,
+    idempotency: HashMap<(OrganizationId, ApiKeyId, String), IdemRecord>,
+}
+
+impl State {
+    fn target_org(&self, t: TargetId) -> Option<OrganizationId> {
+        match t {
+            TargetId::Website(w) => self.websites.get(&w).map(|w| w.organization),
+            TargetId::Group(g) => self.groups.get(&g).map(|g| g.organization),
+        }
+    }
+
+    fn target_name(&self, t: TargetId) -> String {
+        match t {
+            TargetId::Website(w) => self.websites.get(&w).map(|w| w.name.clone()),
+            TargetId::Group(g) => self.groups.get(&g).map(|g| g.name.clone()),
+        }
+        .unwrap_or_default()
+    }
+
+    fn invitation(&self, id: InvitationId) -> Option<InvitationRecord> {
+        let mut r = self.invitations.get(&id)?.clone();
+        r.target_name = self.target_name(r.target);
+        Some(r)
+    }
+
+    fn set_status(&mut self, id: InvitationId, status: InvitationStatus) {
+        if let Some(inv) = self.invitations.get_mut(&id) {
+            if inv.status == InvitationStatus::Pending {
+                self.pending.remove(&(inv.target, inv.email.clone()));
+            }
+            inv.status = status;
+        }
+    }
+
+    fn batch_record(&self, id: BatchId) -> Option<BatchRecord> {
+        let b = self.batches.get(&id)?;
+        let mut invitations: Vec<InvitationRecord> = self
+            .batch_invitations
+            .get(&id)
+            .map(|ids| ids.iter().filter_map(|i| self.invitation(*i)).collect())
+            .unwrap_or_default();
+        invitations.sort_by_key(|i| (i.created_at, i.id));
+        Some(BatchRecord {
+            id,
+            organization: b.organization,
+            email: b.email.clone(),
+            created_at: b.created_at,
+            last_sent_at: b.last_sent_at,
+            invitations,
+        })
+    }
+
+    fn insert_user(&mut self, user: User) {
+        self.users_by_email.insert(user.email.clone(), user.id);
+        self.users.insert(user.id, user);
+    }
+
+    fn insert_message(&mut self, m: OutboxMessage) {
+        self.outbox.insert(m.id, m);
+    }
+}
+
+/// The in-memory store. Clones share state.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An independent deep copy of the current state.
+    pub fn fork(&self) -> Self {
+        MemoryStore {
+            state: Arc::new(Mutex::new(self.lock().clone())),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied target (each target's
+        // changes are applied by infallible code), so a poisoned lock is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn conflict(what: &str) -> StoreError {
+    StoreError::backend(format!("conflict: {what}"))
+}
+
+#[async_trait]
+impl MembershipStore for MemoryStore {
+    async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
+        let mut s = self.lock();
+        let mut user = s.users_by_email.get(&cmd.email).map(|id| UserRef {
+            id: *id,
+            created: false,
+        });
+        let org_member =
+            user.is_some_and(|u| s.org_members.contains_key(&(cmd.organization, u.id)));
+        let mut targets = Vec::with_capacity(cmd.targets.len());
+        for &t in &cmd.targets {
+            let fact = if s.target_org(t) != Some(cmd.organization) {
+                AddFact::TargetNotFound
+            } else if let Some((role, _)) = user.and_then(|u| s.memberships.get(&(t, u.id))) {
+                AddFact::AlreadyMember { role: *role }
+            } else if org_member {
+                AddFact::OrgMember
+            } else {
+                let u = match user {
+                    Some(u) => u,
+                    None => {
+                        s.insert_user(User {
+                            id: cmd.new_user.id,
+                            email: cmd.email.clone(),
+                            email_verified: false,
+                            first_name: cmd.new_user.first_name.clone(),
+                            last_name: cmd.new_user.last_name.clone(),
+                        });
+                        let u = UserRef {
+                            id: cmd.new_user.id,
+                            created: true,
+                        };
+                        user = Some(u);
+                        u
+                    }
+                };
+                s.memberships.insert((t, u.id), (cmd.role, cmd.now));
+                if let Some(&inv) = s.pending.get(&(t, cmd.email.clone()))
+                    && s.invitations[&inv].expires_at > cmd.now
+                {
+                    s.set_status(inv, InvitationStatus::Superseded);
+                }
+                AddFact::Added
+            };
+            targets.push(Ok(fact));
+        }
+        Ok(AddMembersOutcome { user, targets })
+    }
+
+    async fn create_invitations(
+        &self,
+        cmd: &CreateInvitations,
+    ) -> Result<CreateInvitationsOutcome, StoreError> {
+        let mut s = self.lock();
+        let user = s.users_by_email.get(&cmd.email).copied();
+        let org_member = user.is_some_and(|u| s.org_members.contains_key(&(cmd.organization, u)));
+        let mut batch_created = false;
+        let mut targets = Vec::with_capacity(cmd.targets.len());
+        for &(t, inv_id) in &cmd.targets {
+            let existing = s.pending.get(&(t, cmd.email.clone())).copied();
+            let fact = if s.target_org(t) != Some(cmd.organization) {
+                InviteFact::TargetNotFound
+            } else if let Some((role, _)) = user.and_then(|u| s.memberships.get(&(t, u))) {
+                InviteFact::AlreadyMember { role: *role }
+            } else if org_member {
+                InviteFact::OrgMember
+            } else if let Some(old) = existing
+                && s.invitations[&old].expires_at > cmd.now
+            {
+                InviteFact::AlreadyInvited { invitation: old }
+            } else {
+                if let Some(old) = existing {
+                    s.set_status(old, InvitationStatus::Expired);
+                }
+                if !batch_created {
+                    batch_created = true;
+                    s.batches.insert(
+                        cmd.batch.id,
+                        Batch {
+                            organization: cmd.organization,
+                            email: cmd.email.clone(),
+                            token_hash: cmd.batch.token_hash,
+                            created_at: cmd.now,
+                            last_sent_at: cmd.now,
+                        },
+                    );
+                    s.tokens.insert(cmd.batch.token_hash, cmd.batch.id);
+                }
+                s.invitations.insert(
+                    inv_id,
+                    InvitationRecord {
+                        id: inv_id,
+                        batch_id: cmd.batch.id,
+                        organization: cmd.organization,
+                        target: t,
+                        target_name: String::new(),
+                        email: cmd.email.clone(),
+                        role: cmd.role,
+                        first_name: cmd.first_name.clone(),
+                        last_name: cmd.last_name.clone(),
+                        status: InvitationStatus::Pending,
+                        created_at: cmd.now,
+                        expires_at: cmd.expires_at,
+                    },
+                );
+                s.pending.insert((t, cmd.email.clone()), inv_id);
+                s.batch_invitations
+                    .entry(cmd.batch.id)
+                    .or_default()
+                    .push(inv_id);
+                InviteFact::Invited
+            };
+            targets.push(Ok(fact));
+        }
+        if batch_created {
+            s.insert_message(OutboxMessage {
+                id: cmd.batch.message_id,
+                batch_id: cmd.batch.id,
+                organization: cmd.organization,
+                recipient: cmd.email.clone(),
+                accept_url: Some(cmd.batch.accept_url.clone()),
+                status: MessageStatus::Queued,
+                attempts: 0,
+                next_attempt_at: cmd.batch.message_due_at,
+                created_at: cmd.now,
+                last_error: None,
+            });
+        }
+        Ok(CreateInvitationsOutcome {
+            existing_user: user,
+            targets,
+        })
+    }
+
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let s = self.lock();
+        Ok(s.users_by_email
+            .get(email)
+            .and_then(|id| s.users.get(id))
+            .cloned())
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.lock().users.get(&id).cloned())
+    }
+
+    async fn claim_due_messages(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let mut s = self.lock();
+        let mut due: Vec<&OutboxMessage> = s
+            .outbox
+            .values()
+            .filter(|m| m.status == MessageStatus::Queued && m.next_attempt_at <= now)
+            .collect();
+        due.sort_by_key(|m| (m.next_attempt_at, m.created_at, m.id));
+        let ids: Vec<MessageId> = due.iter().take(limit).map(|m| m.id).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let m = s.outbox.get_mut(&id).expect("just listed");
+            out.push(m.clone());
+            m.next_attempt_at = lease_until;
+        }
+        Ok(out)
+    }
+
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        update: DeliveryUpdate,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let Some(m) = s.outbox.get_mut(&id) else {
+            return Err(StoreError::backend(format!("no outbox message {id}")));
+        };
+        match update {
+            DeliveryUpdate::Sent { attempts } => {
+                m.status = MessageStatus::Sent;
+                m.attempts = attempts;
+                m.accept_url = None;
+            }
+            DeliveryUpdate::Retry {
+                attempts,
+                next_attempt_at,
+                error,
+            } => {
+                m.attempts = attempts;
+                m.next_attempt_at = next_attempt_at;
+                m.last_error = Some(error);
+            }
+            DeliveryUpdate::Failed { attempts, error } => {
+                m.status = MessageStatus::Failed;
+                m.attempts = attempts;
+                m.last_error = Some(error);
+                m.accept_url = None;
+            }
+            DeliveryUpdate::Cancelled => {
+                m.status = MessageStatus::Cancelled;
+                m.accept_url = None;
+            }
+        }
+        Ok(())
+    }
+
+    async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
+        let s = self.lock();
+        let mut v: Vec<OutboxMessage> = s
+            .outbox
+            .values()
+            .filter(|m| m.batch_id == batch)
+            .cloned()
+            .collect();
+        v.sort_by_key(|m| (m.created_at, m.id));
+        Ok(v)
+    }
+
+    async fn find_batch_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        let s = self.lock();
+        Ok(s.tokens.get(hash).and_then(|b| s.batch_record(*b)))
+    }
+
+    async fn get_batch(
+        &self,
+        organization: OrganizationId,
+        batch: BatchId,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .batch_record(batch)
+            .filter(|b| b.organization == organization))
+    }
+
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
+        let mut s = self.lock();
+        let Some(batch) = s.batches.get(&cmd.batch_id).cloned() else {
+            return Ok(None);
+        };
+        if batch.token_hash != cmd.token_hash {
+            return Ok(None);
+        }
+        let user = match s.users_by_email.get(&batch.email).copied() {
+            Some(id) => UserRef { id, created: false },
+            None => {
+                s.insert_user(User {
+                    id: cmd.new_user.id,
+                    email: batch.email.clone(),
+                    email_verified: true,
+                    first_name: cmd.new_user.first_name.clone(),
+                    last_name: cmd.new_user.last_name.clone(),
+                });
+                UserRef {
+                    id: cmd.new_user.id,
+                    created: true,
+                }
+            }
+        };
+        if let Some(u) = s.users.get_mut(&user.id) {
+            u.email_verified = true;
+        }
+        let org_member = s.org_members.contains_key(&(batch.organization, user.id));
+        let record = s.batch_record(cmd.batch_id).expect("batch exists");
+        let mut invitations = Vec::with_capacity(record.invitations.len());
+        for inv in record.invitations {
+            let fact = match inv.status {
+                InvitationStatus::Revoked => AcceptFact::Revoked,
+                InvitationStatus::Superseded => AcceptFact::Superseded,
+                InvitationStatus::Accepted => AcceptFact::AlreadyAccepted,
+                InvitationStatus::Expired => AcceptFact::Expired,
+                InvitationStatus::Pending if inv.expires_at <= cmd.now => AcceptFact::Expired,
+                InvitationStatus::Pending
+                    if s.target_org(inv.target) != Some(batch.organization) =>
+                {
+                    AcceptFact::TargetNotFound
+                }
+                InvitationStatus::Pending => {
+                    let fact = if s.memberships.contains_key(&(inv.target, user.id)) {
+                        AcceptFact::AlreadyMember
+                    } else if org_member {
+                        AcceptFact::OrgMember
+                    } else {
+                        s.memberships
+                            .insert((inv.target, user.id), (inv.role, cmd.now));
+                        AcceptFact::Added
+                    };
+                    s.set_status(inv.id, InvitationStatus::Accepted);
+                    fact
+                }
+            };
+            let current = s.invitation(inv.id).expect("exists");
+            invitations.push((current, Ok(fact)));
+        }
+        Ok(Some(AcceptOutcome { user, invitations }))
+    }
+
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        _now: Timestamp,
+    ) -> Result<RevokeFact, StoreError> {
+        let mut s = self.lock();
+        let Some(inv) = s
+            .invitations
+            .get(&id)
+            .filter(|i| i.organization == organization)
+        else {
+            return Ok(RevokeFact::NotFound);
+        };
+        Ok(match inv.status {
+            InvitationStatus::Pending => {
+                s.set_status(id, InvitationStatus::Revoked);
+                RevokeFact::Revoked
+            }
+            InvitationStatus::Revoked => RevokeFact::AlreadyRevoked,
+            InvitationStatus::Accepted => RevokeFact::AlreadyAccepted,
+            InvitationStatus::Superseded | InvitationStatus::Expired => RevokeFact::AlreadyDead,
+        })
+    }
+
+    async fn get_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .invitation(id)
+            .filter(|i| i.organization == organization))
+    }
+
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+        let mut s = self.lock();
+        let Some(batch) = s
+            .batches
+            .get(&cmd.batch_id)
+            .filter(|b| b.organization == cmd.organization)
+            .cloned()
+        else {
+            return Ok(RotateFact::NotFound);
+        };
+        if batch.last_sent_at > cmd.not_sent_after {
+            return Ok(RotateFact::TooSoon {
+                last_sent_at: batch.last_sent_at,
+            });
+        }
+        let renew: Vec<InvitationId> = s
+            .batch_invitations
+            .get(&cmd.batch_id)
+            .map(|ids| {
+                ids.iter()
+                    .copied()
+                    .filter(|i| s.invitations[i].status == InvitationStatus::Pending)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if renew.is_empty() {
+            return Ok(RotateFact::NothingToResend);
+        }
+        for id in &renew {
+            s.invitations.get_mut(id).expect("listed").expires_at = cmd.expires_at;
+        }
+        s.tokens.remove(&batch.token_hash);
+        s.tokens.insert(cmd.new_token_hash, cmd.batch_id);
+        let b = s.batches.get_mut(&cmd.batch_id).expect("exists");
+        b.token_hash = cmd.new_token_hash;
+        b.last_sent_at = cmd.now;
+        for m in s.outbox.values_mut() {
+            if m.batch_id == cmd.batch_id && m.status == MessageStatus::Queued {
+                m.status = MessageStatus::Cancelled;
+                m.accept_url = None;
+            }
+        }
+        s.insert_message(OutboxMessage {
+            id: cmd.message_id,
+            batch_id: cmd.batch_id,
+            organization: cmd.organization,
+            recipient: batch.email,
+            accept_url: Some(cmd.accept_url.clone()),
+            status: MessageStatus::Queued,
+            attempts: 0,
+            next_attempt_at: cmd.message_due_at,
+            created_at: cmd.now,
+            last_error: None,
+        });
+        Ok(RotateFact::Rotated {
+            renewed: renew.len(),
+        })
+    }
+
+    async fn list_invitations(
+        &self,
+        q: &InvitationQuery,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        let s = self.lock();
+        let mut v: Vec<&InvitationRecord> = s
+            .invitations
+            .values()
+            .filter(|i| i.organization == q.organization)
+            .filter(|i| match &q.filter {
+                InvitationFilter::Target(t) => i.target == *t,
+                InvitationFilter::Email(e) => i.email == *e,
+                InvitationFilter::Status(st) => i.status_at(q.now) == *st,
+            })
+            .filter(|i| q.after.is_none_or(|a| (i.created_at, i.id) > a))
+            .collect();
+        v.sort_by_key(|i| (i.created_at, i.id));
+        Ok(v.into_iter()
+            .take(q.limit)
+            .filter_map(|i| s.invitation(i.id))
+            .collect())
+    }
+
+    async fn idempotency_begin(
+        &self,
+        b: &IdempotencyBegin,
+    ) -> Result<IdempotencyState, StoreError> {
+        let mut s = self.lock();
+        let key = (b.organization, b.key_id, b.key.clone());
+        let fresh = IdemRecord {
+            fingerprint: b.fingerprint,
+            response: None,
+            created_at: b.now,
+        };
+        match s.idempotency.get(&key) {
+            Some(r) if r.created_at >= b.expired_before => match &r.response {
+                Some(resp) => Ok(IdempotencyState::Completed {
+                    fingerprint: r.fingerprint,
+                    response: resp.clone(),
+                }),
+                None if r.created_at < b.stale_before && r.fingerprint == b.fingerprint => {
+                    s.idempotency.insert(key, fresh);
+                    Ok(IdempotencyState::Started)
+                }
+                None => Ok(IdempotencyState::InProgress {
+                    fingerprint: r.fingerprint,
+                }),
+            },
+            _ => {
+                s.idempotency.insert(key, fresh);
+                Ok(IdempotencyState::Started)
+            }
+        }
+    }
+
+    async fn idempotency_finish(
+        &self,
+        organization: OrganizationId,
+        key_id: ApiKeyId,
+        key: &str,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let k = (organization, key_id, key.to_owned());
+        match response {
+            None => {
+                s.idempotency.remove(&k);
+            }
+            Some(resp) => {
+                if let Some(r) = s.idempotency.get_mut(&k) {
+                    r.response = Some(resp.to_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Directory for MemoryStore {
+    async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        match s.orgs.get(&id) {
+            Some(n) if n != name => Err(conflict("organization exists with another name")),
+            Some(_) => Ok(()),
+            None => {
+                s.orgs.insert(id, name.to_owned());
+                Ok(())
+            }
+        }
+    }
+
+    async fn create_website(&self, w: &Website) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if !s.orgs.contains_key(&w.organization) {
+            return Err(conflict("unknown organization"));
+        }
+        match s.websites.get(&w.id) {
+            Some(existing) if existing != w => Err(conflict("website exists with other content")),
+            Some(_) => Ok(()),
+            None => {
+                s.websites.insert(w.id, w.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn create_group(&self, g: &Group) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if !s.orgs.contains_key(&g.organization) {
+            return Err(conflict("unknown organization"));
+        }
+        match s.groups.get(&g.id) {
+            Some(existing) if existing != g => Err(conflict("group exists with other content")),
+            Some(_) => Ok(()),
+            None => {
+                s.groups.insert(g.id, g.clone());
+                Ok(())
+            }
+        }
+    }
+
+    async fn add_website_to_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        match (s.groups.get(&group), s.websites.get(&website)) {
+            (Some(g), Some(w)) if g.organization == w.organization => {
+                s.group_websites.insert((group, website));
+                Ok(())
+            }
+            _ => Err(conflict(
+                "unknown group or website, or another organization",
+            )),
+        }
+    }
+
+    async fn create_user(&self, user: &User) -> Result<UserId, StoreError> {
+        let mut s = self.lock();
+        if let Some(id) = s.users_by_email.get(&user.email) {
+            return Ok(*id);
+        }
+        if s.users.contains_key(&user.id) {
+            return Err(conflict("user id exists with another email"));
+        }
+        s.insert_user(user.clone());
+        Ok(user.id)
+    }
+
+    async fn add_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if !s.orgs.contains_key(&organization) || !s.users.contains_key(&user) {
+            return Err(conflict("unknown organization or user"));
+        }
+        s.org_members.insert((organization, user), role);
+        Ok(())
+    }
+
+    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.websites.remove(&id);
+        s.group_websites.retain(|(_, w)| *w != id);
+        let t = TargetId::Website(id);
+        s.memberships.retain(|(target, _), _| *target != t);
+        let gone: Vec<InvitationId> = s
+            .invitations
+            .values()
+            .filter(|i| i.target == t)
+            .map(|i| i.id)
+            .collect();
+        for inv in gone {
+            if let Some(r) = s.invitations.remove(&inv) {
+                s.pending.remove(&(r.target, r.email.clone()));
+                if let Some(list) = s.batch_invitations.get_mut(&r.batch_id) {
+                    list.retain(|i| *i != inv);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Inspect for MemoryStore {
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let s = self.lock();
+        let mut users: Vec<User> = s.users.values().cloned().collect();
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        let memberships = s
+            .memberships
+            .iter()
+            .map(|((target, user), (role, created_at))| MembershipRow {
+                target: *target,
+                user: *user,
+                role: *role,
+                created_at: *created_at,
+            })
+            .collect();
+        let org_members = s
+            .org_members
+            .iter()
+            .map(|((o, u), r)| (*o, *u, *r))
+            .collect();
+        let mut invitations: Vec<InvitationRecord> = s
+            .invitations
+            .keys()
+            .filter_map(|i| s.invitation(*i))
+            .collect();
+        invitations.sort_by_key(|i| (i.created_at, i.id));
+        let batches = s
+            .batches
+            .iter()
+            .map(|(id, b)| (*id, b.organization, b.email.clone(), b.created_at))
+            .collect();
+        let mut outbox: Vec<OutboxMessage> = s.outbox.values().cloned().collect();
+        outbox.sort_by_key(|m| (m.created_at, m.id));
+        Ok(Snapshot {
+            users,
+            memberships,
+            org_members,
+            invitations,
+            batches,
+            outbox,
+        })
+    }
+}
+
+/// How a [`RecordingMailer`] answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MailerMode {
+    /// Accept every message.
+    Ok,
+    /// Fail every message with a transient error.
+    FailTransient,
+    /// Fail every message with a permanent error.
+    FailPermanent,
+}
+
+#[derive(Debug)]
+struct MailerState {
+    mode: MailerMode,
+    sent: Vec<EmailMessage>,
+    attempts: usize,
+}
+
+/// A mailer that records what it is given. Clones share the record.
+#[derive(Clone, Debug)]
+pub struct RecordingMailer {
+    state: Arc<Mutex<MailerState>>,
+}
+
+impl RecordingMailer {
+    fn with_mode(mode: MailerMode) -> Self {
+        RecordingMailer {
+            state: Arc::new(Mutex::new(MailerState {
+                mode,
+                sent: Vec::new(),
+                attempts: 0,
+            })),
+        }
+    }
+
+    /// Accepts every message.
+    pub fn new_ok() -> Self {
+        Self::with_mode(MailerMode::Ok)
+    }
+
+    /// Fails every message with a transient (retryable) error.
+    pub fn new_failing() -> Self {
+        Self::with_mode(MailerMode::FailTransient)
+    }
+
+    /// Fails every message with a permanent error.
+    pub fn new_failing_permanently() -> Self {
+        Self::with_mode(MailerMode::FailPermanent)
+    }
+
+    /// Changes how later messages are answered.
+    pub fn set_mode(&self, mode: MailerMode) {
+        self.lock().mode = mode;
+    }
+
+    /// Messages accepted so far, in order.
+    pub fn sent(&self) -> Vec<EmailMessage> {
+        self.lock().sent.clone()
+    }
+
+    /// Calls to `send`, failed ones included.
+    pub fn attempts(&self) -> usize {
+        self.lock().attempts
+    }
+
+    fn lock(&self) -> MutexGuard<'_, MailerState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Mailer for RecordingMailer {
+    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
+        let mut s = self.lock();
+        s.attempts += 1;
+        match s.mode {
+            MailerMode::Ok => {
+                s.sent.push(message.clone());
+                Ok(())
+            }
+            MailerMode::FailTransient => Err(MailError::transient(
+                "recording mailer set to fail (transient)",
+            )),
+            MailerMode::FailPermanent => Err(MailError::permanent(
+                "recording mailer set to fail (permanent)",
+            )),
+        }
+    }
+}
