@@ -16,7 +16,7 @@ use crate::store::{
     RotateBatch, RotateFact,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
-use crate::values::{Email, PersonName, Role};
+use crate::values::{Email, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
@@ -701,11 +701,13 @@ impl InviteService {
         message: &OutboxMessage,
         now: Timestamp,
     ) -> Option<EmailMessage> {
-        let live: Vec<&InvitationRecord> = batch
+        let mut live: Vec<&InvitationRecord> = batch
             .invitations
             .iter()
             .filter(|i| i.is_live(now))
             .collect();
+        // Listed by name (then id), so the email reads the same whatever the ids are.
+        live.sort_by(|a, b| (&a.target_name, a.target).cmp(&(&b.target_name, b.target)));
         let accept_url = message.accept_url.clone()?;
         let expires_at = live.iter().map(|i| i.expires_at).min()?;
         let email = BatchEmail {
@@ -1156,11 +1158,57 @@ fn parse_cursor(c: &str) -> Option<(Timestamp, InvitationId)> {
     ))
 }
 
-#[allow(dead_code)]
-fn _assert_send(s: &InviteService, p: &Principal, r: BulkInviteRequest) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(s.bulk_invite(p, r));
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-#[allow(dead_code)]
-fn _unused(_: PersonName) {}
+    #[test]
+    fn futures_are_send() {
+        fn is_send<T: Send>(_: &T) {}
+        fn check(s: &InviteService, p: &Principal, r: BulkInviteRequest) {
+            is_send(&s.bulk_invite(p, r));
+            is_send(&s.deliver_due());
+            is_send(&s.accept("t", None));
+        }
+        let _ = check;
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = DeliveryPolicy {
+            base_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(100),
+            ..DeliveryPolicy::default()
+        };
+        assert_eq!(p.backoff(1), Duration::from_secs(10));
+        assert_eq!(p.backoff(2), Duration::from_secs(20));
+        assert_eq!(p.backoff(4), Duration::from_secs(80));
+        assert_eq!(p.backoff(5), Duration::from_secs(100));
+        assert_eq!(p.backoff(60), Duration::from_secs(100));
+    }
+
+    #[test]
+    fn accept_url_and_config_checks() {
+        let c = InviteConfig::new("https://a.test/accept").unwrap();
+        let t = AcceptToken::from_user("abc");
+        assert_eq!(c.accept_url(&t), "https://a.test/accept?token=abc");
+        let c = InviteConfig::new("https://a.test/accept?lang=en").unwrap();
+        assert_eq!(c.accept_url(&t), "https://a.test/accept?lang=en&token=abc");
+        for bad in [
+            "ftp://x",
+            "https://a b",
+            "https://a.test/#x",
+            "javascript:alert(1)",
+        ] {
+            assert!(InviteConfig::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let id = InvitationId(uuid::Uuid::from_u128(5));
+        let c = format!("{}.{}", 42, id);
+        assert_eq!(parse_cursor(&c), Some((Timestamp::from_millis(42), id)));
+        assert_eq!(parse_cursor("nope"), None);
+    }
+}

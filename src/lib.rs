@@ -1,0 +1,61 @@
+//! Invite one user to many websites or groups in one request — correctly, quickly, safely,
+//! with pluggable storage.
+//!
+//! This facade re-exports [`invites_core`] (the rules and ports) and, behind additive
+//! features, the backends: `memory` ([`memory::MemoryStore`]) and `sqlite`
+//! ([`sqlite::SqliteStore`], SQLite compiled in). Both are on by default.
+//!
+//! ```
+//! use invites::prelude::*;
+//! use invites::memory::{MemoryStore, RecordingMailer};
+//! use std::sync::Arc;
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let org = OrganizationId(uuid::Uuid::from_u128(1));
+//! let site = WebsiteId(uuid::Uuid::from_u128(2));
+//! store.create_organization(org, "Acme").await.unwrap();
+//! store.create_website(&Website { id: site, organization: org, name: "Shop".into(), url: "https://shop.example".into() })
+//!     .await
+//!     .unwrap();
+//!
+//! let service = InviteService::new(
+//!     Arc::new(store),
+//!     Arc::new(RecordingMailer::new_ok()),
+//!     InviteConfig::new("https://app.example/accept").unwrap(),
+//! );
+//! let key = Principal::global(org, ApiKeyId(uuid::Uuid::from_u128(3)));
+//! let body = format!(r#"{{"invite_method":"direct","email":"ann@example.com","website_ids":["{site}"]}}"#);
+//! let response = service.bulk_invite(&key, BulkInviteRequest::from_json(body.as_bytes()).unwrap()).await.unwrap();
+//! assert_eq!(response.results[0].code, OutcomeCode::Added);
+//! assert!(response.user_created);
+//! # });
+//! ```
+
+pub use invites_core as core;
+
+/// Everything a host usually needs, in one import.
+pub mod prelude {
+    pub use invites_core::{
+        ApiKeyId, BulkInviteRequest, BulkInviteResponse, Directory, EmailMessage, EmailStatus,
+        ErrorCode, GroupId, InviteConfig, InviteError, InviteMethod, InviteService, Mailer,
+        MembershipStore, OrganizationId, OutcomeCode, Principal, Role, UserId, Website, WebsiteId,
+    };
+}
+
+/// The in-memory backend.
+#[cfg(feature = "memory")]
+pub mod memory {
+    pub use invites_memory::{MailerMode, MemoryStore, RecordingMailer};
+}
+
+/// The SQLite backend.
+#[cfg(feature = "sqlite")]
+pub mod sqlite {
+    pub use invites_sqlite::*;
+}
+
+/// The README's Rust snippets compile (they are doctests).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
