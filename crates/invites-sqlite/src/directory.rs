@@ -1,0 +1,311 @@
+//! [`Directory`](invites_core::Directory) and [`Inspect`](invites_core::Inspect) operations.
+
+use crate::error::Error;
+use crate::sql::{
+    INVITATION_SELECT, OUTBOX_COLUMNS, USER_COLUMNS, get_email, get_org_role, get_role, get_ts,
+    get_uuid, invitation_from_row, message_from_row, name_param, user_from_row,
+};
+use invites_core::{
+    BatchId, Group, GroupId, MembershipRow, OrgRole, OrganizationId, Snapshot, TargetKind, User,
+    UserId, Website, WebsiteId,
+};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, Error> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+fn organization_exists(conn: &Connection, id: OrganizationId) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM organizations WHERE id = ?1)")?
+        .query_row([id.0.as_bytes()], |row| row.get(0))?)
+}
+
+pub(crate) fn create_organization(
+    conn: &mut Connection,
+    id: OrganizationId,
+    name: &str,
+) -> Result<(), Error> {
+    let tx = immediate(conn)?;
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO organizations (id, name) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![id.0.as_bytes(), name])?;
+    if inserted == 0 {
+        let existing: String = tx
+            .prepare_cached("SELECT name FROM organizations WHERE id = ?1")?
+            .query_row([id.0.as_bytes()], |row| row.get(0))?;
+        if existing != name {
+            return Err(Error::Conflict(format!(
+                "organization {id} exists with another name"
+            )));
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn create_website(conn: &mut Connection, website: &Website) -> Result<(), Error> {
+    let tx = immediate(conn)?;
+    let existing = tx
+        .prepare_cached("SELECT organization_id, name, url FROM websites WHERE id = ?1")?
+        .query_row([website.id.0.as_bytes()], |row| {
+            Ok(Website {
+                id: website.id,
+                organization: OrganizationId(get_uuid(row, 0)?),
+                name: row.get(1)?,
+                url: row.get(2)?,
+            })
+        })
+        .optional()?;
+    match existing {
+        Some(existing) if existing == *website => return Ok(()),
+        Some(_) => {
+            return Err(Error::Conflict(format!(
+                "website {} exists with other content",
+                website.id
+            )));
+        }
+        None => {}
+    }
+    if !organization_exists(&tx, website.organization)? {
+        return Err(Error::Missing(format!(
+            "organization {} does not exist",
+            website.organization
+        )));
+    }
+    tx.prepare_cached(
+        "INSERT INTO websites (id, organization_id, name, url) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![
+        website.id.0.as_bytes(),
+        website.organization.0.as_bytes(),
+        website.name,
+        website.url
+    ])?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn create_group(conn: &mut Connection, group: &Group) -> Result<(), Error> {
+    let tx = immediate(conn)?;
+    let existing = tx
+        .prepare_cached("SELECT organization_id, name FROM groups WHERE id = ?1")?
+        .query_row([group.id.0.as_bytes()], |row| {
+            Ok(Group {
+                id: group.id,
+                organization: OrganizationId(get_uuid(row, 0)?),
+                name: row.get(1)?,
+            })
+        })
+        .optional()?;
+    match existing {
+        Some(existing) if existing == *group => return Ok(()),
+        Some(_) => {
+            return Err(Error::Conflict(format!(
+                "group {} exists with other content",
+                group.id
+            )));
+        }
+        None => {}
+    }
+    if !organization_exists(&tx, group.organization)? {
+        return Err(Error::Missing(format!(
+            "organization {} does not exist",
+            group.organization
+        )));
+    }
+    tx.prepare_cached("INSERT INTO groups (id, organization_id, name) VALUES (?1, ?2, ?3)")?
+        .execute(params![
+            group.id.0.as_bytes(),
+            group.organization.0.as_bytes(),
+            group.name
+        ])?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn add_website_to_group(
+    conn: &mut Connection,
+    group: GroupId,
+    website: WebsiteId,
+) -> Result<(), Error> {
+    let tx = immediate(conn)?;
+    let org_of = |sql: &str, id: &[u8; 16]| -> Result<Option<OrganizationId>, Error> {
+        Ok(tx
+            .prepare_cached(sql)?
+            .query_row([id], |row| Ok(OrganizationId(get_uuid(row, 0)?)))
+            .optional()?)
+    };
+    let group_org = org_of(
+        "SELECT organization_id FROM groups WHERE id = ?1",
+        group.0.as_bytes(),
+    )?
+    .ok_or_else(|| Error::Missing(format!("group {group} does not exist")))?;
+    let website_org = org_of(
+        "SELECT organization_id FROM websites WHERE id = ?1",
+        website.0.as_bytes(),
+    )?
+    .ok_or_else(|| Error::Missing(format!("website {website} does not exist")))?;
+    if group_org != website_org {
+        return Err(Error::Conflict(format!(
+            "website {website} and group {group} belong to different organizations"
+        )));
+    }
+    tx.prepare_cached(
+        "INSERT INTO group_websites (group_id, website_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![group.0.as_bytes(), website.0.as_bytes()])?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn create_user(conn: &mut Connection, user: &User) -> Result<UserId, Error> {
+    let tx = immediate(conn)?;
+    let existing = tx
+        .prepare_cached("SELECT id FROM users WHERE email = ?1")?
+        .query_row([user.email.as_str()], |row| Ok(UserId(get_uuid(row, 0)?)))
+        .optional()?;
+    if let Some(id) = existing {
+        return Ok(id);
+    }
+    tx.prepare_cached(
+        "INSERT INTO users (id, email, email_verified, first_name, last_name) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        user.id.0.as_bytes(),
+        user.email.as_str(),
+        user.email_verified,
+        name_param(&user.first_name),
+        name_param(&user.last_name)
+    ])?;
+    tx.commit()?;
+    Ok(user.id)
+}
+
+pub(crate) fn add_org_member(
+    conn: &mut Connection,
+    organization: OrganizationId,
+    user: UserId,
+    role: OrgRole,
+) -> Result<(), Error> {
+    let tx = immediate(conn)?;
+    if !organization_exists(&tx, organization)? {
+        return Err(Error::Missing(format!(
+            "organization {organization} does not exist"
+        )));
+    }
+    let user_exists: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)")?
+        .query_row([user.0.as_bytes()], |row| row.get(0))?;
+    if !user_exists {
+        return Err(Error::Missing(format!("user {user} does not exist")));
+    }
+    tx.prepare_cached(
+        "INSERT INTO org_members (organization_id, user_id, role) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role",
+    )?
+    .execute(params![
+        organization.0.as_bytes(),
+        user.0.as_bytes(),
+        role.as_str()
+    ])?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn delete_website(conn: &mut Connection, id: WebsiteId) -> Result<(), Error> {
+    let tx = immediate(conn)?;
+    let id = id.0.as_bytes();
+    tx.prepare_cached("DELETE FROM website_members WHERE website_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM group_websites WHERE website_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM invitations WHERE target_kind = 'website' AND target_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM websites WHERE id = ?1")?
+        .execute([id])?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(crate) fn snapshot(conn: &mut Connection) -> Result<Snapshot, Error> {
+    // One read transaction, so the parts agree with each other.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let mut users = tx
+        .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"))?
+        .query_map([], user_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    users.sort_by(|a, b| a.email.cmp(&b.email));
+
+    let mut memberships = Vec::new();
+    for kind in [TargetKind::Website, TargetKind::Group] {
+        let (table, column) = crate::sql::membership_table(kind);
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {column}, user_id, role, created_at FROM {table}"
+        ))?;
+        let rows = stmt.query_map([], |row| {
+            Ok(MembershipRow {
+                target: kind.with_id(get_uuid(row, 0)?),
+                user: UserId(get_uuid(row, 1)?),
+                role: get_role(row, 2)?,
+                created_at: get_ts(row, 3)?,
+            })
+        })?;
+        for row in rows {
+            memberships.push(row?);
+        }
+    }
+    memberships.sort();
+
+    let mut org_members = tx
+        .prepare_cached("SELECT organization_id, user_id, role FROM org_members")?
+        .query_map([], |row| {
+            Ok((
+                OrganizationId(get_uuid(row, 0)?),
+                UserId(get_uuid(row, 1)?),
+                get_org_role(row, 2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    org_members.sort();
+
+    let mut invitations = tx
+        .prepare_cached(&format!("{INVITATION_SELECT} ORDER BY i.created_at, i.id"))?
+        .query_map([], invitation_from_row)?
+        .map(|row| row.map(|(record, _)| record))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    invitations.sort_by_key(|i| (i.created_at, i.id));
+
+    let mut batches = tx
+        .prepare_cached("SELECT id, organization_id, email, created_at FROM batches ORDER BY id")?
+        .query_map([], |row| {
+            Ok((
+                BatchId(get_uuid(row, 0)?),
+                OrganizationId(get_uuid(row, 1)?),
+                get_email(row, 2)?,
+                get_ts(row, 3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    batches.sort_by_key(|b| b.0);
+
+    let mut outbox = tx
+        .prepare_cached(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, id"
+        ))?
+        .query_map([], message_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    outbox.sort_by_key(|m| (m.created_at, m.id));
+
+    tx.commit()?;
+    Ok(Snapshot {
+        users,
+        memberships,
+        org_members,
+        invitations,
+        batches,
+        outbox,
+    })
+}

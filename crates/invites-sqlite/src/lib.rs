@@ -1,0 +1,449 @@
+//! SQLite storage for the invites library: [`SqliteStore`] implements
+//! [`MembershipStore`], [`Directory`] and [`Inspect`] over one SQLite file (or an in-memory
+//! database).
+//!
+//! ```
+//! use invites_core::{Directory, Inspect, OrganizationId, Website, WebsiteId};
+//! use invites_sqlite::SqliteStore;
+//! use uuid::Uuid;
+//!
+//! let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! runtime.block_on(async {
+//!     let store = SqliteStore::open_in_memory().await?;
+//!     let org = OrganizationId(Uuid::from_u128(1));
+//!     store.create_organization(org, "Acme").await?;
+//!     store
+//!         .create_website(&Website {
+//!             id: WebsiteId(Uuid::from_u128(2)),
+//!             organization: org,
+//!             name: "Blog".into(),
+//!             url: "https://blog.example".into(),
+//!         })
+//!         .await?;
+//!     assert!(store.snapshot().await?.users.is_empty());
+//!     Ok::<_, invites_core::StoreError>(())
+//! })
+//! .unwrap();
+//! ```
+//!
+//! # Threading
+//!
+//! rusqlite is blocking, so it never runs on the async executor: each store owns one
+//! dedicated thread that owns the `rusqlite::Connection` and runs the operations it receives
+//! over a channel, one at a time, answering through a oneshot channel. [`SqliteStore`] is
+//! cheap to clone; clones share the thread and the connection. The thread ends (and the
+//! connection closes) when the last clone is dropped. Several stores (in one process or in
+//! several) may open the same file: SQLite's locking and the busy timeout serialise writers.
+//!
+//! # Atomicity
+//!
+//! Every write is one transaction started with `BEGIN IMMEDIATE`, which takes the write lock
+//! up front: the reads that decide a fact and the writes that follow see the same state, and
+//! two connections never deadlock upgrading a read lock (a waiting writer gets the busy
+//! timeout, then a retryable [`StoreError::Unavailable`]). The batch operations
+//! (`add_members`, `create_invitations`, `accept_batch`) read everything that decides the
+//! per-target facts once, before the loop (targets of the organization, the user and his
+//! organization membership, his memberships and pending invitations among the targets), then
+//! run each target's writes in its own `SAVEPOINT`: on error the savepoint is rolled back and
+//! released, and only that target's slot is an `Err`. If the final `COMMIT` fails the call
+//! returns `Err` and nothing of the batch is stored.
+//!
+//! The uniqueness rules are enforced by the database itself, whatever the concurrency: a
+//! UNIQUE constraint on `users.email`, primary keys on `(website_id, user_id)` and
+//! `(group_id, user_id)`, and a partial unique index on invitations
+//! `(target_kind, target_id, email) WHERE status = 'pending'` (so at most one pending
+//! invitation per target and address; an expired pending one is marked `expired` before its
+//! replacement is inserted).
+//!
+//! # Schema and migrations
+//!
+//! The schema is versioned with `PRAGMA user_version` and brought up to date on open by an
+//! explicit list of migrations, each applied in its own transaction. A file written by a newer
+//! version of this crate is refused with [`StoreError::Incompatible`]. Ids are stored as
+//! 16-byte BLOBs, timestamps as INTEGER milliseconds since the Unix epoch, emails as
+//! normalised TEXT. Token hashes are stored (never tokens) and never returned.
+//!
+//! # Decisions where the port leaves room
+//!
+//! These match the in-memory reference backend (`invites-memory`), so both give the same
+//! results and snapshots for the same operations:
+//!
+//! - `accept_batch` creates a missing user with `cmd.new_user`'s id and names, verified. It
+//!   returns each invitation record as it is after the call (status `accepted` for the
+//!   three accepting facts). `TargetNotFound` means the target no longer exists in the
+//!   batch's organization. The token is not consumed: accepting again reports every
+//!   invitation as it now is (`AlreadyAccepted`, ...).
+//! - `claim_due_messages` returns the messages as they were found (their `next_attempt_at`
+//!   is the due time, not the lease); the stored rows hold the lease.
+//! - `record_delivery` for an unknown message id is an error ([`StoreError::Backend`]). A
+//!   retry keeps the accept link; sent, failed and cancelled clear it.
+//! - `idempotency_begin`: a record created strictly before `expired_before` is dead and
+//!   replaced; an in-progress record created strictly before `stale_before` is taken over
+//!   (restarted with `created_at = now`) only by a request with the same fingerprint; a
+//!   completed live record is returned as `Completed` whatever its age.
+//!   `idempotency_finish` with a response for a key that holds no record is a no-op.
+//! - `delete_website` deletes the website, its memberships, its group links and its
+//!   invitations. Batches and outbox messages are kept (the record of what was sent).
+//! - Directory creates are idempotent: the same id with the same content is a no-op; the same
+//!   id with other content, a missing organization (or user, for `add_org_member`) and a
+//!   cross-organization `add_website_to_group` are errors ([`StoreError::Backend`]).
+//!   `create_user` returns the id of the user that already has the email, if any.
+//! - Invitation records carry their target's current name (joined on read; empty if the
+//!   target no longer exists).
+//!
+//! # Errors
+//!
+//! SQLite busy/locked errors and a stopped connection thread map to
+//! [`StoreError::Unavailable`] (retryable); a row this version cannot decode and a newer
+//! schema map to [`StoreError::Incompatible`]; everything else to [`StoreError::Backend`].
+//! The original error is kept as the source.
+//!
+//! # Features
+//!
+//! `bundled` compiles SQLite in (no system library needed). It is off here and turned on by
+//! the `invites` facade.
+
+mod directory;
+mod error;
+mod ops;
+mod schema;
+mod sql;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use crate::error::Error;
+use crate::worker::Worker;
+use async_trait::async_trait;
+use invites_core::{
+    AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
+    CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email, Group, GroupId,
+    IdempotencyBegin, IdempotencyState, Inspect, InvitationId, InvitationQuery, InvitationRecord,
+    MembershipStore, MessageId, OrgRole, OrganizationId, OutboxMessage, RevokeFact, RotateBatch,
+    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+};
+use rusqlite::Connection;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How hard SQLite works to make a commit durable (`PRAGMA synchronous`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
+pub enum Synchronous {
+    /// `NORMAL`: in WAL mode, a power loss or OS crash may lose the last commits (they were
+    /// reported as done), but never corrupts the database. An application crash loses
+    /// nothing. Faster; the default.
+    #[default]
+    Normal,
+    /// `FULL`: every commit is on disk before it is reported, so even a power loss keeps it.
+    Full,
+}
+
+/// Options for [`SqliteStore::open_with`].
+///
+/// ```
+/// use invites_sqlite::{SqliteOptions, Synchronous};
+/// use std::time::Duration;
+///
+/// let options = SqliteOptions::default()
+///     .with_synchronous(Synchronous::Full)
+///     .with_busy_timeout(Duration::from_secs(1));
+/// assert_eq!(options.synchronous, Synchronous::Full);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Durability of commits. Default [`Synchronous::Normal`].
+    pub synchronous: Synchronous,
+    /// How long a write waits for another connection's lock before failing with a retryable
+    /// [`StoreError::Unavailable`]. Default 5 seconds.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous: Synchronous::Normal,
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// These options with `synchronous` set.
+    pub fn with_synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+
+    /// These options with `busy_timeout` set.
+    pub fn with_busy_timeout(mut self, busy_timeout: Duration) -> Self {
+        self.busy_timeout = busy_timeout;
+        self
+    }
+}
+
+/// A [`MembershipStore`], [`Directory`] and [`Inspect`] backed by SQLite.
+///
+/// Cheap to clone: clones share one connection thread. See the crate docs for the threading
+/// and transaction model.
+#[derive(Clone)]
+pub struct SqliteStore {
+    worker: Worker,
+    location: Arc<str>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// The schema version (`PRAGMA user_version`) this version of the crate writes.
+    pub const SCHEMA_VERSION: i64 = schema::MIGRATIONS.len() as i64;
+
+    /// Opens (creating it if needed) the database file at `path` with default
+    /// [`SqliteOptions`], and migrates it to the current schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Incompatible`] if the file's schema is newer than this crate knows;
+    /// [`StoreError::Unavailable`] if another connection holds the lock past the busy timeout;
+    /// [`StoreError::Backend`] if the file cannot be opened or migrated.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens (creating it if needed) the database file at `path` in WAL mode with `options`,
+    /// and migrates it to the current schema.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_with(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
+        let path: PathBuf = path.as_ref().to_owned();
+        let location: Arc<str> = path.display().to_string().into();
+        let worker = Worker::start(move || {
+            let mut conn = Connection::open(&path)?;
+            schema::configure(&conn, &options, true)?;
+            schema::migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(SqliteStore { worker, location })
+    }
+
+    /// Opens a new, private in-memory database (shared by the clones of the returned store,
+    /// gone when the last clone is dropped). For tests and prototypes.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] if SQLite cannot open it.
+    pub async fn open_in_memory() -> Result<Self, StoreError> {
+        let worker = Worker::start(|| {
+            let mut conn = Connection::open_in_memory()?;
+            schema::configure(&conn, &SqliteOptions::default(), false)?;
+            schema::migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await?;
+        Ok(SqliteStore {
+            worker,
+            location: ":memory:".into(),
+        })
+    }
+
+    /// Runs `work` on the connection thread.
+    async fn run<R, F>(&self, work: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, Error> + Send + 'static,
+    {
+        self.worker.call(work).await.map_err(StoreError::from)
+    }
+}
+
+#[async_trait]
+impl MembershipStore for SqliteStore {
+    async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| ops::add_members(c, &cmd)).await
+    }
+
+    async fn create_invitations(
+        &self,
+        cmd: &CreateInvitations,
+    ) -> Result<CreateInvitationsOutcome, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| ops::create_invitations(c, &cmd)).await
+    }
+
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let email = email.clone();
+        self.run(move |c| sql::find_user(c, &email)).await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.run(move |c| sql::get_user(c, id)).await
+    }
+
+    async fn claim_due_messages(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.run(move |c| ops::claim_due_messages(c, now, lease_until, limit))
+            .await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        update: DeliveryUpdate,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| ops::record_delivery(c, id, &update))
+            .await
+    }
+
+    async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.run(move |c| ops::batch_messages(c, batch)).await
+    }
+
+    async fn find_batch_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        let hash = *hash;
+        self.run(move |c| sql::batch_by_token(c, &hash.0)).await
+    }
+
+    async fn get_batch(
+        &self,
+        organization: OrganizationId,
+        batch: BatchId,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        self.run(move |c| sql::batch_in_org(c, organization, batch))
+            .await
+    }
+
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| ops::accept_batch(c, &cmd)).await
+    }
+
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+        _now: Timestamp,
+    ) -> Result<RevokeFact, StoreError> {
+        self.run(move |c| ops::revoke_invitation(c, organization, id))
+            .await
+    }
+
+    async fn get_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        self.run(move |c| ops::get_invitation(c, organization, id))
+            .await
+    }
+
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| ops::rotate_batch(c, &cmd)).await
+    }
+
+    async fn list_invitations(
+        &self,
+        query: &InvitationQuery,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        let query = query.clone();
+        self.run(move |c| ops::list_invitations(c, &query)).await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        begin: &IdempotencyBegin,
+    ) -> Result<IdempotencyState, StoreError> {
+        let begin = begin.clone();
+        self.run(move |c| ops::idempotency_begin(c, &begin)).await
+    }
+
+    async fn idempotency_finish(
+        &self,
+        organization: OrganizationId,
+        key_id: ApiKeyId,
+        key: &str,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        let response = response.map(str::to_owned);
+        self.run(move |c| {
+            ops::idempotency_finish(c, organization, key_id, &key, response.as_deref())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Directory for SqliteStore {
+    async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<(), StoreError> {
+        let name = name.to_owned();
+        self.run(move |c| directory::create_organization(c, id, &name))
+            .await
+    }
+
+    async fn create_website(&self, website: &Website) -> Result<(), StoreError> {
+        let website = website.clone();
+        self.run(move |c| directory::create_website(c, &website))
+            .await
+    }
+
+    async fn create_group(&self, group: &Group) -> Result<(), StoreError> {
+        let group = group.clone();
+        self.run(move |c| directory::create_group(c, &group)).await
+    }
+
+    async fn add_website_to_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| directory::add_website_to_group(c, group, website))
+            .await
+    }
+
+    async fn create_user(&self, user: &User) -> Result<UserId, StoreError> {
+        let user = user.clone();
+        self.run(move |c| directory::create_user(c, &user)).await
+    }
+
+    async fn add_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<(), StoreError> {
+        self.run(move |c| directory::add_org_member(c, organization, user, role))
+            .await
+    }
+
+    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
+        self.run(move |c| directory::delete_website(c, id)).await
+    }
+}
+
+#[async_trait]
+impl Inspect for SqliteStore {
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        self.run(directory::snapshot).await
+    }
+}

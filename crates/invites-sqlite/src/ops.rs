@@ -1,0 +1,702 @@
+//! The [`MembershipStore`](invites_core::MembershipStore) operations, as plain synchronous
+//! functions over a connection. They run on the connection thread (see `worker`).
+//!
+//! Every write operation is one `BEGIN IMMEDIATE` transaction: the write lock is taken at
+//! the start, so the reads that decide a fact and the writes that follow see the same state,
+//! and two processes never deadlock upgrading a read lock. The batch operations give each
+//! target its own `SAVEPOINT` (see [`unit`]).
+
+use crate::error::Error;
+use crate::sql::{
+    INVITATION_SELECT, OUTBOX_COLUMNS, QueuedMessage, batch_invitations, existing_targets,
+    get_bool, get_email, get_ts, get_uuid, insert_queued_message, insert_user, invitation_from_row,
+    memberships_among, message_from_row, name_param, pending_invitations_among,
+    user_with_org_access,
+};
+use invites_core::{
+    AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId,
+    CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin,
+    IdempotencyState, InvitationFilter, InvitationId, InvitationQuery, InvitationRecord,
+    InvitationStatus, InviteFact, MessageId, OrganizationId, OutboxMessage, RevokeFact, Role,
+    RotateBatch, RotateFact, TargetId, TargetKind, Timestamp, UserId, UserRef,
+};
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use std::collections::HashMap;
+
+fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, Error> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+/// Runs one target's unit of work in a savepoint of `tx`: released on success; rolled back
+/// to and released on error, so the unit leaves no trace.
+///
+/// The inner result is the unit's own outcome (an `Err` there becomes that target's slot).
+/// The outer `Err` means the savepoint machinery itself failed, or SQLite rolled the whole
+/// transaction back (it does so on some errors, e.g. disk full): the batch as a whole failed.
+fn unit<T>(
+    tx: &mut Transaction<'_>,
+    work: impl FnOnce(&Connection) -> Result<T, Error>,
+) -> Result<Result<T, Error>, Error> {
+    let mut sp = tx.savepoint()?;
+    match work(&sp) {
+        Ok(value) => {
+            sp.commit()?;
+            Ok(Ok(value))
+        }
+        Err(e) => {
+            if sp.is_autocommit() {
+                // The enclosing transaction is gone; nothing of the batch may be reported.
+                return Err(e);
+            }
+            sp.rollback()?;
+            sp.commit()?;
+            Ok(Err(e))
+        }
+    }
+}
+
+const INSERT_WEBSITE_MEMBER: &str =
+    "INSERT INTO website_members (website_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
+const INSERT_GROUP_MEMBER: &str =
+    "INSERT INTO group_members (group_id, user_id, role, created_at) VALUES (?1, ?2, ?3, ?4)";
+
+fn insert_membership(
+    conn: &Connection,
+    target: TargetId,
+    user: UserId,
+    role: Role,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let sql = match target.kind() {
+        TargetKind::Website => INSERT_WEBSITE_MEMBER,
+        TargetKind::Group => INSERT_GROUP_MEMBER,
+    };
+    conn.prepare_cached(sql)?.execute(params![
+        target.uuid().as_bytes(),
+        user.0.as_bytes(),
+        role.as_str(),
+        now.as_millis()
+    ])?;
+    Ok(())
+}
+
+fn set_invitation_status(
+    conn: &Connection,
+    id: InvitationId,
+    status: InvitationStatus,
+) -> Result<(), Error> {
+    conn.prepare_cached("UPDATE invitations SET status = ?2 WHERE id = ?1")?
+        .execute(params![id.0.as_bytes(), status.as_str()])?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// add_members
+
+pub(crate) fn add_members(
+    conn: &mut Connection,
+    cmd: &AddMembers,
+) -> Result<AddMembersOutcome, Error> {
+    let mut tx = immediate(conn)?;
+    // Everything that decides the facts, read once before the loop (the write lock is held,
+    // so nothing changes underneath).
+    let existing = existing_targets(&tx, cmd.organization, &cmd.targets)?;
+    let (mut user, org_member) = match user_with_org_access(&tx, &cmd.email, cmd.organization)? {
+        Some((id, org_member)) => (Some(UserRef { id, created: false }), org_member),
+        None => (None, false),
+    };
+    let mut memberships = match user {
+        Some(u) => memberships_among(&tx, u.id, &cmd.targets)?,
+        None => HashMap::new(),
+    };
+
+    let mut slots = Vec::with_capacity(cmd.targets.len());
+    for &target in &cmd.targets {
+        if !existing.contains(&target) {
+            slots.push(Ok(AddFact::TargetNotFound));
+            continue;
+        }
+        if let Some(&role) = memberships.get(&target) {
+            slots.push(Ok(AddFact::AlreadyMember { role }));
+            continue;
+        }
+        if org_member {
+            slots.push(Ok(AddFact::OrgMember));
+            continue;
+        }
+        let create_user = user.is_none();
+        let user_id = user.map_or(cmd.new_user.id, |u| u.id);
+        let done = unit(&mut tx, |c| {
+            if create_user {
+                insert_user(
+                    c,
+                    user_id,
+                    &cmd.email,
+                    false,
+                    &cmd.new_user.first_name,
+                    &cmd.new_user.last_name,
+                )?;
+            }
+            insert_membership(c, target, user_id, cmd.role, cmd.now)?;
+            // Every live invitation for (target, email) can no longer be accepted.
+            c.prepare_cached(
+                "UPDATE invitations SET status = 'superseded' \
+                 WHERE target_kind = ?1 AND target_id = ?2 AND email = ?3 \
+                   AND status = 'pending' AND expires_at > ?4",
+            )?
+            .execute(params![
+                target.kind().as_str(),
+                target.uuid().as_bytes(),
+                cmd.email.as_str(),
+                cmd.now.as_millis()
+            ])?;
+            Ok(())
+        })?;
+        match done {
+            Ok(()) => {
+                if create_user {
+                    user = Some(UserRef {
+                        id: user_id,
+                        created: true,
+                    });
+                }
+                memberships.insert(target, cmd.role);
+                slots.push(Ok(AddFact::Added));
+            }
+            Err(e) => slots.push(Err(e.into())),
+        }
+    }
+    tx.commit()?;
+    Ok(AddMembersOutcome {
+        user,
+        targets: slots,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// create_invitations
+
+pub(crate) fn create_invitations(
+    conn: &mut Connection,
+    cmd: &CreateInvitations,
+) -> Result<CreateInvitationsOutcome, Error> {
+    let mut tx = immediate(conn)?;
+    let targets: Vec<TargetId> = cmd.targets.iter().map(|(t, _)| *t).collect();
+    let existing = existing_targets(&tx, cmd.organization, &targets)?;
+    let (existing_user, org_member) = match user_with_org_access(&tx, &cmd.email, cmd.organization)?
+    {
+        Some((id, org_member)) => (Some(id), org_member),
+        None => (None, false),
+    };
+    let memberships = match existing_user {
+        Some(id) => memberships_among(&tx, id, &targets)?,
+        None => HashMap::new(),
+    };
+    let mut pending = pending_invitations_among(&tx, &cmd.email, &targets)?;
+
+    let mut batch_stored = false;
+    let mut slots = Vec::with_capacity(cmd.targets.len());
+    for &(target, invitation) in &cmd.targets {
+        if !existing.contains(&target) {
+            slots.push(Ok(InviteFact::TargetNotFound));
+            continue;
+        }
+        if let Some(&role) = memberships.get(&target) {
+            slots.push(Ok(InviteFact::AlreadyMember { role }));
+            continue;
+        }
+        if org_member {
+            slots.push(Ok(InviteFact::OrgMember));
+            continue;
+        }
+        // A stored-pending invitation is live until its expiry; an expired one is replaced.
+        let replaced = match pending.get(&target) {
+            Some(&(id, expires_at)) if expires_at > cmd.now => {
+                slots.push(Ok(InviteFact::AlreadyInvited { invitation: id }));
+                continue;
+            }
+            Some(&(id, _)) => Some(id),
+            None => None,
+        };
+        let store_batch = !batch_stored;
+        let done = unit(&mut tx, |c| {
+            if store_batch {
+                c.prepare_cached(
+                    "INSERT INTO batches (id, organization_id, email, token_hash, created_at, last_sent_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                )?
+                .execute(params![
+                    cmd.batch.id.0.as_bytes(),
+                    cmd.organization.0.as_bytes(),
+                    cmd.email.as_str(),
+                    &cmd.batch.token_hash.0,
+                    cmd.now.as_millis()
+                ])?;
+            }
+            if let Some(old) = replaced {
+                set_invitation_status(c, old, InvitationStatus::Expired)?;
+            }
+            c.prepare_cached(
+                "INSERT INTO invitations (id, batch_id, organization_id, target_kind, target_id, email, role, \
+                                          first_name, last_name, status, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11)",
+            )?
+            .execute(params![
+                invitation.0.as_bytes(),
+                cmd.batch.id.0.as_bytes(),
+                cmd.organization.0.as_bytes(),
+                target.kind().as_str(),
+                target.uuid().as_bytes(),
+                cmd.email.as_str(),
+                cmd.role.as_str(),
+                name_param(&cmd.first_name),
+                name_param(&cmd.last_name),
+                cmd.now.as_millis(),
+                cmd.expires_at.as_millis()
+            ])?;
+            Ok(())
+        })?;
+        match done {
+            Ok(()) => {
+                batch_stored = true;
+                pending.insert(target, (invitation, cmd.expires_at));
+                slots.push(Ok(InviteFact::Invited));
+            }
+            Err(e) => slots.push(Err(e.into())),
+        }
+    }
+    if batch_stored {
+        insert_queued_message(
+            &tx,
+            &QueuedMessage {
+                id: cmd.batch.message_id,
+                batch: cmd.batch.id,
+                organization: cmd.organization,
+                recipient: &cmd.email,
+                accept_url: &cmd.batch.accept_url,
+                due_at: cmd.batch.message_due_at,
+                now: cmd.now,
+            },
+        )?;
+    }
+    tx.commit()?;
+    Ok(CreateInvitationsOutcome {
+        existing_user,
+        targets: slots,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// accept_batch
+
+pub(crate) fn accept_batch(
+    conn: &mut Connection,
+    cmd: &AcceptBatch,
+) -> Result<Option<AcceptOutcome>, Error> {
+    let mut tx = immediate(conn)?;
+    let batch = tx
+        .prepare_cached("SELECT organization_id, email, token_hash FROM batches WHERE id = ?1")?
+        .query_row([cmd.batch_id.0.as_bytes()], |row| {
+            Ok((
+                OrganizationId(get_uuid(row, 0)?),
+                get_email(row, 1)?,
+                row.get::<_, [u8; 32]>(2)?,
+            ))
+        })
+        .optional()?;
+    let Some((organization, email, token_hash)) = batch else {
+        return Ok(None);
+    };
+    if token_hash != cmd.token_hash.0 {
+        // Rotated (or never this batch's token): the transaction is dropped, nothing changed.
+        return Ok(None);
+    }
+    let invitations = batch_invitations(&tx, cmd.batch_id)?;
+
+    let user = match user_with_org_access(&tx, &email, organization)? {
+        Some((id, _)) => {
+            tx.prepare_cached(
+                "UPDATE users SET email_verified = 1 WHERE id = ?1 AND email_verified = 0",
+            )?
+            .execute([id.0.as_bytes()])?;
+            UserRef { id, created: false }
+        }
+        None => {
+            insert_user(
+                &tx,
+                cmd.new_user.id,
+                &email,
+                true,
+                &cmd.new_user.first_name,
+                &cmd.new_user.last_name,
+            )?;
+            UserRef {
+                id: cmd.new_user.id,
+                created: true,
+            }
+        }
+    };
+    let org_member = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM org_members WHERE organization_id = ?1 AND user_id = ?2)",
+        )?
+        .query_row(
+            params![organization.0.as_bytes(), user.id.0.as_bytes()],
+            |row| get_bool(row, 0),
+        )?;
+    let targets: Vec<TargetId> = invitations.iter().map(|(r, _)| r.target).collect();
+    let mut memberships = memberships_among(&tx, user.id, &targets)?;
+
+    let mut results = Vec::with_capacity(invitations.len());
+    for (mut record, target_exists) in invitations {
+        let fact = match record.status {
+            InvitationStatus::Revoked => Ok(AcceptFact::Revoked),
+            InvitationStatus::Superseded => Ok(AcceptFact::Superseded),
+            InvitationStatus::Accepted => Ok(AcceptFact::AlreadyAccepted),
+            InvitationStatus::Expired => Ok(AcceptFact::Expired),
+            InvitationStatus::Pending if record.expires_at <= cmd.now => Ok(AcceptFact::Expired),
+            InvitationStatus::Pending if !target_exists => Ok(AcceptFact::TargetNotFound),
+            InvitationStatus::Pending => {
+                let is_member = memberships.contains_key(&record.target);
+                let done = unit(&mut tx, |c| {
+                    let fact = if is_member {
+                        AcceptFact::AlreadyMember
+                    } else if org_member {
+                        AcceptFact::OrgMember
+                    } else {
+                        insert_membership(c, record.target, user.id, record.role, cmd.now)?;
+                        AcceptFact::Added
+                    };
+                    set_invitation_status(c, record.id, InvitationStatus::Accepted)?;
+                    Ok(fact)
+                })?;
+                if let Ok(fact) = &done {
+                    record.status = InvitationStatus::Accepted;
+                    if *fact == AcceptFact::Added {
+                        memberships.insert(record.target, record.role);
+                    }
+                }
+                done.map_err(Into::into)
+            }
+        };
+        results.push((record, fact));
+    }
+    tx.commit()?;
+    Ok(Some(AcceptOutcome {
+        user,
+        invitations: results,
+    }))
+}
+
+// ---------------------------------------------------------------------------------------------
+// revoke, rotate
+
+pub(crate) fn revoke_invitation(
+    conn: &mut Connection,
+    organization: OrganizationId,
+    id: InvitationId,
+) -> Result<RevokeFact, Error> {
+    let tx = immediate(conn)?;
+    let status = tx
+        .prepare_cached("SELECT status FROM invitations WHERE id = ?1 AND organization_id = ?2")?
+        .query_row(params![id.0.as_bytes(), organization.0.as_bytes()], |row| {
+            crate::sql::get_invitation_status(row, 0)
+        })
+        .optional()?;
+    let fact = match status {
+        None => RevokeFact::NotFound,
+        // Pending, whether or not its expiry has passed.
+        Some(InvitationStatus::Pending) => {
+            set_invitation_status(&tx, id, InvitationStatus::Revoked)?;
+            RevokeFact::Revoked
+        }
+        Some(InvitationStatus::Revoked) => RevokeFact::AlreadyRevoked,
+        Some(InvitationStatus::Accepted) => RevokeFact::AlreadyAccepted,
+        Some(InvitationStatus::Superseded | InvitationStatus::Expired) => RevokeFact::AlreadyDead,
+    };
+    tx.commit()?;
+    Ok(fact)
+}
+
+pub(crate) fn rotate_batch(conn: &mut Connection, cmd: &RotateBatch) -> Result<RotateFact, Error> {
+    let tx = immediate(conn)?;
+    let found = tx
+        .prepare_cached(
+            "SELECT email, last_sent_at FROM batches WHERE id = ?1 AND organization_id = ?2",
+        )?
+        .query_row(
+            params![cmd.batch_id.0.as_bytes(), cmd.organization.0.as_bytes()],
+            |row| Ok((get_email(row, 0)?, get_ts(row, 1)?)),
+        )
+        .optional()?;
+    let Some((email, last_sent_at)) = found else {
+        return Ok(RotateFact::NotFound);
+    };
+    if last_sent_at > cmd.not_sent_after {
+        return Ok(RotateFact::TooSoon { last_sent_at });
+    }
+    // Stored-pending invitations, including those whose expiry has passed.
+    let renewed = tx
+        .prepare_cached(
+            "UPDATE invitations SET expires_at = ?2 WHERE batch_id = ?1 AND status = 'pending'",
+        )?
+        .execute(params![
+            cmd.batch_id.0.as_bytes(),
+            cmd.expires_at.as_millis()
+        ])?;
+    if renewed == 0 {
+        return Ok(RotateFact::NothingToResend);
+    }
+    tx.prepare_cached("UPDATE batches SET token_hash = ?2, last_sent_at = ?3 WHERE id = ?1")?
+        .execute(params![
+            cmd.batch_id.0.as_bytes(),
+            &cmd.new_token_hash.0,
+            cmd.now.as_millis()
+        ])?;
+    tx.prepare_cached(
+        "UPDATE outbox SET status = 'cancelled', accept_url = NULL WHERE batch_id = ?1 AND status = 'queued'",
+    )?
+    .execute([cmd.batch_id.0.as_bytes()])?;
+    insert_queued_message(
+        &tx,
+        &QueuedMessage {
+            id: cmd.message_id,
+            batch: cmd.batch_id,
+            organization: cmd.organization,
+            recipient: &email,
+            accept_url: &cmd.accept_url,
+            due_at: cmd.message_due_at,
+            now: cmd.now,
+        },
+    )?;
+    tx.commit()?;
+    Ok(RotateFact::Rotated { renewed })
+}
+
+// ---------------------------------------------------------------------------------------------
+// outbox
+
+pub(crate) fn claim_due_messages(
+    conn: &mut Connection,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: usize,
+) -> Result<Vec<OutboxMessage>, Error> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let tx = immediate(conn)?;
+    let messages = tx
+        .prepare_cached(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, created_at, id LIMIT ?2"
+        ))?
+        .query_map(params![now.as_millis(), sql_limit(limit)], message_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    {
+        let mut lease =
+            tx.prepare_cached("UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1")?;
+        for message in &messages {
+            lease.execute(params![message.id.0.as_bytes(), lease_until.as_millis()])?;
+        }
+    }
+    tx.commit()?;
+    // The messages are returned as they were found, before the lease (as the memory backend
+    // does): `next_attempt_at` is the time they became due.
+    Ok(messages)
+}
+
+pub(crate) fn record_delivery(
+    conn: &Connection,
+    message: MessageId,
+    update: &DeliveryUpdate,
+) -> Result<(), Error> {
+    let id = message.0.as_bytes();
+    let changed = match update {
+        DeliveryUpdate::Sent { attempts } => conn
+            .prepare_cached("UPDATE outbox SET status = 'sent', attempts = ?2, accept_url = NULL WHERE id = ?1")?
+            .execute(params![id, attempts])?,
+        DeliveryUpdate::Retry { attempts, next_attempt_at, error } => conn
+            .prepare_cached("UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1")?
+            .execute(params![id, attempts, next_attempt_at.as_millis(), error])?,
+        DeliveryUpdate::Failed { attempts, error } => conn
+            .prepare_cached(
+                "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3, accept_url = NULL WHERE id = ?1",
+            )?
+            .execute(params![id, attempts, error])?,
+        DeliveryUpdate::Cancelled => conn
+            .prepare_cached("UPDATE outbox SET status = 'cancelled', accept_url = NULL WHERE id = ?1")?
+            .execute([id])?,
+    };
+    if changed == 0 {
+        return Err(Error::Missing(format!("no outbox message {message}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn batch_messages(
+    conn: &Connection,
+    batch: invites_core::BatchId,
+) -> Result<Vec<OutboxMessage>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE batch_id = ?1 ORDER BY created_at, id"
+        ))?
+        .query_map([batch.0.as_bytes()], message_from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// reads
+
+pub(crate) fn get_invitation(
+    conn: &Connection,
+    organization: OrganizationId,
+    id: InvitationId,
+) -> Result<Option<InvitationRecord>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "{INVITATION_SELECT} WHERE i.id = ?1 AND i.organization_id = ?2"
+        ))?
+        .query_row(
+            params![id.0.as_bytes(), organization.0.as_bytes()],
+            invitation_from_row,
+        )
+        .optional()?
+        .map(|(record, _)| record))
+}
+
+pub(crate) fn list_invitations(
+    conn: &Connection,
+    query: &InvitationQuery,
+) -> Result<Vec<InvitationRecord>, Error> {
+    let mut sql = format!("{INVITATION_SELECT} WHERE i.organization_id = ?");
+    let mut values = vec![Value::Blob(query.organization.0.as_bytes().to_vec())];
+    match &query.filter {
+        InvitationFilter::Target(target) => {
+            sql.push_str(" AND i.target_kind = ? AND i.target_id = ?");
+            values.push(Value::Text(target.kind().as_str().to_owned()));
+            values.push(Value::Blob(target.uuid().as_bytes().to_vec()));
+        }
+        InvitationFilter::Email(email) => {
+            sql.push_str(" AND i.email = ?");
+            values.push(Value::Text(email.as_str().to_owned()));
+        }
+        // The status as seen at `now` (`InvitationRecord::status_at`).
+        InvitationFilter::Status(InvitationStatus::Pending) => {
+            sql.push_str(" AND i.status = 'pending' AND i.expires_at > ?");
+            values.push(Value::Integer(query.now.as_millis()));
+        }
+        InvitationFilter::Status(InvitationStatus::Expired) => {
+            sql.push_str(
+                " AND (i.status = 'expired' OR (i.status = 'pending' AND i.expires_at <= ?))",
+            );
+            values.push(Value::Integer(query.now.as_millis()));
+        }
+        InvitationFilter::Status(status) => {
+            sql.push_str(" AND i.status = ?");
+            values.push(Value::Text(status.as_str().to_owned()));
+        }
+    }
+    if let Some((created_at, id)) = query.after {
+        sql.push_str(" AND (i.created_at > ? OR (i.created_at = ? AND i.id > ?))");
+        values.push(Value::Integer(created_at.as_millis()));
+        values.push(Value::Integer(created_at.as_millis()));
+        values.push(Value::Blob(id.0.as_bytes().to_vec()));
+    }
+    sql.push_str(" ORDER BY i.created_at, i.id LIMIT ?");
+    values.push(Value::Integer(sql_limit(query.limit)));
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_map(rusqlite::params_from_iter(values), invitation_from_row)?
+        .map(|row| row.map(|(record, _)| record))
+        .collect::<rusqlite::Result<_>>()?)
+}
+
+// ---------------------------------------------------------------------------------------------
+// idempotency
+
+pub(crate) fn idempotency_begin(
+    conn: &mut Connection,
+    begin: &IdempotencyBegin,
+) -> Result<IdempotencyState, Error> {
+    let tx = immediate(conn)?;
+    let record_key = params![
+        begin.organization.0.as_bytes(),
+        begin.key_id.0.as_bytes(),
+        begin.key
+    ];
+    let found = tx
+        .prepare_cached(
+            "SELECT fingerprint, response, created_at FROM idempotency \
+             WHERE organization_id = ?1 AND key_id = ?2 AND key = ?3",
+        )?
+        .query_row(record_key, |row| {
+            Ok((
+                row.get::<_, [u8; 32]>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                get_ts(row, 2)?,
+            ))
+        })
+        .optional()?;
+    let state = match found {
+        // Dead: replaced below.
+        Some((_, _, created_at)) if created_at < begin.expired_before => None,
+        Some((fingerprint, Some(response), _)) => Some(IdempotencyState::Completed {
+            fingerprint,
+            response,
+        }),
+        // A crashed run of the same request: taken over (restarted) below.
+        Some((fingerprint, None, created_at))
+            if created_at < begin.stale_before && fingerprint == begin.fingerprint =>
+        {
+            None
+        }
+        Some((fingerprint, None, _)) => Some(IdempotencyState::InProgress { fingerprint }),
+        None => None,
+    };
+    if let Some(state) = state {
+        return Ok(state);
+    }
+    // No live record (none, dead, or a crashed request's): hold a fresh one for the caller.
+    tx.prepare_cached(
+        "INSERT INTO idempotency (organization_id, key_id, key, fingerprint, response, created_at) \
+         VALUES (?1, ?2, ?3, ?4, NULL, ?5) \
+         ON CONFLICT (organization_id, key_id, key) \
+         DO UPDATE SET fingerprint = excluded.fingerprint, response = NULL, created_at = excluded.created_at",
+    )?
+    .execute(params![
+        begin.organization.0.as_bytes(),
+        begin.key_id.0.as_bytes(),
+        begin.key,
+        &begin.fingerprint,
+        begin.now.as_millis()
+    ])?;
+    tx.commit()?;
+    Ok(IdempotencyState::Started)
+}
+
+pub(crate) fn idempotency_finish(
+    conn: &Connection,
+    organization: OrganizationId,
+    key_id: ApiKeyId,
+    key: &str,
+    response: Option<&str>,
+) -> Result<(), Error> {
+    match response {
+        None => conn
+            .prepare_cached("DELETE FROM idempotency WHERE organization_id = ?1 AND key_id = ?2 AND key = ?3")?
+            .execute(params![organization.0.as_bytes(), key_id.0.as_bytes(), key])?,
+        Some(response) => conn
+            .prepare_cached(
+                "UPDATE idempotency SET response = ?4 WHERE organization_id = ?1 AND key_id = ?2 AND key = ?3",
+            )?
+            .execute(params![organization.0.as_bytes(), key_id.0.as_bytes(), key, response])?,
+    };
+    Ok(())
+}
