@@ -43,6 +43,7 @@ use invites_core::{
     OrgRole, OrganizationId, OutboxMessage, RevokeFact, Role, RotateBatch, RotateFact, Snapshot,
     StoreError, TargetId, Timestamp, TokenHash, User, UserId, UserRef, Website, WebsiteId,
 };
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -454,14 +455,13 @@ impl MembershipStore for MemoryStore {
                     AcceptFact::TargetNotFound
                 }
                 InvitationStatus::Pending => {
-                    let fact = if s.memberships.contains_key(&(inv.target, user.id)) {
-                        AcceptFact::AlreadyMember
-                    } else if org_member {
-                        AcceptFact::OrgMember
-                    } else {
-                        s.memberships
-                            .insert((inv.target, user.id), (inv.role, cmd.now));
-                        AcceptFact::Added
+                    let fact = match s.memberships.entry((inv.target, user.id)) {
+                        Entry::Occupied(_) => AcceptFact::AlreadyMember,
+                        Entry::Vacant(_) if org_member => AcceptFact::OrgMember,
+                        Entry::Vacant(slot) => {
+                            slot.insert((inv.role, cmd.now));
+                            AcceptFact::Added
+                        }
                     };
                     s.set_status(inv.id, InvitationStatus::Accepted);
                     fact

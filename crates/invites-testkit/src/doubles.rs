@@ -1,0 +1,345 @@
+//! Test doubles: a manual clock, seeded randomness, a fault-injecting store.
+
+use async_trait::async_trait;
+use invites_core::*;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A clock that moves only when told. Clones share the time.
+#[derive(Clone, Debug)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// Starts at `start`.
+    pub fn new(start: Timestamp) -> Self {
+        ManualClock(Arc::new(AtomicI64::new(start.as_millis())))
+    }
+
+    /// Starts at 2026-11-26T09:00:00Z.
+    pub fn standard() -> Self {
+        Self::new(Timestamp::from_millis(1_795_683_600_000))
+    }
+
+    /// Moves forward.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(
+            i64::try_from(d.as_millis()).expect("small duration"),
+            Ordering::SeqCst,
+        );
+    }
+
+    /// Sets the time.
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.as_millis(), Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Reproducible "randomness" (SplitMix64) for deterministic ids and tokens in tests. Never
+/// use it in production: tokens would be guessable.
+#[derive(Clone, Debug)]
+pub struct SeededRandom(Arc<AtomicU64>);
+
+impl SeededRandom {
+    /// From a seed.
+    pub fn new(seed: u64) -> Self {
+        SeededRandom(Arc::new(AtomicU64::new(seed)))
+    }
+}
+
+impl RandomSource for SeededRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let mut z = self
+                .0
+                .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::SeqCst)
+                .wrapping_add(0x9E37_79B9_7F4A_7C15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// Which faults a [`FaultyStore`] injects.
+#[derive(Clone, Debug, Default)]
+pub struct Fault {
+    /// Targets whose unit fails in batch operations (`add_members`, `create_invitations`).
+    /// The store never sees them, exactly as if their savepoint had rolled back.
+    pub failing_targets: BTreeSet<TargetId>,
+    /// Every batch operation fails as a whole (as if the final commit failed).
+    pub fail_batches: bool,
+    /// Every other operation fails.
+    pub fail_everything_else: bool,
+}
+
+/// Wraps a store and injects [`Fault`]s. Per-target faults are applied by removing the target
+/// from the batch and reporting an error in its slot, which is what a rolled-back savepoint
+/// leaves behind.
+#[derive(Clone, Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn MembershipStore>,
+    fault: Arc<Mutex<Fault>>,
+}
+
+fn injected() -> StoreError {
+    StoreError::unavailable("injected fault")
+}
+
+impl FaultyStore {
+    /// Wraps `inner` with no fault.
+    pub fn new(inner: Arc<dyn MembershipStore>) -> Self {
+        FaultyStore {
+            inner,
+            fault: Arc::new(Mutex::new(Fault::default())),
+        }
+    }
+
+    /// Sets the faults.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault;
+    }
+
+    fn fault(&self) -> Fault {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn other(&self) -> Result<(), StoreError> {
+        if self.fault().fail_everything_else {
+            Err(injected())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Splits `targets` into the ones passed on and a map to put the results back.
+    fn split<T: Clone>(
+        targets: &[T],
+        key: impl Fn(&T) -> TargetId,
+        f: &Fault,
+    ) -> (Vec<T>, Vec<bool>) {
+        let failing: Vec<bool> = targets
+            .iter()
+            .map(|t| f.failing_targets.contains(&key(t)))
+            .collect();
+        let pass = targets
+            .iter()
+            .zip(&failing)
+            .filter(|(_, fail)| !**fail)
+            .map(|(t, _)| t.clone())
+            .collect();
+        (pass, failing)
+    }
+
+    fn merge<F>(slots: Vec<TargetSlot<F>>, failing: &[bool]) -> Vec<TargetSlot<F>> {
+        let mut it = slots.into_iter();
+        failing
+            .iter()
+            .map(|fail| {
+                if *fail {
+                    Err(injected())
+                } else {
+                    it.next().unwrap_or_else(|| Err(injected()))
+                }
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl MembershipStore for FaultyStore {
+    async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
+        let f = self.fault();
+        if f.fail_batches {
+            return Err(injected());
+        }
+        let (pass, failing) = Self::split(&cmd.targets, |t| *t, &f);
+        let mut inner_cmd = cmd.clone();
+        inner_cmd.targets = pass;
+        let out = if inner_cmd.targets.is_empty() {
+            let user = self.inner.find_user(&cmd.email).await?.map(|u| UserRef {
+                id: u.id,
+                created: false,
+            });
+            AddMembersOutcome {
+                user,
+                targets: Vec::new(),
+            }
+        } else {
+            self.inner.add_members(&inner_cmd).await?
+        };
+        Ok(AddMembersOutcome {
+            user: out.user,
+            targets: Self::merge(out.targets, &failing),
+        })
+    }
+
+    async fn create_invitations(
+        &self,
+        cmd: &CreateInvitations,
+    ) -> Result<CreateInvitationsOutcome, StoreError> {
+        let f = self.fault();
+        if f.fail_batches {
+            return Err(injected());
+        }
+        let (pass, failing) = Self::split(&cmd.targets, |t| t.0, &f);
+        let mut inner_cmd = cmd.clone();
+        inner_cmd.targets = pass;
+        let out = if inner_cmd.targets.is_empty() {
+            let existing_user = self.inner.find_user(&cmd.email).await?.map(|u| u.id);
+            CreateInvitationsOutcome {
+                existing_user,
+                targets: Vec::new(),
+            }
+        } else {
+            self.inner.create_invitations(&inner_cmd).await?
+        };
+        Ok(CreateInvitationsOutcome {
+            existing_user: out.existing_user,
+            targets: Self::merge(out.targets, &failing),
+        })
+    }
+
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        self.other()?;
+        self.inner.find_user(email).await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.other()?;
+        self.inner.get_user(id).await
+    }
+
+    async fn claim_due_messages(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.other()?;
+        self.inner.claim_due_messages(now, lease_until, limit).await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        update: DeliveryUpdate,
+    ) -> Result<(), StoreError> {
+        self.other()?;
+        self.inner.record_delivery(id, update).await
+    }
+
+    async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.other()?;
+        self.inner.batch_messages(batch).await
+    }
+
+    async fn find_batch_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        self.other()?;
+        self.inner.find_batch_by_token(hash).await
+    }
+
+    async fn get_batch(
+        &self,
+        organization: OrganizationId,
+        batch: BatchId,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        self.other()?;
+        self.inner.get_batch(organization, batch).await
+    }
+
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
+        if self.fault().fail_batches {
+            return Err(injected());
+        }
+        self.inner.accept_batch(cmd).await
+    }
+
+    async fn revoke_invitation(
+        &self,
+        o: OrganizationId,
+        id: InvitationId,
+        now: Timestamp,
+    ) -> Result<RevokeFact, StoreError> {
+        self.other()?;
+        self.inner.revoke_invitation(o, id, now).await
+    }
+
+    async fn get_invitation(
+        &self,
+        o: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        self.other()?;
+        self.inner.get_invitation(o, id).await
+    }
+
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+        self.other()?;
+        self.inner.rotate_batch(cmd).await
+    }
+
+    async fn list_invitations(
+        &self,
+        q: &InvitationQuery,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        self.other()?;
+        self.inner.list_invitations(q).await
+    }
+
+    async fn idempotency_begin(
+        &self,
+        b: &IdempotencyBegin,
+    ) -> Result<IdempotencyState, StoreError> {
+        self.other()?;
+        self.inner.idempotency_begin(b).await
+    }
+
+    async fn idempotency_finish(
+        &self,
+        o: OrganizationId,
+        k: ApiKeyId,
+        key: &str,
+        r: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.other()?;
+        self.inner.idempotency_finish(o, k, key, r).await
+    }
+}
+
+/// Deterministic ids for fixtures: `id(7)` is the UUID with value 7.
+pub(crate) fn id(n: u128) -> uuid::Uuid {
+    uuid::Uuid::from_u128(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_random_is_reproducible() {
+        let a = SeededRandom::new(7);
+        let b = SeededRandom::new(7);
+        assert_eq!(a.uuid(), b.uuid());
+        assert_ne!(a.uuid(), SeededRandom::new(8).uuid());
+    }
+
+    #[test]
+    fn manual_clock_moves_when_told() {
+        let c = ManualClock::standard();
+        let t = c.now();
+        c.advance(Duration::from_secs(2));
+        assert_eq!(c.now().as_millis() - t.as_millis(), 2000);
+    }
+}

@@ -1,0 +1,37 @@
+//! Test kit of the invites library.
+//!
+//! - [`conformance`]: the suite every backend must pass, written once as plain `pub async fn`s
+//!   over a [`Backend`]; [`conformance_suite!`] turns it into `#[tokio::test]`s for a backend.
+//! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
+//!   whole operations), and the recording mailer re-exported from `invites-memory`.
+//! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
+//! - Property testing: [`strategies`] (proptest strategies over the seeded world), [`model`]
+//!   (a plain reference model of the service) and [`differential`] (random operation
+//!   sequences run on backends and on the model, SPEC §9 invariant 10).
+//!
+//! ```
+//! use invites_testkit::{Harness, World};
+//! use invites_core::{BulkInviteRequest, InviteMethod, OutcomeCode};
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let store = invites_memory::MemoryStore::new();
+//! let world = World::seed(&store).await;
+//! let h = Harness::new(store);
+//! let r = h.service
+//!     .bulk_invite(&world.global_key(), BulkInviteRequest::websites(InviteMethod::Direct, "new@example.com", [world.websites[0]]))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(r.results[0].code, OutcomeCode::Added);
+//! # });
+//! ```
+
+pub mod conformance;
+pub mod differential;
+mod doubles;
+mod fixtures;
+pub mod model;
+pub mod strategies;
+
+pub use doubles::{Fault, FaultyStore, ManualClock, SeededRandom};
+pub use fixtures::{Backend, Harness, World, as_store};
+pub use invites_memory::{MailerMode, RecordingMailer};

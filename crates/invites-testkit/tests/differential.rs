@@ -1,0 +1,40 @@
+//! SPEC §9 invariant 10: the same random sequence of operations gives the same answers, the
+//! same mails and the same state on every backend as on the reference model.
+
+use invites_testkit::Backend;
+use invites_testkit::differential::run_differential;
+use invites_testkit::strategies::{ops, standard_world};
+use proptest::prelude::*;
+use std::sync::Arc;
+
+/// The backends under test, each fresh and empty. Add a backend with one line.
+fn backends() -> Vec<(&'static str, Arc<dyn Backend>)> {
+    vec![("memory", Arc::new(invites_memory::MemoryStore::new()))]
+}
+
+/// Cases per property: `default`, or more when the `PROPTEST_CASES` environment variable asks
+/// for more (it never lowers the count).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(default, |c: u32| c.max(default))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases(1024)))]
+
+    #[test]
+    fn invariant_10_backends_agree(ops in ops(&standard_world(), 30)) {
+        let result = runtime().block_on(run_differential(&ops, backends()));
+        if let Err(d) = result {
+            return Err(TestCaseError::fail(d.to_string()));
+        }
+    }
+}
