@@ -62,7 +62,7 @@ pub struct BatchEmail {
     pub to: Email,
     /// The invitee's first name, if given.
     pub first_name: Option<PersonName>,
-    /// The targets, in request order.
+    /// The live targets, sorted by name (then id) by the service.
     pub targets: Vec<EmailTarget>,
     /// When the invitations expire (the earliest, if they differ).
     pub expires_at: Timestamp,

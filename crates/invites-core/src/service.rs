@@ -576,16 +576,19 @@ impl InviteService {
         let now = self.now();
         let rng = &self.config.random;
         let token = AcceptToken::generate(rng.as_ref());
+        // Batches are read back ordered by (created_at, id) and every invitation of a batch
+        // shares `created_at`, so ascending ids keep previews and accept results in request
+        // order (as `InvitationPreview` documents).
+        let mut invitation_ids: Vec<InvitationId> =
+            allowed.iter().map(|_| InvitationId(rng.uuid())).collect();
+        invitation_ids.sort_unstable();
         let cmd = CreateInvitations {
             organization: principal.organization,
             email: req.email.clone(),
             role: req.role,
             first_name: req.first_name.clone(),
             last_name: req.last_name.clone(),
-            targets: allowed
-                .iter()
-                .map(|t| (*t, InvitationId(rng.uuid())))
-                .collect(),
+            targets: allowed.iter().copied().zip(invitation_ids).collect(),
             batch: NewBatch {
                 id: BatchId(rng.uuid()),
                 token_hash: token.hash(),

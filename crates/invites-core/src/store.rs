@@ -544,7 +544,7 @@ pub struct IdempotencyBegin {
     pub key: String,
     /// SHA-256 of the canonical request.
     pub fingerprint: [u8; 32],
-    /// Records created at or before this are dead and replaced.
+    /// Records created before this are dead and replaced.
     pub expired_before: Timestamp,
     /// An in-progress record older than this (a crashed request) is taken over.
     pub stale_before: Timestamp,

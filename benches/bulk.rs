@@ -1,0 +1,363 @@
+//! Criterion benchmarks of issue 5: a 50-target bulk invite against the raw SQLite floor.
+//!
+//! Run: `cargo bench --bench bulk` (results and the machine go into BENCHMARKS.md).
+//! Seeding, including the 1,000,000-membership database of `direct_50_big` (cached in
+//! `target/bench-data/`), happens outside the timed loops; every timed iteration invites a new
+//! email, so it really inserts.
+
+use async_trait::async_trait;
+use criterion::{Criterion, criterion_group, criterion_main};
+use invites::core::{Email, EmailMessage, MailError, OrgRole, OsRandom, RandomSource, User};
+use invites::memory::MemoryStore;
+use invites::prelude::*;
+use invites::sqlite::SqliteStore;
+use rusqlite::Connection;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// A mailer that accepts everything and does nothing.
+#[derive(Debug)]
+struct NullMailer;
+
+#[async_trait]
+impl Mailer for NullMailer {
+    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
+        Ok(())
+    }
+}
+
+const ORG: u128 = 0xB0;
+const SITES: usize = 50;
+
+fn org() -> OrganizationId {
+    OrganizationId(Uuid::from_u128(ORG))
+}
+
+fn site(i: usize) -> WebsiteId {
+    WebsiteId(Uuid::from_u128(0x1_0000 + i as u128))
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A never-seen email.
+fn fresh_email() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("bench-{}-{n}@example.test", std::process::id())
+}
+
+async fn seed_sites(dir: &dyn Directory, count: usize) {
+    dir.create_organization(org(), "Bench").await.unwrap();
+    for i in 0..count {
+        dir.create_website(&Website {
+            id: site(i),
+            organization: org(),
+            name: format!("Site {i}"),
+            url: format!("https://s{i}.bench.test"),
+        })
+        .await
+        .unwrap();
+    }
+}
+
+fn service(store: Arc<dyn MembershipStore>) -> InviteService {
+    InviteService::new(
+        store,
+        Arc::new(NullMailer),
+        InviteConfig::new("https://bench.test/accept").unwrap(),
+    )
+}
+
+fn key() -> Principal {
+    Principal::global(org(), ApiKeyId(Uuid::from_u128(0xC1)))
+}
+
+fn request(
+    method: InviteMethod,
+    email: &str,
+    sites: impl IntoIterator<Item = WebsiteId>,
+) -> BulkInviteRequest {
+    BulkInviteRequest::websites(method, email, sites)
+}
+
+fn all_sites() -> Vec<WebsiteId> {
+    (0..SITES).map(site).collect()
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A fresh database file with the bench organization and its websites.
+fn fresh_db(rt: &tokio::runtime::Runtime, name: &str) -> (SqliteStore, PathBuf) {
+    let path = bench_dir().join(format!("{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let store = rt.block_on(async {
+        let store = SqliteStore::open(&path).await.unwrap();
+        seed_sites(&store, SITES).await;
+        store
+    });
+    (store, path)
+}
+
+fn raw_floor(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let (store, path) = fresh_db(rt, "raw");
+    drop(store);
+    let mut conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.pragma_update(None, "foreign_keys", "ON").unwrap();
+    let sites: Vec<[u8; 16]> = all_sites().iter().map(|s| *s.0.as_bytes()).collect();
+    c.bench_function("raw_floor_50", |b| {
+        b.iter(|| {
+            let user = *OsRandom.uuid().as_bytes();
+            let tx = conn.transaction().unwrap();
+            tx.prepare_cached("INSERT INTO users (id, email, email_verified) VALUES (?1, ?2, 0)")
+                .unwrap()
+                .execute((&user[..], fresh_email()))
+                .unwrap();
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO website_members (website_id, user_id, role, created_at) VALUES (?1, ?2, 'viewer', 0)",
+                    )
+                    .unwrap();
+                for s in &sites {
+                    stmt.execute((&s[..], &user[..])).unwrap();
+                }
+            }
+            tx.commit().unwrap();
+        })
+    });
+}
+
+fn sqlite_modes(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let (store, _) = fresh_db(rt, "modes");
+    let svc = service(Arc::new(store.clone()));
+    let sites = all_sites();
+    c.bench_function("direct_50", |b| {
+        b.to_async(rt).iter(|| async {
+            let r = svc
+                .bulk_invite(
+                    &key(),
+                    request(InviteMethod::Direct, &fresh_email(), sites.clone()),
+                )
+                .await
+                .unwrap();
+            debug_assert_eq!(r.summary.succeeded, SITES);
+            black_box(r)
+        })
+    });
+    c.bench_function("email_50", |b| {
+        b.to_async(rt).iter(|| async {
+            let r = svc
+                .bulk_invite(
+                    &key(),
+                    request(InviteMethod::Email, &fresh_email(), sites.clone()),
+                )
+                .await
+                .unwrap();
+            debug_assert_eq!(r.summary.succeeded, SITES);
+            black_box(r)
+        })
+    });
+    c.bench_function("mixed_50", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (svc, sites) = (svc.clone(), sites.clone());
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    // Untimed: the user becomes a member of half the sites.
+                    let email = fresh_email();
+                    svc.bulk_invite(
+                        &key(),
+                        request(
+                            InviteMethod::Direct,
+                            &email,
+                            sites.iter().step_by(2).copied(),
+                        ),
+                    )
+                    .await
+                    .unwrap();
+                    let start = Instant::now();
+                    let r = svc
+                        .bulk_invite(&key(), request(InviteMethod::Direct, &email, sites.clone()))
+                        .await
+                        .unwrap();
+                    total += start.elapsed();
+                    debug_assert_eq!(r.summary.succeeded, SITES / 2);
+                    black_box(r);
+                }
+                total
+            }
+        })
+    });
+    c.bench_function("concurrent_4", |b| {
+        b.to_async(rt).iter(|| {
+            let svc = svc.clone();
+            let sites = sites.clone();
+            async move {
+                let tasks: Vec<_> = (0..4)
+                    .map(|_| {
+                        let (svc, sites) = (svc.clone(), sites.clone());
+                        tokio::spawn(async move {
+                            svc.bulk_invite(
+                                &key(),
+                                request(InviteMethod::Direct, &fresh_email(), sites),
+                            )
+                            .await
+                            .unwrap()
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    black_box(t.await.unwrap());
+                }
+            }
+        })
+    });
+}
+
+/// The big database: 1,000 websites, 100,000 users, 1,000,000 memberships (10 per user),
+/// written once with plain SQL and cached between runs.
+fn big_db(rt: &tokio::runtime::Runtime) -> PathBuf {
+    let path = bench_dir().join("big-v1.db");
+    if path.exists() {
+        return path;
+    }
+    let tmp = bench_dir().join("big-v1.db.partial");
+    let _ = std::fs::remove_file(&tmp);
+    rt.block_on(async {
+        let store = SqliteStore::open(&tmp).await.unwrap();
+        seed_sites(&store, 1000).await;
+        // An org member too, so the org-membership lookup has something to search.
+        let admin = store
+            .create_user(&User {
+                id: UserId(Uuid::from_u128(0xAD)),
+                email: Email::parse("admin@bench.test").unwrap(),
+                email_verified: true,
+                first_name: None,
+                last_name: None,
+            })
+            .await
+            .unwrap();
+        store
+            .add_org_member(org(), admin, OrgRole::Admin)
+            .await
+            .unwrap();
+    });
+    let mut conn = Connection::open(&tmp).unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut user = tx
+            .prepare("INSERT INTO users (id, email, email_verified) VALUES (?1, ?2, 1)")
+            .unwrap();
+        let mut member = tx
+            .prepare("INSERT INTO website_members (website_id, user_id, role, created_at) VALUES (?1, ?2, 'viewer', 0)")
+            .unwrap();
+        for u in 0..100_000u128 {
+            let uid = *Uuid::from_u128(0x5_0000_0000 + u).as_bytes();
+            user.execute((&uid[..], format!("seeded{u}@bench.test")))
+                .unwrap();
+            for k in 0..10u128 {
+                let w = *site(((u * 7 + k * 101) % 1000) as usize).0.as_bytes();
+                member.execute((&w[..], &uid[..])).unwrap();
+            }
+        }
+    }
+    tx.commit().unwrap();
+    drop(conn);
+    std::fs::rename(&tmp, &path).unwrap();
+    let _ = std::fs::remove_file(bench_dir().join("big-v1.db.partial-wal"));
+    let _ = std::fs::remove_file(bench_dir().join("big-v1.db.partial-shm"));
+    path
+}
+
+fn sqlite_big(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let path = big_db(rt);
+    let store = rt.block_on(SqliteStore::open(&path)).unwrap();
+    let svc = service(Arc::new(store));
+    let sites = all_sites();
+    c.bench_function("direct_50_big", |b| {
+        b.to_async(rt).iter(|| async {
+            let r = svc
+                .bulk_invite(
+                    &key(),
+                    request(InviteMethod::Direct, &fresh_email(), sites.clone()),
+                )
+                .await
+                .unwrap();
+            debug_assert_eq!(r.summary.succeeded, SITES);
+            black_box(r)
+        })
+    });
+}
+
+fn memory(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let store = MemoryStore::new();
+    rt.block_on(seed_sites(&store, SITES));
+    let svc = service(Arc::new(store));
+    let sites = all_sites();
+    c.bench_function("direct_50_memory", |b| {
+        b.to_async(rt).iter(|| async {
+            black_box(
+                svc.bulk_invite(
+                    &key(),
+                    request(InviteMethod::Direct, &fresh_email(), sites.clone()),
+                )
+                .await
+                .unwrap(),
+            )
+        })
+    });
+}
+
+fn parse_validate(c: &mut Criterion) {
+    let ids: Vec<String> = all_sites().iter().map(|s| format!("\"{s}\"")).collect();
+    let body = format!(
+        r#"{{"invite_method":"email","email":" New.User@Example.COM ","role":"admin","first_name":"Ann","website_ids":[{}]}}"#,
+        ids.join(",")
+    );
+    c.bench_function("parse_validate_50", |b| {
+        b.iter(|| {
+            let req = BulkInviteRequest::from_json(black_box(body.as_bytes())).unwrap();
+            black_box(req.validate().unwrap())
+        })
+    });
+}
+
+fn all(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    raw_floor(c, &rt);
+    sqlite_modes(c, &rt);
+    sqlite_big(c, &rt);
+    memory(c, &rt);
+    parse_validate(c);
+    // Clean up the per-run files (the big database stays cached).
+    for entry in std::fs::read_dir(bench_dir()).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains(&format!("-{}.db", std::process::id())) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
+    targets = all
+}
+criterion_main!(benches);
