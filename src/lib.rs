@@ -59,3 +59,6 @@ pub mod sqlite {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(feature = "tokio")]
+pub mod delivery;

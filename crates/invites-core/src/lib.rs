@@ -102,9 +102,9 @@ pub use response::{
     BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, Summary, TargetResult,
 };
 pub use service::{
-    AcceptResponse, AcceptResult, ConfigError, DeliveryPolicy, DeliveryReport, InvitationPage,
-    InvitationPreview, InvitationView, InviteConfig, InviteService, PreviewItem, ResendResponse,
-    RevokeResponse,
+    AcceptResponse, AcceptResult, BatchView, ConfigError, DeliveryPolicy, DeliveryReport,
+    InvitationPage, InvitationPreview, InvitationView, InviteConfig, InviteService, MessageView,
+    PreviewItem, ResendResponse, RevokeResponse,
 };
 pub use store::*;
 pub use time::{Clock, SystemClock, Timestamp};

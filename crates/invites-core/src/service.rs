@@ -12,8 +12,8 @@ use crate::response::{BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode,
 use crate::store::{
     AcceptBatch, AcceptFact, AddFact, AddMembers, BatchRecord, CreateInvitations, DeliveryUpdate,
     IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationQuery, InvitationRecord,
-    InvitationStatus, InviteFact, MembershipStore, NewBatch, NewUser, OutboxMessage, RevokeFact,
-    RotateBatch, RotateFact,
+    InvitationStatus, InviteFact, MembershipStore, MessageStatus, NewBatch, NewUser, OutboxMessage,
+    RevokeFact, RotateBatch, RotateFact,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::values::{Email, Role};
@@ -293,6 +293,41 @@ pub struct InvitationView {
     pub created_at: Timestamp,
     /// Expires.
     pub expires_at: Timestamp,
+    /// Status of the batch's latest email (`failed` when delivery was given up); `None` if
+    /// the batch has no message.
+    pub delivery: Option<MessageStatus>,
+}
+
+/// One outbox message of a batch, as shown to the host (never with its link).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct MessageView {
+    /// The stable message id.
+    pub id: MessageId,
+    /// Queued, sent, failed or cancelled.
+    pub status: MessageStatus,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, as text.
+    pub last_error: Option<String>,
+    /// When the message was stored.
+    pub created_at: Timestamp,
+}
+
+/// A batch with its invitations and its messages.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BatchView {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// The invited address.
+    pub email: Email,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last (re)sent.
+    pub last_sent_at: Timestamp,
+    /// Its invitations, status as of now.
+    pub invitations: Vec<InvitationView>,
+    /// Its messages, oldest first (a resend adds one).
+    pub messages: Vec<MessageView>,
 }
 
 /// A page of invitations.
@@ -362,7 +397,10 @@ impl InviteService {
     /// For the same principal (organization and key id) and key within the idempotency time
     /// to live, the same request returns the stored response and changes nothing; another
     /// request gets `idempotency_conflict`; while the first is still running, a repeat gets
-    /// `idempotency_in_progress`. Requests that fail validation are not recorded. A request
+    /// `idempotency_in_progress`. "The same request" means the same request as sent (before
+    /// normalisation): `" Ann@x.com"` and `"ann@x.com"` under one key are a conflict, which is
+    /// the safe reading of a client reusing a key. Requests that fail validation are not
+    /// recorded. A request
     /// that crashed mid-way leaves its key in progress until `idempotency_stale_after`, after
     /// which a retry executes again (every per-target operation is safe to repeat).
     ///
@@ -1057,6 +1095,55 @@ impl InviteService {
         }
     }
 
+    /// A batch with its invitations and the delivery state of its messages (a message given up
+    /// after a permanent error or too many attempts shows as `failed` with its last error).
+    ///
+    /// # Errors
+    /// [`InviteError::NotFound`] (not in the caller's organization), [`InviteError::Forbidden`]
+    /// (a scoped key must reach every target of the batch), [`InviteError::Unavailable`].
+    pub async fn batch(
+        &self,
+        principal: &Principal,
+        batch_id: BatchId,
+    ) -> Result<BatchView, InviteError> {
+        let batch = self
+            .store
+            .get_batch(principal.organization, batch_id)
+            .await?
+            .ok_or(InviteError::NotFound { what: "batch" })?;
+        if let Some(i) = batch
+            .invitations
+            .iter()
+            .find(|i| !principal.reaches(i.target))
+        {
+            return Err(forbidden(i.target));
+        }
+        let messages = self.store.batch_messages(batch_id).await?;
+        let latest = messages.last().map(|m| m.status);
+        let now = self.now();
+        Ok(BatchView {
+            batch_id,
+            email: batch.email,
+            created_at: batch.created_at,
+            last_sent_at: batch.last_sent_at,
+            invitations: batch
+                .invitations
+                .into_iter()
+                .map(|r| view(r, now, latest))
+                .collect(),
+            messages: messages
+                .into_iter()
+                .map(|m| MessageView {
+                    id: m.id,
+                    status: m.status,
+                    attempts: m.attempts,
+                    last_error: m.last_error,
+                    created_at: m.created_at,
+                })
+                .collect(),
+        })
+    }
+
     /// Lists invitations by target, email or status, oldest first, `limit` (1 to 500) per
     /// page. Never shows a token or its hash. A website-scoped key sees only invitations to
     /// its websites.
@@ -1110,22 +1197,48 @@ impl InviteService {
                     .map(|r| format!("{}.{}", r.created_at.as_millis(), r.id))
             })
             .flatten();
-        let items = records
+        let records: Vec<InvitationRecord> = records
             .into_iter()
             .filter(|r| principal.reaches(r.target))
-            .map(|r| InvitationView {
-                id: r.id,
-                batch_id: r.batch_id,
-                target: r.target,
-                status: r.status_at(now),
-                target_name: r.target_name,
-                email: r.email,
-                role: r.role,
-                created_at: r.created_at,
-                expires_at: r.expires_at,
+            .collect();
+        let mut delivery: Vec<(BatchId, Option<MessageStatus>)> = Vec::new();
+        for r in &records {
+            if !delivery.iter().any(|(b, _)| *b == r.batch_id) {
+                let latest = self
+                    .store
+                    .batch_messages(r.batch_id)
+                    .await?
+                    .last()
+                    .map(|m| m.status);
+                delivery.push((r.batch_id, latest));
+            }
+        }
+        let items = records
+            .into_iter()
+            .map(|r| {
+                let d = delivery
+                    .iter()
+                    .find(|(b, _)| *b == r.batch_id)
+                    .and_then(|(_, d)| *d);
+                view(r, now, d)
             })
             .collect();
         Ok(InvitationPage { items, next_cursor })
+    }
+}
+
+fn view(r: InvitationRecord, now: Timestamp, delivery: Option<MessageStatus>) -> InvitationView {
+    InvitationView {
+        id: r.id,
+        batch_id: r.batch_id,
+        target: r.target,
+        status: r.status_at(now),
+        target_name: r.target_name,
+        email: r.email,
+        role: r.role,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        delivery,
     }
 }
 

@@ -79,7 +79,8 @@ pub struct AddMembers {
 /// What a store found or did for one target of [`AddMembers`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub enum AddFact {
-    /// The membership was created; every live invitation for (target, email) was superseded.
+    /// The membership was created; the pending invitation for (target, email), live or
+    /// expired, was superseded (so a resend cannot revive it).
     Added,
     /// An explicit membership exists (role unchanged).
     AlreadyMember {
@@ -351,7 +352,7 @@ pub struct OutboxMessage {
     pub status: MessageStatus,
     /// Delivery attempts so far.
     pub attempts: u32,
-    /// When the next attempt is due (queued) or was last tried.
+    /// When the next attempt is due (queued); other statuses keep the last value it had.
     pub next_attempt_at: Timestamp,
     /// Creation time.
     pub created_at: Timestamp,
@@ -560,7 +561,7 @@ pub struct IdempotencyBegin {
 pub trait MembershipStore: Send + Sync + Debug + 'static {
     /// Direct mode: for each target on its own, add the user unless the target is missing,
     /// the user is already a member or the user is an org member; create the user in the first
-    /// unit that adds; supersede live invitations for (target, email).
+    /// unit that adds; supersede the pending invitation for (target, email), live or expired.
     ///
     /// # Errors
     /// `Err` when the batch as a whole failed and nothing of it is stored.

@@ -211,9 +211,7 @@ impl MembershipStore for MemoryStore {
                     }
                 };
                 s.memberships.insert((t, u.id), (cmd.role, cmd.now));
-                if let Some(&inv) = s.pending.get(&(t, cmd.email.clone()))
-                    && s.invitations[&inv].expires_at > cmd.now
-                {
+                if let Some(&inv) = s.pending.get(&(t, cmd.email.clone())) {
                     s.set_status(inv, InvitationStatus::Superseded);
                 }
                 AddFact::Added

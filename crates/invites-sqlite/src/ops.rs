@@ -139,17 +139,16 @@ pub(crate) fn add_members(
                 )?;
             }
             insert_membership(c, target, user_id, cmd.role, cmd.now)?;
-            // Every live invitation for (target, email) can no longer be accepted.
+            // The pending invitation for (target, email), live or expired, can no longer be
+            // accepted or renewed by a resend.
             c.prepare_cached(
                 "UPDATE invitations SET status = 'superseded' \
-                 WHERE target_kind = ?1 AND target_id = ?2 AND email = ?3 \
-                   AND status = 'pending' AND expires_at > ?4",
+                 WHERE target_kind = ?1 AND target_id = ?2 AND email = ?3 AND status = 'pending'",
             )?
             .execute(params![
                 target.kind().as_str(),
                 target.uuid().as_bytes(),
-                cmd.email.as_str(),
-                cmd.now.as_millis()
+                cmd.email.as_str()
             ])?;
             Ok(())
         })?;

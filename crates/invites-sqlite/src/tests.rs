@@ -529,7 +529,7 @@ async fn a_held_write_lock_gives_a_retryable_error_after_the_busy_timeout() {
 // Flows
 
 #[tokio::test]
-async fn direct_add_follows_the_precedence_and_supersedes_live_invitations() {
+async fn direct_add_follows_the_precedence_and_supersedes_pending_invitations() {
     let f = fixture().await;
     let s = &f.store;
     // A live invitation on A, an expired one on B.
@@ -567,8 +567,8 @@ async fn direct_add_follows_the_precedence_and_supersedes_live_invitations() {
         .collect();
     assert!(status.contains(&(web(A), InvitationStatus::Superseded)));
     assert!(
-        status.contains(&(web(B), InvitationStatus::Pending)),
-        "expired ones are left alone"
+        status.contains(&(web(B), InvitationStatus::Superseded)),
+        "expired pending ones are superseded too, so a resend cannot revive them"
     );
 
     // Again: already a member (role unchanged), names untouched.

@@ -3030,6 +3030,261 @@ pub async fn concurrent_invites_keep_uniqueness(backend: Arc<dyn Backend>) {
 // The macro
 // ---------------------------------------------------------------------------------------------
 
+/// A mailer that announces each call and then waits until the test releases it, so a test
+/// can hold a request in the middle of its delivery.
+#[derive(Debug)]
+struct GateMailer {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+    calls: Mutex<usize>,
+}
+
+impl GateMailer {
+    fn new() -> Arc<Self> {
+        Arc::new(GateMailer {
+            entered: tokio::sync::Notify::new(),
+            release: tokio::sync::Semaphore::new(0),
+            calls: Mutex::new(0),
+        })
+    }
+
+    fn calls(&self) -> usize {
+        *self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl Mailer for GateMailer {
+    async fn send(&self, _message: &EmailMessage) -> Result<(), MailError> {
+        *self.calls.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.entered.notify_one();
+        self.release.acquire().await.expect("gate open").forget();
+        Ok(())
+    }
+}
+
+/// Two requests with one idempotency key while the first is still running: the second gets
+/// `idempotency_in_progress` (a different request gets `idempotency_conflict`) and changes
+/// nothing; once the first finishes, repeats get its stored response. One execution, one mail.
+pub async fn concurrent_idempotent_requests_execute_once(backend: Arc<dyn Backend>) {
+    let world = World::seed(&*backend).await;
+    let clock = crate::ManualClock::standard();
+    let gate = GateMailer::new();
+    let service = InviteService::new(
+        as_store(&backend),
+        gate.clone(),
+        Harness::config(&clock, 150),
+    );
+    let p = world.global_key();
+    let req = sites(
+        ByEmail,
+        "ann@new.test",
+        &[world.websites[0], world.websites[1]],
+    );
+
+    let first = {
+        let (service, p, req) = (service.clone(), p.clone(), req.clone());
+        tokio::spawn(async move { service.bulk_invite_idempotent(&p, "order-7", req).await })
+    };
+    gate.entered.notified().await; // the first request is inside its delivery
+    let during = snapshot(&backend).await;
+
+    assert_code(
+        service
+            .bulk_invite_idempotent(&p, "order-7", req.clone())
+            .await,
+        ErrorCode::IdempotencyInProgress,
+    );
+    assert_code(
+        service
+            .bulk_invite_idempotent(
+                &p,
+                "order-7",
+                sites(Direct, "ann@new.test", &[world.websites[2]]),
+            )
+            .await,
+        ErrorCode::IdempotencyConflict,
+    );
+    assert_eq!(
+        snapshot(&backend).await,
+        during,
+        "the refused repeats changed nothing"
+    );
+
+    gate.release.add_permits(1);
+    let r1 = first.await.expect("task").expect("first request");
+    expect_codes(
+        &r1,
+        &[
+            (web(world.websites[0]), Invited),
+            (web(world.websites[1]), Invited),
+        ],
+    );
+    let after = snapshot(&backend).await;
+    let r2 = service
+        .bulk_invite_idempotent(&p, "order-7", req)
+        .await
+        .expect("replay");
+    assert_eq!(r2, r1, "the stored response");
+    assert_eq!(snapshot(&backend).await, after);
+    assert_eq!(gate.calls(), 1, "one execution, one email");
+    assert_eq!(after.invitations.len(), 2);
+}
+
+/// A request that died while holding its idempotency key (its future dropped mid-delivery)
+/// blocks repeats with `idempotency_in_progress` until the key is stale (60 s); then a repeat
+/// executes again — safely, since every per-target operation is idempotent in effect — and its
+/// response is stored. The dead request's message stays in the outbox for `deliver_due`.
+pub async fn stale_in_progress_key_is_taken_over(backend: Arc<dyn Backend>) {
+    let world = World::seed(&*backend).await;
+    let clock = crate::ManualClock::standard();
+    let gate = GateMailer::new();
+    let service = InviteService::new(
+        as_store(&backend),
+        gate.clone(),
+        Harness::config(&clock, 151),
+    );
+    let p = world.global_key();
+    let req = sites(ByEmail, "ann@new.test", &[world.websites[0]]);
+
+    let dying = {
+        let (service, p, req) = (service.clone(), p.clone(), req.clone());
+        tokio::spawn(async move { service.bulk_invite_idempotent(&p, "order-8", req).await })
+    };
+    gate.entered.notified().await;
+    dying.abort(); // the process "crashes" inside the delivery
+    assert!(dying.await.expect_err("aborted").is_cancelled());
+
+    assert_code(
+        service
+            .bulk_invite_idempotent(&p, "order-8", req.clone())
+            .await,
+        ErrorCode::IdempotencyInProgress,
+    );
+    clock.advance(Duration::from_secs(59));
+    assert_code(
+        service
+            .bulk_invite_idempotent(&p, "order-8", req.clone())
+            .await,
+        ErrorCode::IdempotencyInProgress,
+    );
+
+    clock.advance(Duration::from_secs(2));
+    let retried = service
+        .bulk_invite_idempotent(&p, "order-8", req.clone())
+        .await
+        .expect("taken over");
+    expect_codes(&retried, &[(web(world.websites[0]), AlreadyInvited)]);
+    let replay = service
+        .bulk_invite_idempotent(&p, "order-8", req)
+        .await
+        .expect("replay");
+    assert_eq!(replay, retried);
+
+    // The dead request's invitation and queued message survived; delivery picks it up.
+    let s = snapshot(&backend).await;
+    assert_eq!(s.invitations.len(), 1);
+    assert_eq!(s.outbox.len(), 1);
+    assert_eq!(s.outbox[0].status, MessageStatus::Queued);
+    gate.release.add_permits(1);
+    let report = service.deliver_due().await.expect("deliver");
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(
+        snapshot(&backend).await.outbox[0].status,
+        MessageStatus::Sent
+    );
+}
+
+/// A message the mailer refused permanently shows as `failed` (with its error and attempts)
+/// in the batch view and in every listed invitation of the batch; a delivered one as `sent`.
+pub async fn failed_delivery_shows_in_batch_and_list(backend: Arc<dyn Backend>) {
+    let (w, h) = setup(&backend, 152).await;
+    let p = w.global_key();
+    h.mailer.set_mode(MailerMode::FailPermanent);
+    let r = must(
+        h.service
+            .bulk_invite(
+                &p,
+                sites(ByEmail, "ann@new.test", &[w.websites[0], w.websites[1]]),
+            )
+            .await,
+    );
+    let email = r.email.expect("email report");
+    assert_eq!(email.status, EmailStatus::Failed);
+    let batch_id = email.batch_id.expect("a batch");
+
+    let view = h.service.batch(&p, batch_id).await.expect("batch view");
+    assert_eq!(view.invitations.len(), 2);
+    assert_eq!(view.messages.len(), 1);
+    assert_eq!(view.messages[0].status, MessageStatus::Failed);
+    assert_eq!(view.messages[0].attempts, 1);
+    assert!(view.messages[0].last_error.is_some());
+    assert!(
+        view.invitations
+            .iter()
+            .all(|i| i.delivery == Some(MessageStatus::Failed))
+    );
+    let listed = h
+        .service
+        .list_invitations(
+            &p,
+            InvitationFilter::Email(email_of("ann@new.test")),
+            10,
+            None,
+        )
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 2);
+    assert!(
+        listed
+            .items
+            .iter()
+            .all(|i| i.delivery == Some(MessageStatus::Failed))
+    );
+
+    h.mailer.set_mode(MailerMode::Ok);
+    let ok = must(
+        h.service
+            .bulk_invite(&p, sites(ByEmail, "bob@new.test", &[w.websites[2]]))
+            .await,
+    );
+    let listed = h
+        .service
+        .list_invitations(
+            &p,
+            InvitationFilter::Email(email_of("bob@new.test")),
+            10,
+            None,
+        )
+        .await
+        .expect("list");
+    assert_eq!(listed.items[0].delivery, Some(MessageStatus::Sent));
+    let view = h
+        .service
+        .batch(&p, ok.email.unwrap().batch_id.unwrap())
+        .await
+        .expect("view");
+    assert_eq!(view.messages[0].status, MessageStatus::Sent);
+
+    // The batch view follows the same access rules as a resend.
+    assert_code(
+        h.service
+            .batch(&w.scoped_key(&[w.websites[0]]), batch_id)
+            .await,
+        ErrorCode::Forbidden,
+    );
+    let other = Principal::global(w.other_org, ApiKeyId(Uuid::from_u128(0x997)));
+    assert_code(h.service.batch(&other, batch_id).await, ErrorCode::NotFound);
+}
+
+fn email_of(address: &str) -> Email {
+    Email::parse(address).expect("valid address")
+}
+
+fn must(r: Result<BulkInviteResponse, InviteError>) -> BulkInviteResponse {
+    r.expect("the request is processed")
+}
+
 /// Expands to the whole conformance suite for one backend: one `#[tokio::test]` per suite
 /// function of [`conformance`](crate::conformance), each with a fresh store.
 ///
@@ -3096,6 +3351,9 @@ macro_rules! conformance_suite {
             idempotent_repeat_returns_stored_response,
             idempotency_key_expires,
             idempotency_ignores_invalid_requests,
+            concurrent_idempotent_requests_execute_once,
+            stale_in_progress_key_is_taken_over,
+            failed_delivery_shows_in_batch_and_list,
         }
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -609,10 +609,10 @@ impl Model {
                     created_at: now,
                 });
                 for inv in &mut self.invitations {
+                    // Live or expired: a pending invitation the add made moot.
                     if inv.target == t
                         && inv.email == v.email
                         && inv.status == InvitationStatus::Pending
-                        && now < inv.expires_at
                     {
                         inv.status = InvitationStatus::Superseded;
                     }
@@ -1203,6 +1203,13 @@ impl Model {
                 status: status_now(i),
                 created_at: i.created_at,
                 expires_at: i.expires_at,
+                // The status of the batch's latest message (by created_at, then id).
+                delivery: self
+                    .outbox
+                    .iter()
+                    .filter(|m| m.batch_id == i.batch_id)
+                    .max_by_key(|m| (m.created_at, m.id))
+                    .map(|m| m.status),
             })
             .collect();
         Ok(InvitationPage { items, next_cursor })

@@ -1,0 +1,117 @@
+//! Runs [`InviteService::deliver_due`] as a tokio task on an interval until told to stop.
+//!
+//! ```
+//! use invites::delivery::DeliveryWorker;
+//! # use invites::prelude::*;
+//! # use std::sync::Arc;
+//! # use std::time::Duration;
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! # let service = InviteService::new(
+//! #     Arc::new(invites::memory::MemoryStore::new()),
+//! #     Arc::new(invites::memory::RecordingMailer::new_ok()),
+//! #     InviteConfig::new("https://app.example/accept").unwrap(),
+//! # );
+//! let worker = DeliveryWorker::spawn(service.clone(), Duration::from_secs(10));
+//! // ... serve requests ...
+//! let totals = worker.stop().await;
+//! assert_eq!(totals.failed, 0);
+//! # });
+//! ```
+
+use invites_core::{DeliveryReport, InviteService};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+/// What a [`DeliveryWorker`] did over its life.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct DeliveryTotals {
+    /// `deliver_due` calls made.
+    pub runs: u64,
+    /// Messages delivered.
+    pub sent: usize,
+    /// Transient failures rescheduled.
+    pub retried: usize,
+    /// Messages given up.
+    pub failed: usize,
+    /// Messages cancelled (no live invitation left).
+    pub cancelled: usize,
+    /// Calls or messages that met a store error (retried on a later tick).
+    pub store_errors: usize,
+}
+
+impl DeliveryTotals {
+    fn add(&mut self, r: &DeliveryReport) {
+        self.sent += r.sent;
+        self.retried += r.retried;
+        self.failed += r.failed;
+        self.cancelled += r.cancelled;
+        self.store_errors += r.store_errors;
+    }
+}
+
+/// A background task delivering due outbox messages every `interval`. When a call handled a
+/// full batch (`DeliveryPolicy::batch_size` messages), it calls again at once to drain a
+/// backlog. Dropping the worker without [`DeliveryWorker::stop`] lets the task run on until
+/// the runtime shuts down.
+#[derive(Debug)]
+pub struct DeliveryWorker {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<DeliveryTotals>,
+}
+
+impl DeliveryWorker {
+    /// Spawns the task on the current tokio runtime; the first run is immediate.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, or if `interval` is zero.
+    pub fn spawn(service: InviteService, interval: Duration) -> Self {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut totals = DeliveryTotals::default();
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let batch_size = service.config().delivery.batch_size;
+            loop {
+                tokio::select! {
+                    biased;
+                    _ = stopped.changed() => break,
+                    _ = ticks.tick() => {}
+                }
+                loop {
+                    totals.runs += 1;
+                    match service.deliver_due().await {
+                        Ok(report) => {
+                            totals.add(&report);
+                            let handled = report.sent
+                                + report.retried
+                                + report.failed
+                                + report.cancelled
+                                + report.store_errors;
+                            if handled < batch_size || *stopped.borrow() {
+                                break;
+                            }
+                        }
+                        Err(_) => {
+                            totals.store_errors += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            totals
+        });
+        DeliveryWorker { stop, task }
+    }
+
+    /// Asks the task to stop, waits for the run in progress (if any) to finish, and returns
+    /// the totals.
+    ///
+    /// # Panics
+    /// If the task panicked.
+    pub async fn stop(self) -> DeliveryTotals {
+        let _ = self.stop.send(true);
+        self.task.await.expect("the delivery task panicked")
+    }
+}

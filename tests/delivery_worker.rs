@@ -1,0 +1,63 @@
+//! The background delivery task: retries queued messages on its interval and stops on request.
+//! Runs under tokio's paused clock, so no real time passes.
+
+use invites::core::{BulkInviteRequest, EmailStatus, InviteMethod};
+use invites::delivery::DeliveryWorker;
+use invites::memory::{MailerMode, MemoryStore};
+use invites_testkit::{Harness, World};
+use std::time::Duration;
+
+#[tokio::test(start_paused = true)]
+async fn worker_delivers_queued_mail_then_stops() {
+    let store = MemoryStore::new();
+    let world = World::seed(&store).await;
+    let h = Harness::new(store);
+    h.mailer.set_mode(MailerMode::FailTransient);
+    let r = h
+        .service
+        .bulk_invite(
+            &world.global_key(),
+            BulkInviteRequest::websites(
+                InviteMethod::Email,
+                "ann@example.test",
+                world.websites[..2].iter().copied(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.email.unwrap().status, EmailStatus::Queued);
+    assert_eq!(h.mailer.attempts(), 1);
+
+    let worker = DeliveryWorker::spawn(h.service.clone(), Duration::from_secs(10));
+    // The message is not due yet (30 s backoff on the service's clock): ticks do nothing.
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    assert_eq!(h.mailer.attempts(), 1);
+
+    // The mailer recovers and the service's clock passes the backoff: the next tick delivers.
+    h.mailer.set_mode(MailerMode::Ok);
+    h.clock.advance(Duration::from_secs(31));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(h.mailer.sent().len(), 1, "delivered by the worker");
+
+    let totals = worker.stop().await;
+    assert_eq!(totals.sent, 1);
+    assert!(totals.runs >= 3, "ran on its interval: {totals:?}");
+
+    // Stopped: nothing more happens, even for a new due message.
+    h.mailer.set_mode(MailerMode::FailTransient);
+    h.service
+        .bulk_invite(
+            &world.global_key(),
+            BulkInviteRequest::websites(
+                InviteMethod::Email,
+                "bob@example.test",
+                [world.websites[3]],
+            ),
+        )
+        .await
+        .unwrap();
+    h.mailer.set_mode(MailerMode::Ok);
+    h.clock.advance(Duration::from_secs(3600));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(h.mailer.sent().len(), 1);
+}
