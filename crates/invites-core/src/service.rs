@@ -1020,6 +1020,27 @@ impl InviteService {
         }
     }
 
+    /// The batch, if it is in the caller's organization and the key reaches every target of it.
+    async fn reachable_batch(
+        &self,
+        principal: &Principal,
+        batch_id: BatchId,
+    ) -> Result<BatchRecord, InviteError> {
+        let batch = self
+            .store
+            .get_batch(principal.organization, batch_id)
+            .await?
+            .ok_or(InviteError::NotFound { what: "batch" })?;
+        match batch
+            .invitations
+            .iter()
+            .find(|i| !principal.reaches(i.target))
+        {
+            Some(i) => Err(forbidden(i.target)),
+            None => Ok(batch),
+        }
+    }
+
     /// Resends a batch: a new token (the old link dies at once), a new expiry for its pending
     /// and expired invitations, and a new consolidated email listing exactly those. At most
     /// once per `resend_interval` (one minute) per batch.
@@ -1033,18 +1054,7 @@ impl InviteService {
         principal: &Principal,
         batch_id: BatchId,
     ) -> Result<ResendResponse, InviteError> {
-        let batch = self
-            .store
-            .get_batch(principal.organization, batch_id)
-            .await?
-            .ok_or(InviteError::NotFound { what: "batch" })?;
-        if let Some(i) = batch
-            .invitations
-            .iter()
-            .find(|i| !principal.reaches(i.target))
-        {
-            return Err(forbidden(i.target));
-        }
+        let batch = self.reachable_batch(principal, batch_id).await?;
         let now = self.now();
         let token = AcceptToken::generate(self.config.random.as_ref());
         let cmd = RotateBatch {
@@ -1106,18 +1116,7 @@ impl InviteService {
         principal: &Principal,
         batch_id: BatchId,
     ) -> Result<BatchView, InviteError> {
-        let batch = self
-            .store
-            .get_batch(principal.organization, batch_id)
-            .await?
-            .ok_or(InviteError::NotFound { what: "batch" })?;
-        if let Some(i) = batch
-            .invitations
-            .iter()
-            .find(|i| !principal.reaches(i.target))
-        {
-            return Err(forbidden(i.target));
-        }
+        let batch = self.reachable_batch(principal, batch_id).await?;
         let messages = self.store.batch_messages(batch_id).await?;
         let latest = messages.last().map(|m| m.status);
         let now = self.now();

@@ -500,3 +500,12 @@ pub fn group_request(world: &World) -> impl Strategy<Value = BulkInviteRequest> 
             last_name: None,
         })
 }
+
+/// Cases per property: `default`, or more when the `PROPTEST_CASES` environment variable asks
+/// for more (it never lowers the count below what CI promises).
+pub fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(default, |c: u32| c.max(default))
+}

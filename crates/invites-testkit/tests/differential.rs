@@ -3,6 +3,7 @@
 
 use invites_testkit::Backend;
 use invites_testkit::differential::run_differential;
+use invites_testkit::strategies::cases;
 use invites_testkit::strategies::{ops, standard_world};
 use proptest::prelude::*;
 use std::sync::Arc;
@@ -10,15 +11,6 @@ use std::sync::Arc;
 /// The backends under test, each fresh and empty. Add a backend with one line.
 fn backends() -> Vec<(&'static str, Arc<dyn Backend>)> {
     vec![("memory", Arc::new(invites_memory::MemoryStore::new()))]
-}
-
-/// Cases per property: `default`, or more when the `PROPTEST_CASES` environment variable asks
-/// for more (it never lowers the count).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(default, |c: u32| c.max(default))
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -5,6 +5,7 @@ use invites_core::*;
 use invites_memory::MemoryStore;
 use invites_testkit::differential::{Driver, Op};
 use invites_testkit::model::world_target_name;
+use invites_testkit::strategies::cases;
 use invites_testkit::strategies::{
     ListField, bounds_body, bulk_request, exclusivity_body, group_request, principal, request_to,
     scoped_principal, standard_world, start_state,
@@ -16,15 +17,6 @@ use std::sync::Arc;
 
 const SEED: u64 = 42;
 const CASES: u32 = 512;
-
-/// Cases per property: `default`, or more when the `PROPTEST_CASES` environment variable asks
-/// for more (it never lowers the count).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(default, |c: u32| c.max(default))
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -305,11 +297,12 @@ proptest! {
                         prop_assert_eq!(
                             m1, vec![MembershipRow { target: t, user: uid, role, created_at: now }]
                         );
-                        // Invitations: the live one (if any) superseded, nothing else.
+                        // Invitations: the pending one (live or expired, if any)
+                        // superseded, nothing else.
                         prop_assert_eq!(i0.len(), i1.len());
                         for (a, b) in i0.iter().zip(&i1) {
                             let mut expected = a.clone();
-                            if a.is_live(now) {
+                            if a.status == InvitationStatus::Pending {
                                 expected.status = InvitationStatus::Superseded;
                             }
                             prop_assert_eq!(&expected, b);

@@ -5,6 +5,7 @@
 use invites_core::*;
 use invites_memory::MemoryStore;
 use invites_testkit::differential::{Driver, Op, token_of};
+use invites_testkit::strategies::cases;
 use invites_testkit::strategies::{
     bulk_request, clock_move, mailer_mode, principal, standard_world, start_state,
 };
@@ -17,15 +18,6 @@ use std::time::Duration;
 
 const SEED: u64 = 7;
 const CASES: u32 = 256;
-
-/// Cases per property: `default`, or more when the `PROPTEST_CASES` environment variable asks
-/// for more (it never lowers the count).
-fn cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(default, |c: u32| c.max(default))
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
