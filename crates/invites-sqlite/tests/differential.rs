@@ -6,7 +6,7 @@
 use invites_sqlite::SqliteStore;
 use invites_testkit::Backend;
 use invites_testkit::differential::run_differential;
-use invites_testkit::strategies::{ops, standard_world};
+use invites_testkit::strategies::{cases, ops, standard_world};
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,16 +24,8 @@ async fn fresh_file() -> SqliteStore {
     SqliteStore::open(&path).await.expect("open")
 }
 
-/// Cases: 256, or more when `PROPTEST_CASES` asks for more.
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .map_or(256, |c: u32| c.max(256))
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(cases(256)))]
 
     #[test]
     fn invariant_10_sqlite_agrees_with_model_and_memory(ops in ops(&standard_world(), 30)) {
