@@ -528,17 +528,19 @@ impl InviteService {
         req: &ValidatedRequest,
         allowed: Vec<TargetId>,
     ) -> BulkInviteResponse {
+        let now = self.now();
         let cmd = AddMembers {
             organization: principal.organization,
             email: req.email.clone(),
             new_user: NewUser {
-                id: UserId(self.config.random.uuid()),
+                // Time-ordered, so the memberships of new users append in the store's indexes.
+                id: UserId::time_ordered(now, self.config.random.uuid()),
                 first_name: req.first_name.clone(),
                 last_name: req.last_name.clone(),
             },
             role: req.role,
             targets: allowed,
-            now: self.now(),
+            now,
         };
         let (user, results) = if cmd.targets.is_empty() {
             (
@@ -616,9 +618,12 @@ impl InviteService {
         let token = AcceptToken::generate(rng.as_ref());
         // Batches are read back ordered by (created_at, id) and every invitation of a batch
         // shares `created_at`, so ascending ids keep previews and accept results in request
-        // order (as `InvitationPreview` documents).
-        let mut invitation_ids: Vec<InvitationId> =
-            allowed.iter().map(|_| InvitationId(rng.uuid())).collect();
+        // order (as `InvitationPreview` documents). The ids are time-ordered (see
+        // `InvitationId::time_ordered`), so a batch's invitations sit together in a store.
+        let mut invitation_ids: Vec<InvitationId> = allowed
+            .iter()
+            .map(|_| InvitationId::time_ordered(now, rng.uuid()))
+            .collect();
         invitation_ids.sort_unstable();
         let cmd = CreateInvitations {
             organization: principal.organization,

@@ -38,6 +38,9 @@ pub(crate) enum Error {
     /// A directory write refers to a row that does not exist.
     #[error("{0}")]
     Missing(String),
+    /// A write that shared a transaction (group commit) was undone with it, for this reason.
+    #[error("{0}")]
+    Undone(String),
 }
 
 /// A stored value that cannot be decoded (a corrupt or foreign row).
@@ -46,6 +49,19 @@ pub(crate) enum Error {
 pub(crate) struct Corrupt(pub(crate) String);
 
 impl Error {
+    /// A copy of this error for another job of the same transaction (group commit): SQLite
+    /// failures keep their code (so busy stays retryable), others keep their text.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::Sqlite(rusqlite::Error::SqliteFailure(code, message)) => {
+                Error::Sqlite(rusqlite::Error::SqliteFailure(*code, message.clone()))
+            }
+            Error::Closed => Error::Closed,
+            Error::Panicked => Error::Panicked,
+            other => Error::Undone(other.to_string()),
+        }
+    }
+
     fn is_transient(&self) -> bool {
         match self {
             Error::Sqlite(e) => matches!(

@@ -1,10 +1,13 @@
 //! The [`MembershipStore`](invites_core::MembershipStore) operations, as plain synchronous
 //! functions over a connection. They run on the connection thread (see `worker`).
 //!
-//! Every write operation is one `BEGIN IMMEDIATE` transaction: the write lock is taken at
+//! Every write operation runs in a `BEGIN IMMEDIATE` transaction: the write lock is taken at
 //! the start, so the reads that decide a fact and the writes that follow see the same state,
-//! and two processes never deadlock upgrading a read lock. The batch operations give each
-//! target its own `SAVEPOINT` (see [`unit`]).
+//! and two processes never deadlock upgrading a read lock. `add_members`,
+//! `create_invitations` and `record_delivery` run in a transaction the worker opened, which
+//! they may share with other queued writes (group commit, see `worker`); the others open
+//! their own. The batch operations give each target its own `SAVEPOINT` (see [`unit`]) and
+//! write nowhere else.
 
 use crate::error::Error;
 use crate::sql::{
@@ -28,29 +31,34 @@ fn immediate(conn: &mut Connection) -> Result<Transaction<'_>, Error> {
     Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
 }
 
-/// Runs one target's unit of work in a savepoint of `tx`: released on success; rolled back
-/// to and released on error, so the unit leaves no trace.
+/// Runs one target's unit of work in a savepoint of the open transaction: released on
+/// success; rolled back to and released on error, so the unit leaves no trace. The savepoint
+/// statements are prepared once and cached, like every other statement of the batch path.
 ///
 /// The inner result is the unit's own outcome (an `Err` there becomes that target's slot).
 /// The outer `Err` means the savepoint machinery itself failed, or SQLite rolled the whole
 /// transaction back (it does so on some errors, e.g. disk full): the batch as a whole failed.
 fn unit<T>(
-    tx: &mut Transaction<'_>,
+    conn: &Connection,
     work: impl FnOnce(&Connection) -> Result<T, Error>,
 ) -> Result<Result<T, Error>, Error> {
-    let mut sp = tx.savepoint()?;
-    match work(&sp) {
+    let exec = |sql: &str| -> Result<(), Error> {
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(())
+    };
+    exec("SAVEPOINT target")?;
+    match work(conn) {
         Ok(value) => {
-            sp.commit()?;
+            exec("RELEASE target")?;
             Ok(Ok(value))
         }
         Err(e) => {
-            if sp.is_autocommit() {
+            if conn.is_autocommit() {
                 // The enclosing transaction is gone; nothing of the batch may be reported.
                 return Err(e);
             }
-            sp.rollback()?;
-            sp.commit()?;
+            exec("ROLLBACK TO target")?;
+            exec("RELEASE target")?;
             Ok(Err(e))
         }
     }
@@ -94,21 +102,25 @@ fn set_invitation_status(
 // ---------------------------------------------------------------------------------------------
 // add_members
 
-pub(crate) fn add_members(
-    conn: &mut Connection,
-    cmd: &AddMembers,
-) -> Result<AddMembersOutcome, Error> {
-    let mut tx = immediate(conn)?;
+/// Runs inside a transaction the worker opened (see `worker`, group commit). Writes happen
+/// only inside the per-target units.
+pub(crate) fn add_members(tx: &Connection, cmd: &AddMembers) -> Result<AddMembersOutcome, Error> {
     // Everything that decides the facts, read once before the loop (the write lock is held,
-    // so nothing changes underneath).
-    let existing = existing_targets(&tx, cmd.organization, &cmd.targets)?;
-    let (mut user, org_member) = match user_with_org_access(&tx, &cmd.email, cmd.organization)? {
+    // so nothing changes underneath): one query each, never one per target.
+    let existing = existing_targets(tx, cmd.organization, &cmd.targets)?;
+    let (mut user, org_member) = match user_with_org_access(tx, &cmd.email, cmd.organization)? {
         Some((id, org_member)) => (Some(UserRef { id, created: false }), org_member),
         None => (None, false),
     };
     let mut memberships = match user {
-        Some(u) => memberships_among(&tx, u.id, &cmd.targets)?,
+        Some(u) => memberships_among(tx, u.id, &cmd.targets)?,
         None => HashMap::new(),
+    };
+    // The pending invitations (live or expired) that an add supersedes.
+    let pending = if org_member {
+        HashMap::new()
+    } else {
+        pending_invitations_among(tx, &cmd.email, &cmd.targets)?
     };
 
     let mut slots = Vec::with_capacity(cmd.targets.len());
@@ -127,7 +139,8 @@ pub(crate) fn add_members(
         }
         let create_user = user.is_none();
         let user_id = user.map_or(cmd.new_user.id, |u| u.id);
-        let done = unit(&mut tx, |c| {
+        let superseded = pending.get(&target).map(|&(id, _)| id);
+        let done = unit(tx, |c| {
             if create_user {
                 insert_user(
                     c,
@@ -141,15 +154,9 @@ pub(crate) fn add_members(
             insert_membership(c, target, user_id, cmd.role, cmd.now)?;
             // The pending invitation for (target, email), live or expired, can no longer be
             // accepted or renewed by a resend.
-            c.prepare_cached(
-                "UPDATE invitations SET status = 'superseded' \
-                 WHERE target_kind = ?1 AND target_id = ?2 AND email = ?3 AND status = 'pending'",
-            )?
-            .execute(params![
-                target.kind().as_str(),
-                target.uuid().as_bytes(),
-                cmd.email.as_str()
-            ])?;
+            if let Some(id) = superseded {
+                set_invitation_status(c, id, InvitationStatus::Superseded)?;
+            }
             Ok(())
         })?;
         match done {
@@ -166,7 +173,6 @@ pub(crate) fn add_members(
             Err(e) => slots.push(Err(e.into())),
         }
     }
-    tx.commit()?;
     Ok(AddMembersOutcome {
         user,
         targets: slots,
@@ -176,23 +182,26 @@ pub(crate) fn add_members(
 // ---------------------------------------------------------------------------------------------
 // create_invitations
 
+/// Runs inside a transaction the worker opened (see `worker`, group commit). Writes happen
+/// only inside the per-target units: the batch row and its queued message are stored by the
+/// first unit that creates an invitation (so they exist iff one was created), and a unit
+/// that fails takes them back with it, for the next unit to store.
 pub(crate) fn create_invitations(
-    conn: &mut Connection,
+    tx: &Connection,
     cmd: &CreateInvitations,
 ) -> Result<CreateInvitationsOutcome, Error> {
-    let mut tx = immediate(conn)?;
     let targets: Vec<TargetId> = cmd.targets.iter().map(|(t, _)| *t).collect();
-    let existing = existing_targets(&tx, cmd.organization, &targets)?;
-    let (existing_user, org_member) = match user_with_org_access(&tx, &cmd.email, cmd.organization)?
+    let existing = existing_targets(tx, cmd.organization, &targets)?;
+    let (existing_user, org_member) = match user_with_org_access(tx, &cmd.email, cmd.organization)?
     {
         Some((id, org_member)) => (Some(id), org_member),
         None => (None, false),
     };
     let memberships = match existing_user {
-        Some(id) => memberships_among(&tx, id, &targets)?,
+        Some(id) => memberships_among(tx, id, &targets)?,
         None => HashMap::new(),
     };
-    let mut pending = pending_invitations_among(&tx, &cmd.email, &targets)?;
+    let mut pending = pending_invitations_among(tx, &cmd.email, &targets)?;
 
     let mut batch_stored = false;
     let mut slots = Vec::with_capacity(cmd.targets.len());
@@ -219,7 +228,7 @@ pub(crate) fn create_invitations(
             None => None,
         };
         let store_batch = !batch_stored;
-        let done = unit(&mut tx, |c| {
+        let done = unit(tx, |c| {
             if store_batch {
                 c.prepare_cached(
                     "INSERT INTO batches (id, organization_id, email, token_hash, created_at, last_sent_at) \
@@ -232,6 +241,18 @@ pub(crate) fn create_invitations(
                     &cmd.batch.token_hash.0,
                     cmd.now.as_millis()
                 ])?;
+                insert_queued_message(
+                    c,
+                    &QueuedMessage {
+                        id: cmd.batch.message_id,
+                        batch: cmd.batch.id,
+                        organization: cmd.organization,
+                        recipient: &cmd.email,
+                        accept_url: &cmd.batch.accept_url,
+                        due_at: cmd.batch.message_due_at,
+                        now: cmd.now,
+                    },
+                )?;
             }
             if let Some(old) = replaced {
                 set_invitation_status(c, old, InvitationStatus::Expired)?;
@@ -265,21 +286,6 @@ pub(crate) fn create_invitations(
             Err(e) => slots.push(Err(e.into())),
         }
     }
-    if batch_stored {
-        insert_queued_message(
-            &tx,
-            &QueuedMessage {
-                id: cmd.batch.message_id,
-                batch: cmd.batch.id,
-                organization: cmd.organization,
-                recipient: &cmd.email,
-                accept_url: &cmd.batch.accept_url,
-                due_at: cmd.batch.message_due_at,
-                now: cmd.now,
-            },
-        )?;
-    }
-    tx.commit()?;
     Ok(CreateInvitationsOutcome {
         existing_user,
         targets: slots,
@@ -293,7 +299,7 @@ pub(crate) fn accept_batch(
     conn: &mut Connection,
     cmd: &AcceptBatch,
 ) -> Result<Option<AcceptOutcome>, Error> {
-    let mut tx = immediate(conn)?;
+    let tx = immediate(conn)?;
     let batch = tx
         .prepare_cached("SELECT organization_id, email, token_hash FROM batches WHERE id = ?1")?
         .query_row([cmd.batch_id.0.as_bytes()], |row| {
@@ -358,7 +364,7 @@ pub(crate) fn accept_batch(
             InvitationStatus::Pending if !target_exists => Ok(AcceptFact::TargetNotFound),
             InvitationStatus::Pending => {
                 let is_member = memberships.contains_key(&record.target);
-                let done = unit(&mut tx, |c| {
+                let done = unit(&tx, |c| {
                     let fact = if is_member {
                         AcceptFact::AlreadyMember
                     } else if org_member {
@@ -506,6 +512,8 @@ pub(crate) fn claim_due_messages(
     Ok(messages)
 }
 
+/// Runs inside a transaction the worker opened (see `worker`, group commit). One statement:
+/// an unknown id is an error that wrote nothing.
 pub(crate) fn record_delivery(
     conn: &Connection,
     message: MessageId,

@@ -7,6 +7,8 @@ use rusqlite::{Connection, TransactionBehavior};
 /// The schema migrations, in order. Migration `i` takes the database from
 /// `PRAGMA user_version = i` to `i + 1`; each runs in its own `BEGIN IMMEDIATE` transaction
 /// together with the version bump. Never edit a released migration: append a new one.
+/// (Migration 1 was last edited before the first release, when nothing had been deployed:
+/// invitations became `WITHOUT ROWID`.)
 ///
 /// Conventions: ids are 16-byte BLOBs (UUID bytes), timestamps are INTEGER milliseconds since
 /// the Unix epoch, emails are TEXT already normalised to lowercase by `Email`, enums are TEXT
@@ -98,7 +100,7 @@ CREATE TABLE invitations (
         CHECK (status IN ('pending', 'accepted', 'revoked', 'expired', 'superseded')),
     created_at      INTEGER NOT NULL,
     expires_at      INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 -- At most one pending invitation per (target, email): the database refuses a second one.
 CREATE UNIQUE INDEX invitations_one_pending
     ON invitations (target_kind, target_id, email) WHERE status = 'pending';
@@ -160,6 +162,15 @@ pub(crate) fn configure(
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoint sub-journals (and temporary sort tables) in memory: when writes share a
+    // transaction (group commit, see `worker`) each keeps a savepoint open around its
+    // per-target ones, and past 64 KiB the sub-journal would spill to a temporary file, a
+    // disk write per page the write touches.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // A negative cache_size is in KiB. SQLite's default (2 MiB) is smaller than the pages a
+    // busy invites database keeps touching, and every miss is a read from the OS.
+    let cache_kib = i64::from(options.cache_size_kib.max(1));
+    conn.pragma_update(None, "cache_size", -cache_kib)?;
     // Enough for every fixed statement plus the variable-length IN lists of the batch reads.
     conn.set_prepared_statement_cache_capacity(128);
     Ok(())

@@ -257,6 +257,88 @@ async fn pragmas_are_set_on_the_store_connection() {
         .await
         .unwrap();
     assert_eq!((synchronous, busy), (1, 5000));
+
+    // Memory settings, defaults then as set; SQLite's own automatic checkpoint is replaced
+    // by the store's WAL hook (see `checkpoint`).
+    let read = |store: SqliteStore| async move {
+        store
+            .run(|c| {
+                let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0));
+                Ok((
+                    q("PRAGMA cache_size")?,
+                    q("PRAGMA wal_autocheckpoint")?,
+                    q("PRAGMA temp_store")?,
+                ))
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(read(g.store.clone()).await, (-16 * 1024, 0, 2));
+    let h = fixture_with(
+        SqliteOptions::default()
+            .with_cache_size_kib(512)
+            .with_checkpoint_after_pages(100),
+    )
+    .await;
+    assert_eq!(read(h.store.clone()).await, (-512, 0, 2));
+}
+
+/// The number of frames in the write-ahead log now (not the file size: the file is reused
+/// from its start when the log starts over, never shrunk), read from the WAL-index header in
+/// the `-shm` file (`mxFrame`, a native-endian u32 at byte 16), so that reading it changes
+/// nothing.
+fn wal_frames(path: &Path) -> u32 {
+    let shm = std::fs::read(format!("{}-shm", path.display())).unwrap();
+    u32::from_ne_bytes(shm[16..20].try_into().unwrap())
+}
+
+#[tokio::test]
+async fn checkpoints_run_and_the_write_ahead_log_starts_over() {
+    let f = fixture_with(SqliteOptions::default().with_checkpoint_after_pages(20)).await;
+    let mut n = 0u128;
+    let mut add_one = async || {
+        n += 1;
+        let out = f
+            .store
+            .add_members(&add(
+                &format!("u{n}@example.com"),
+                1000 + n,
+                &[web(A), web(B)],
+                T0,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(ok(&out.targets), vec![AddFact::Added, AddFact::Added]);
+    };
+    for _ in 0..200 {
+        add_one().await;
+    }
+    assert!(wal_frames(&f.path) > 0);
+    // 200 commits wrote well over 1,000 frames. Once a background pass is over, the commit
+    // that finds the log at four times the setting (80) or more copies the rest back itself,
+    // and the next write starts the log over. How long a background pass takes depends on
+    // the machine, so give it time.
+    let mut short = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        add_one().await;
+        add_one().await;
+        if wal_frames(&f.path) < 80 {
+            short = true;
+            break;
+        }
+    }
+    assert!(short, "the log never started over");
+    // Everything is there, from the database file and the log alike.
+    let expected = usize::try_from(2 * n).unwrap();
+    assert_eq!(
+        f.store.snapshot().await.unwrap().memberships.len(),
+        expected
+    );
+    let rows: i64 = raw(&f.path)
+        .query_row("SELECT count(*) FROM website_members", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(usize::try_from(rows).unwrap(), expected);
 }
 
 #[tokio::test]
@@ -384,6 +466,174 @@ async fn a_failing_invitation_leaves_no_batch_when_nothing_else_succeeds() {
     assert!(out.targets.iter().all(Result::is_err));
     let snap = f.store.snapshot().await.unwrap();
     assert!(snap.batches.is_empty() && snap.invitations.is_empty() && snap.outbox.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Group commit: queued writes share one transaction, each in its own savepoint
+
+/// Makes the outbox refuse the message to `recipient` (so an email-mode batch fails after its
+/// invitations were written).
+fn install_outbox_fault(path: &Path, recipient: &str) {
+    raw(path)
+        .execute_batch(&format!(
+            "CREATE TRIGGER outbox_fault BEFORE INSERT ON outbox \
+             WHEN NEW.recipient = '{recipient}' BEGIN SELECT RAISE(ABORT, 'injected'); END;"
+        ))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_batch_whose_message_cannot_be_stored_creates_nothing() {
+    let f = fixture().await;
+    install_outbox_fault(&f.path, "cy@example.com");
+    let out = f
+        .store
+        .create_invitations(&invite("cy@example.com", 3, &[web(A), web(B)], T0))
+        .await
+        .unwrap();
+    // The batch and its message are stored in the first unit that creates an invitation, so
+    // each unit fails in turn.
+    assert!(out.targets.iter().all(Result::is_err), "{out:?}");
+    let snap = f.store.snapshot().await.unwrap();
+    assert!(snap.batches.is_empty() && snap.invitations.is_empty() && snap.outbox.is_empty());
+}
+
+/// Holds the connection thread until the returned sender is used, so that writes sent in the
+/// meantime are queued and then taken into one transaction.
+async fn hold(store: &SqliteStore) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let worker = store.worker.clone();
+    let held = tokio::spawn(async move {
+        worker
+            .call(move |_| {
+                let _ = gate.recv();
+                Ok(())
+            })
+            .await
+            .unwrap();
+    });
+    tokio::task::yield_now().await;
+    (release, held)
+}
+
+async fn let_queue() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_fails_after_writing_undoes_its_transaction_only() {
+    let f = fixture().await;
+    let (release, held) = hold(&f.store).await;
+    let s = f.store.clone();
+    let ann = tokio::spawn(async move {
+        s.add_members(&add("ann@example.com", 1, &[web(A)], T0))
+            .await
+    });
+    // Writes, then fails: nothing of its transaction may be kept.
+    let worker = f.store.worker.clone();
+    let broken = tokio::spawn(async move {
+        worker
+            .write(|c| {
+                c.execute(
+                    "INSERT INTO organizations (id, name) VALUES (?1, 'Broken')",
+                    [id(0x0300).as_bytes()],
+                )?;
+                Err::<(), _>(crate::error::Error::Missing("half-way".into()))
+            })
+            .await
+    });
+    let s = f.store.clone();
+    let bo = tokio::spawn(async move {
+        s.add_members(&add("bo@example.com", 2, &[web(B)], T0))
+            .await
+    });
+    let_queue().await;
+    release.send(()).unwrap();
+    held.await.unwrap();
+
+    // Ann shared the transaction: undone, reported as an error.
+    assert!(ann.await.unwrap().is_err());
+    assert!(broken.await.unwrap().is_err());
+    // Bo came after the failure and got a transaction of his own.
+    let bo = bo.await.unwrap().unwrap();
+    assert_eq!(ok(&bo.targets), vec![AddFact::Added]);
+    let snap = f.store.snapshot().await.unwrap();
+    let emails: Vec<&str> = snap.users.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, vec!["bo@example.com"]);
+    let orgs: i64 = raw(&f.path)
+        .query_row("SELECT count(*) FROM organizations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orgs, 2, "the broken write left nothing");
+}
+
+#[tokio::test]
+async fn queued_writes_share_a_transaction_and_each_keeps_its_own_outcome() {
+    let f = fixture().await;
+    install_fault(&f.path, X);
+    install_outbox_fault(&f.path, "cy@example.com");
+    // Every write below is queued before the connection thread runs any: it takes them all
+    // into one transaction.
+    let (release, held) = hold(&f.store).await;
+    let s = f.store.clone();
+    let ann = tokio::spawn(async move {
+        s.add_members(&add("ann@example.com", 1, &[web(A), web(B)], T0))
+            .await
+    });
+    let s = f.store.clone();
+    let bo = tokio::spawn(async move {
+        s.create_invitations(&invite("bo@example.com", 2, &[web(A), web(B)], T0))
+            .await
+    });
+    // Every unit fails (the outbox refuses its message), so nothing of it is stored.
+    let s = f.store.clone();
+    let cy = tokio::spawn(async move {
+        s.create_invitations(&invite("cy@example.com", 3, &[web(A), web(B)], T0))
+            .await
+    });
+    // Fails without writing (no such message).
+    let s = f.store.clone();
+    let unknown = tokio::spawn(async move {
+        s.record_delivery(MessageId(id(0xbad)), DeliveryUpdate::Sent { attempts: 1 })
+            .await
+    });
+    // One target fails (the trigger), the request itself succeeds.
+    let s = f.store.clone();
+    let dee = tokio::spawn(async move {
+        s.add_members(&add("dee@example.com", 4, &[web(X)], T0))
+            .await
+    });
+    let_queue().await;
+    release.send(()).unwrap();
+    held.await.unwrap();
+
+    let ann = ann.await.unwrap().unwrap();
+    assert_eq!(ok(&ann.targets), vec![AddFact::Added, AddFact::Added]);
+    let bo = bo.await.unwrap().unwrap();
+    assert_eq!(
+        ok(&bo.targets),
+        vec![InviteFact::Invited, InviteFact::Invited]
+    );
+    let cy = cy.await.unwrap().unwrap();
+    assert!(cy.targets.iter().all(Result::is_err), "{cy:?}");
+    assert!(unknown.await.unwrap().is_err());
+    let dee = dee.await.unwrap().unwrap();
+    assert!(dee.targets[0].is_err());
+    assert_eq!(dee.user, None);
+
+    let snap = f.store.snapshot().await.unwrap();
+    let emails: Vec<&str> = snap.users.iter().map(|u| u.email.as_str()).collect();
+    assert_eq!(emails, vec!["ann@example.com"]);
+    assert_eq!(snap.memberships.len(), 2);
+    assert!(
+        snap.invitations
+            .iter()
+            .all(|i| i.email.as_str() == "bo@example.com")
+    );
+    assert_eq!(snap.invitations.len(), 2);
+    assert_eq!(snap.batches.len(), 1);
+    assert_eq!(snap.outbox.len(), 1);
 }
 
 // ---------------------------------------------------------------------------------------------

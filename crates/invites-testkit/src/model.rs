@@ -33,8 +33,8 @@
 //!
 //! | operation | draws, in order, after every whole-request check passed |
 //! |---|---|
-//! | `bulk_invite`, direct | one user id (used only if a user is created) |
-//! | `bulk_invite`, email | the accept token; one invitation id per target the key reaches, given to those targets in request order *after sorting the ids ascending* (so a batch read back by `(created_at, id)` is in request order); the batch id; the message id |
+//! | `bulk_invite`, direct | one user id (used only if a user is created; made time-ordered by `UserId::time_ordered` with the request time) |
+//! | `bulk_invite`, email | the accept token; one invitation id per target the key reaches (a drawn `uuid` made time-ordered by `InvitationId::time_ordered` with the request time), given to those targets in request order *after sorting the ids ascending* (so a batch read back by `(created_at, id)` is in request order); the batch id; the message id |
 //! | `bulk_invite_idempotent` | as `bulk_invite`, but nothing when the stored response is replayed or the key conflicts |
 //! | `accept` | one user id, after the token and the signed-in user were checked |
 //! | `resend` | the new token, then the message id, after the batch was found and the key reaches it (also when the resend is then refused as too soon or with nothing to resend) |
@@ -573,8 +573,8 @@ impl Model {
     }
 
     fn direct(&mut self, p: &Principal, v: &Valid) -> BulkInviteResponse {
-        let new_user_id = UserId(self.random.uuid());
         let now = self.now;
+        let new_user_id = UserId::time_ordered(now, self.random.uuid());
         let mut user: Option<(UserId, bool)> = self.find_user(&v.email).map(|u| (u.id, false));
         let org_member = user.is_some_and(|(u, _)| self.is_org_member(p.organization, u));
         let mut results = Vec::new();
@@ -645,7 +645,7 @@ impl Model {
             .collect();
         let mut drawn: Vec<InvitationId> = allowed
             .iter()
-            .map(|_| InvitationId(self.random.uuid()))
+            .map(|_| InvitationId::time_ordered(now, self.random.uuid()))
             .collect();
         drawn.sort();
         let ids: Vec<(TargetId, InvitationId)> = allowed.into_iter().zip(drawn).collect();
