@@ -7,7 +7,9 @@
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
-use invites::core::{Email, EmailMessage, MailError, OrgRole, OsRandom, RandomSource, User};
+use invites::core::{
+    Clock, Email, EmailMessage, MailError, OrgRole, OsRandom, RandomSource, SystemClock, User,
+};
 use invites::memory::MemoryStore;
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
@@ -119,7 +121,9 @@ fn raw_floor(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let sites: Vec<[u8; 16]> = all_sites().iter().map(|s| *s.0.as_bytes()).collect();
     c.bench_function("raw_floor_50", |b| {
         b.iter(|| {
-            let user = *OsRandom.uuid().as_bytes();
+            // The same id scheme the service uses for new users (time-ordered, random tail),
+            // so the floor and the product write their index entries alike.
+            let user = *UserId::time_ordered(SystemClock.now(), OsRandom.uuid()).0.as_bytes();
             let tx = conn.transaction().unwrap();
             tx.prepare_cached("INSERT INTO users (id, email, email_verified) VALUES (?1, ?2, 0)")
                 .unwrap()
