@@ -733,3 +733,23 @@ fn compare<T: PartialEq + fmt::Debug + ?Sized>(
         actual: format!("{actual:#?}"),
     }))
 }
+
+/// A current-thread tokio runtime, one per proptest case.
+///
+/// # Panics
+/// If the runtime cannot be built.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+}
+
+/// A fresh [`invites_memory::MemoryStore`] brought into the state `setup` leads to, by a
+/// [`Driver`] seeded with `seed`; afterwards the driver's mailer accepts every message.
+pub async fn seeded_memory(setup: &[Op], seed: u64) -> (invites_memory::MemoryStore, Driver) {
+    let store = invites_memory::MemoryStore::new();
+    let mut driver = Driver::new(Arc::new(store.clone()), seed).await;
+    driver.apply_all(setup).await;
+    driver.harness.mailer.set_mode(MailerMode::Ok);
+    (store, driver)
+}

@@ -3,6 +3,7 @@
 
 use invites_testkit::Backend;
 use invites_testkit::differential::run_differential;
+use invites_testkit::differential::runtime;
 use invites_testkit::strategies::cases;
 use invites_testkit::strategies::{ops, standard_world};
 use proptest::prelude::*;
@@ -11,12 +12,6 @@ use std::sync::Arc;
 /// The backends under test, each fresh and empty. Add a backend with one line.
 fn backends() -> Vec<(&'static str, Arc<dyn Backend>)> {
     vec![("memory", Arc::new(invites_memory::MemoryStore::new()))]
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
 }
 
 proptest! {

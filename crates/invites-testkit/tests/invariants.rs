@@ -4,13 +4,14 @@
 use invites_core::*;
 use invites_memory::MemoryStore;
 use invites_testkit::differential::{Driver, Op};
+use invites_testkit::differential::{runtime, seeded_memory};
 use invites_testkit::model::world_target_name;
 use invites_testkit::strategies::cases;
 use invites_testkit::strategies::{
     ListField, bounds_body, bulk_request, exclusivity_body, group_request, principal, request_to,
     scoped_principal, standard_world, start_state,
 };
-use invites_testkit::{Fault, FaultyStore, Harness, MailerMode, World};
+use invites_testkit::{Fault, FaultyStore, Harness, World};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,20 +19,10 @@ use std::sync::Arc;
 const SEED: u64 = 42;
 const CASES: u32 = 512;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-}
-
 /// A seeded in-memory store brought into a random starting state by `setup`, and the driver
 /// (service, mailer reset to accepting, clock) that did it.
 async fn start(setup: &[Op]) -> (MemoryStore, Driver) {
-    let store = MemoryStore::new();
-    let mut driver = Driver::new(Arc::new(store.clone()), SEED).await;
-    driver.apply_all(setup).await;
-    driver.harness.mailer.set_mode(MailerMode::Ok);
-    (store, driver)
+    seeded_memory(setup, SEED).await
 }
 
 /// A service over an independent copy of `store`, at time `now`.

@@ -5,6 +5,7 @@
 use invites_core::*;
 use invites_memory::MemoryStore;
 use invites_testkit::differential::{Driver, Op, token_of};
+use invites_testkit::differential::{runtime, seeded_memory};
 use invites_testkit::strategies::cases;
 use invites_testkit::strategies::{
     bulk_request, clock_move, mailer_mode, principal, standard_world, start_state,
@@ -19,18 +20,8 @@ use std::time::Duration;
 const SEED: u64 = 7;
 const CASES: u32 = 256;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime")
-}
-
 async fn start(setup: &[Op]) -> (MemoryStore, Driver) {
-    let store = MemoryStore::new();
-    let mut driver = Driver::new(Arc::new(store.clone()), SEED).await;
-    driver.apply_all(setup).await;
-    driver.harness.mailer.set_mode(MailerMode::Ok);
-    (store, driver)
+    seeded_memory(setup, SEED).await
 }
 
 async fn snapshot(store: &MemoryStore) -> Snapshot {
