@@ -65,6 +65,15 @@ async fn setup(backend: &Arc<dyn Backend>, seed: u64) -> (World, Harness) {
     (world, harness)
 }
 
+/// A harness whose service runs over `backend` wrapped in a [`FaultyStore`] injecting `fault`;
+/// the wrapper is returned too, so a test can clear or change the fault.
+fn faulty_harness(backend: &Arc<dyn Backend>, fault: Fault, seed: u64) -> (FaultyStore, Harness) {
+    let faulty = FaultyStore::new(as_store(backend));
+    faulty.set(fault);
+    let h = Harness::with_seed(Arc::new(faulty.clone()), seed);
+    (faulty, h)
+}
+
 async fn snapshot(backend: &Arc<dyn Backend>) -> Snapshot {
     backend.snapshot().await.expect("snapshot")
 }
@@ -722,12 +731,11 @@ pub async fn scoped_key_forbidden_per_target(backend: Arc<dyn Backend>) {
 pub async fn failing_target_is_internal_error_only(backend: Arc<dyn Backend>) {
     let world = World::seed(&*backend).await;
     let w = world.websites.clone();
-    let faulty = FaultyStore::new(as_store(&backend));
-    faulty.set(Fault {
+    let failing = Fault {
         failing_targets: BTreeSet::from([web(w[1]), web(w[3])]),
         ..Fault::default()
-    });
-    let h = Harness::with_seed(Arc::new(faulty.clone()), 108);
+    };
+    let (_faulty, h) = faulty_harness(&backend, failing, 108);
     let p = world.global_key();
 
     let r = run(&h, &p, sites(Direct, "ann@new.test", &[w[1], w[0], w[2]])).await;
@@ -779,12 +787,14 @@ pub async fn failing_target_is_internal_error_only(backend: Arc<dyn Backend>) {
 pub async fn failing_batch_is_all_internal_error(backend: Arc<dyn Backend>) {
     let world = World::seed(&*backend).await;
     let w = world.websites.clone();
-    let faulty = FaultyStore::new(as_store(&backend));
-    faulty.set(Fault {
-        fail_batches: true,
-        ..Fault::default()
-    });
-    let h = Harness::with_seed(Arc::new(faulty.clone()), 109);
+    let (faulty, h) = faulty_harness(
+        &backend,
+        Fault {
+            fail_batches: true,
+            ..Fault::default()
+        },
+        109,
+    );
     let p = world.global_key();
     let before = snapshot(&backend).await;
 
@@ -1843,12 +1853,14 @@ pub async fn revoked_batch_is_cancelled_not_sent(backend: Arc<dyn Backend>) {
 /// sends it once its lease has passed.
 pub async fn queued_message_survives_store_error(backend: Arc<dyn Backend>) {
     let w = World::seed(&*backend).await;
-    let faulty = FaultyStore::new(as_store(&backend));
-    let h = Harness::with_seed(Arc::new(faulty.clone()), 129);
-    faulty.set(Fault {
-        fail_everything_else: true,
-        ..Fault::default()
-    });
+    let (faulty, h) = faulty_harness(
+        &backend,
+        Fault {
+            fail_everything_else: true,
+            ..Fault::default()
+        },
+        129,
+    );
     let r = run(
         &h,
         &w.global_key(),
