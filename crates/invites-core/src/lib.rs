@@ -6,7 +6,9 @@
 //! expiry, accept tokens (256 random bits, stored only as SHA-256), the consolidated email
 //! ([`DefaultRenderer`]), the outbox with retries, the invitation lifecycle and idempotency —
 //! all in [`InviteService`]. It reaches the world only through ports: [`MembershipStore`]
-//! (storage; see its module docs for the batch contract), [`Mailer`], [`Clock`] and
+//! (storage, in five parts with their contracts: [`BulkStore`], [`LifecycleStore`],
+//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`]; what the facts a store reads mean is
+//! decided in [`rules`]), [`Mailer`], [`Clock`] and
 //! [`RandomSource`]. It depends on no storage crate and no async runtime.
 //!
 //! ```
@@ -77,10 +79,12 @@
 pub mod error;
 pub mod ids;
 pub mod mail;
+mod port;
 pub mod principal;
 pub mod random;
 pub mod request;
 pub mod response;
+pub mod rules;
 pub mod service;
 pub mod store;
 pub mod time;
@@ -94,6 +98,9 @@ pub use ids::{
 pub use mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, RenderedEmail,
     escape_html,
+};
+pub use port::{
+    BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore, ReadStore,
 };
 pub use principal::{KeyScope, Principal};
 pub use random::{AcceptToken, OsRandom, RandomSource, TokenHash};

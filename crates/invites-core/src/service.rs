@@ -5,6 +5,7 @@ use crate::ids::{BatchId, InvitationId, MessageId, TargetId, UserId};
 use crate::mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, sanitize_header,
 };
+use crate::port::MembershipStore;
 use crate::principal::Principal;
 use crate::random::{AcceptToken, OsRandom, RandomSource};
 use crate::request::{BulkInviteRequest, InviteMethod, ValidatedRequest};
@@ -12,8 +13,8 @@ use crate::response::{BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode,
 use crate::store::{
     AcceptBatch, AcceptFact, AddFact, AddMembers, BatchRecord, CreateInvitations, DeliveryUpdate,
     IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationQuery, InvitationRecord,
-    InvitationStatus, InviteFact, MembershipStore, MessageStatus, NewBatch, NewUser, OutboxMessage,
-    RevokeFact, RotateBatch, RotateFact,
+    InvitationStatus, InviteFact, MessageStatus, NewBatch, NewUser, OutboxMessage, RevokeFact,
+    RotateBatch, RotateFact,
 };
 use crate::time::{Clock, SystemClock, Timestamp};
 use crate::values::{Email, Role};
@@ -1006,7 +1007,7 @@ impl InviteService {
         }
         match self
             .store
-            .revoke_invitation(principal.organization, id, self.now())
+            .revoke_invitation(principal.organization, id)
             .await?
         {
             RevokeFact::Revoked => Ok(RevokeResponse {

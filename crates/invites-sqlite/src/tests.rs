@@ -181,6 +181,89 @@ async fn migrations_run_on_a_fresh_file_and_are_kept_on_reopen() {
     seed(&store).await;
 }
 
+/// Migration 2 rewrites the stored tag `expired` (an invitation replaced after it expired) to
+/// `replaced`, keeps every row, index and the one-pending rule, and the store reads the rows.
+#[tokio::test]
+async fn migration_2_stores_replaced_instead_of_expired() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(crate::schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let org = ORG.0.as_bytes().to_vec();
+        conn.execute(
+            "INSERT INTO organizations (id, name) VALUES (?1, 'Acme')",
+            [&org],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO websites (id, organization_id, name, url) VALUES (?1, ?2, 'A', 'https://a.example')",
+            [A.0.as_bytes().to_vec(), org.clone()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO batches (id, organization_id, email, token_hash, created_at, last_sent_at) \
+             VALUES (?1, ?2, 'ann@example.com', zeroblob(32), 0, 0)",
+            [id(0xba).as_bytes().to_vec(), org.clone()],
+        )
+        .unwrap();
+        for (n, status) in [(1u128, "expired"), (2, "pending"), (3, "accepted")] {
+            conn.execute(
+                "INSERT INTO invitations (id, batch_id, organization_id, target_kind, target_id, email, role, \
+                                          first_name, last_name, status, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, 'website', ?4, 'ann@example.com', 'viewer', NULL, NULL, ?5, ?6, 10)",
+                rusqlite::params![
+                    id(n).as_bytes().to_vec(),
+                    id(0xba).as_bytes().to_vec(),
+                    org,
+                    A.0.as_bytes().to_vec(),
+                    status,
+                    i64::try_from(n).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let snap = store.snapshot().await.unwrap();
+    let statuses: Vec<StoredStatus> = snap.invitations.iter().map(|i| i.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            StoredStatus::Replaced,
+            StoredStatus::Pending,
+            StoredStatus::Accepted
+        ]
+    );
+    let conn = raw(&path);
+    let tags: Vec<String> = conn
+        .prepare("SELECT status FROM invitations ORDER BY created_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tags, ["replaced", "pending", "accepted"]);
+    // The one-pending index came back with the table.
+    let second_pending = conn.execute(
+        "UPDATE invitations SET status = 'pending' WHERE created_at = 1",
+        [],
+    );
+    assert!(
+        second_pending.is_err(),
+        "a second pending row must be refused"
+    );
+    // And 'expired' is no longer a storable tag.
+    assert!(
+        conn.execute(
+            "UPDATE invitations SET status = 'expired' WHERE created_at = 3",
+            []
+        )
+        .is_err()
+    );
+}
+
 #[tokio::test]
 async fn a_newer_schema_is_refused_naming_both_versions() {
     let f = fixture().await;
@@ -810,14 +893,14 @@ async fn direct_add_follows_the_precedence_and_supersedes_pending_invitations() 
         ]
     );
     let snap = s.snapshot().await.unwrap();
-    let status: Vec<(TargetId, InvitationStatus)> = snap
+    let status: Vec<(TargetId, StoredStatus)> = snap
         .invitations
         .iter()
         .map(|i| (i.target, i.status))
         .collect();
-    assert!(status.contains(&(web(A), InvitationStatus::Superseded)));
+    assert!(status.contains(&(web(A), StoredStatus::Superseded)));
     assert!(
-        status.contains(&(web(B), InvitationStatus::Superseded)),
+        status.contains(&(web(B), StoredStatus::Superseded)),
         "expired pending ones are superseded too, so a resend cannot revive them"
     );
 
@@ -885,7 +968,7 @@ async fn email_mode_creates_one_batch_one_message_and_replaces_expired_invitatio
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(old.status, InvitationStatus::Expired);
+    assert_eq!(old.status, StoredStatus::Replaced);
 
     // Live ones block; the batch is not stored when nothing is invited.
     let out = s
@@ -978,7 +1061,7 @@ async fn accepting_a_batch_creates_a_verified_user_and_reports_each_invitation()
     s.create_invitations(&cmd).await.unwrap();
     let [ia, ib, ix, ig] = [0, 1, 2, 3].map(|i| cmd.targets[i].1);
     assert_eq!(
-        s.revoke_invitation(ORG, ib, T0).await.unwrap(),
+        s.revoke_invitation(ORG, ib).await.unwrap(),
         RevokeFact::Revoked
     );
     s.delete_website(X).await.unwrap();
@@ -1023,9 +1106,9 @@ async fn accepting_a_batch_creates_a_verified_user_and_reports_each_invitation()
         .iter()
         .map(|(r, f)| (r.id, (r.status, *f.as_ref().unwrap())))
         .collect();
-    assert_eq!(facts[&ia], (InvitationStatus::Accepted, AcceptFact::Added));
-    assert_eq!(facts[&ib], (InvitationStatus::Revoked, AcceptFact::Revoked));
-    assert_eq!(facts[&ig], (InvitationStatus::Accepted, AcceptFact::Added));
+    assert_eq!(facts[&ia], (StoredStatus::Accepted, AcceptFact::Added));
+    assert_eq!(facts[&ib], (StoredStatus::Revoked, AcceptFact::Revoked));
+    assert_eq!(facts[&ig], (StoredStatus::Accepted, AcceptFact::Added));
     assert_eq!(facts.len(), 3);
     let user = s.get_user(UserId(id(77))).await.unwrap().unwrap();
     assert!(user.email_verified);
@@ -1057,20 +1140,20 @@ async fn accepting_a_batch_creates_a_verified_user_and_reports_each_invitation()
             .all(|(_, f)| matches!(f, Ok(AcceptFact::AlreadyAccepted | AcceptFact::Revoked)))
     );
     assert_eq!(
-        s.revoke_invitation(ORG, ia, at(3)).await.unwrap(),
+        s.revoke_invitation(ORG, ia).await.unwrap(),
         RevokeFact::AlreadyAccepted
     );
     assert_eq!(
-        s.revoke_invitation(ORG, ib, at(3)).await.unwrap(),
+        s.revoke_invitation(ORG, ib).await.unwrap(),
         RevokeFact::AlreadyRevoked
     );
     assert_eq!(
-        s.revoke_invitation(OTHER_ORG, ia, at(3)).await.unwrap(),
+        s.revoke_invitation(OTHER_ORG, ia).await.unwrap(),
         RevokeFact::NotFound
     );
 }
 
-type HashMapById = std::collections::HashMap<InvitationId, (InvitationStatus, AcceptFact)>;
+type HashMapById = std::collections::HashMap<InvitationId, (StoredStatus, AcceptFact)>;
 
 #[tokio::test]
 async fn accepting_after_expiry_and_as_member_or_org_member() {
@@ -1098,7 +1181,7 @@ async fn accepting_after_expiry_and_as_member_or_org_member() {
         state
             .invitations
             .iter()
-            .filter(|i| i.status == InvitationStatus::Superseded)
+            .filter(|i| i.status == StoredStatus::Superseded)
             .count(),
         1
     );
@@ -1135,7 +1218,7 @@ async fn accepting_after_expiry_and_as_member_or_org_member() {
     };
     let out = s.accept_batch(&accept).await.unwrap().unwrap();
     assert_eq!(out.invitations[0].1.as_ref().unwrap(), &AcceptFact::Expired);
-    assert_eq!(out.invitations[0].0.status, InvitationStatus::Pending);
+    assert_eq!(out.invitations[0].0.status, StoredStatus::Pending);
 }
 
 #[tokio::test]
@@ -1144,9 +1227,7 @@ async fn rotating_a_batch_renews_pending_invitations_and_replaces_the_queued_mes
     let s = &f.store;
     let cmd = invite("bo@example.com", 8, &[web(A), web(B)], T0);
     s.create_invitations(&cmd).await.unwrap();
-    s.revoke_invitation(ORG, cmd.targets[1].1, T0)
-        .await
-        .unwrap();
+    s.revoke_invitation(ORG, cmd.targets[1].1).await.unwrap();
     let rotate = |not_sent_after, now| RotateBatch {
         organization: ORG,
         batch_id: BatchId(id(8)),
@@ -1198,9 +1279,7 @@ async fn rotating_a_batch_renews_pending_invitations_and_replaces_the_queued_mes
     assert_eq!(messages[1].status, MessageStatus::Queued);
     assert_eq!(messages[1].id, MessageId(id(8080)));
 
-    s.revoke_invitation(ORG, cmd.targets[0].1, now)
-        .await
-        .unwrap();
+    s.revoke_invitation(ORG, cmd.targets[0].1).await.unwrap();
     let later = at(9 * DAY);
     assert_eq!(
         s.rotate_batch(&rotate(later, later)).await.unwrap(),
@@ -1370,7 +1449,7 @@ async fn listing_filters_by_derived_status_and_pages_by_keyset() {
     assert_eq!(expired.len(), 1);
     assert_eq!(
         expired[0].status,
-        InvitationStatus::Pending,
+        StoredStatus::Pending,
         "stored status is returned"
     );
     assert_eq!(expired[0].status_at(at(1)), InvitationStatus::Expired);
