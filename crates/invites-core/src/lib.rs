@@ -77,17 +77,17 @@
 //!   `already_member`.
 
 pub mod error;
-pub mod ids;
+mod ids;
 pub mod mail;
 mod port;
-pub mod principal;
+mod principal;
 pub mod random;
 pub mod request;
-pub mod response;
+mod response;
 pub mod rules;
-pub mod service;
-pub mod store;
-pub mod time;
+mod service;
+mod store;
+mod time;
 pub mod values;
 
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
@@ -113,6 +113,13 @@ pub use service::{
     InvitationPage, InvitationPreview, InvitationView, InviteConfig, InviteService, MessageView,
     PreviewItem, ResendResponse, RevokeResponse,
 };
-pub use store::*;
+pub use store::{
+    AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, BatchRecord,
+    CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Group,
+    IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter, InvitationQuery,
+    InvitationRecord, InvitationStatus, InviteFact, MembershipRow, MessageStatus, NewBatch,
+    NewUser, OutboxMessage, RevokeFact, RotateBatch, RotateFact, Snapshot, StoredStatus,
+    TargetSlot, User, UserRef, Website,
+};
 pub use time::{Clock, SystemClock, Timestamp};
 pub use values::{Email, EmailError, OrgRole, PersonName, Role};

@@ -1,49 +1,6 @@
 //! The storage port of [`InviteService`](crate::InviteService), shaped by role.
 //!
-//! [`MembershipStore`] is what the service holds (one `Arc<dyn MembershipStore>` for the whole
-//! store). It has no methods of its own: it is the sum of five parts, each a trait with its
-//! own contract, and every type implementing the five is a `MembershipStore` (blanket impl):
-//!
-//! | trait | concern |
-//! |---|---|
-//! | [`BulkStore`] | the two batch writes of a bulk request (direct and email mode) |
-//! | [`LifecycleStore`] | accept, revoke, resend (token rotation) |
-//! | [`OutboxStore`] | claiming, recording and listing outbox messages |
-//! | [`IdempotencyStore`] | idempotency records |
-//! | [`ReadStore`] | point reads and paginated lists |
-//!
-//! # Contract (every method)
-//!
-//! - **Atomic.** Each call is atomic on its own: it either happens completely or, when it
-//!   returns `Err`, changes nothing. The batch operations ([`BulkStore`] and
-//!   [`LifecycleStore::accept_batch`]) refine this per target, see their docs.
-//! - **Serializable.** Any methods may run concurrently, from any number of tasks, processes
-//!   or machines sharing the store; the result is as if they ran one after another in some
-//!   order. The decisions of [`rules`](crate::rules) are taken on facts read *inside* the
-//!   call's transaction, so they still hold when it writes.
-//! - **Uniqueness**, whatever the concurrency: one user per normalised email, one membership
-//!   per (target, user), one stored-pending invitation per (target, email).
-//! - **Facts, not decisions.** A store reads facts and applies the `rules::decide_*`
-//!   function for them; it never decides on its own which outcome wins or what "live" means.
-//! - **Not found is a value.** A missing or other-organization row is `Ok(None)`, an empty
-//!   list, or the `NotFound` / `TargetNotFound` fact named in the method's docs — never an
-//!   `Err`. Another organization's row looks exactly like a missing one. The one exception,
-//!   [`OutboxStore::record_delivery`] for an unknown message, is documented there.
-//! - **Errors.** `Err(StoreError::Unavailable)` when a retry may help (busy, connection
-//!   lost), `Incompatible` for data or schema this version cannot read, `Backend` otherwise;
-//!   the original error is kept as the source.
-//! - **Secrets.** Token hashes are stored and compared, never returned; no record carries one.
-//! - All timestamps are given by the caller (`now`, `expires_at`, leases): a store never
-//!   reads a clock.
-//!
-//! # Wrappers
-//!
-//! A wrapper (fault injection, tracing, metrics) implements the five traits by forwarding;
-//! mark each forwarding impl `#[deny(clippy::missing_trait_methods)]` so a method added later
-//! cannot be forgotten. `Arc<T>` and `Box<T>` forward already.
-//!
-//! The store suite of `invites-testkit` (`store_suite!`) checks every clause above that a
-//! test can observe; a new backend runs it with one line.
+//! The contract is on [`MembershipStore`] (what every method keeps) and on each part.
 
 use crate::error::StoreError;
 use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId};
@@ -124,7 +81,7 @@ pub trait BulkStore: Send + Sync + Debug + 'static {
 ///
 /// # Contract
 ///
-/// Each method is one atomic, serializable operation (see the [module docs](self)); a batch
+/// Each method is one atomic, serializable operation (see [`MembershipStore`]); a batch
 /// or invitation outside the caller's organization is `NotFound` (`accept_batch` is opened by
 /// a token, which is its own proof, and has no organization argument).
 #[async_trait]
@@ -159,7 +116,7 @@ pub trait LifecycleStore: Send + Sync + Debug + 'static {
 
     /// Resend. Read the batch of `cmd.organization` (none if missing or in another
     /// organization), count its renewable invitations
-    /// ([`StoredStatus::is_renewable`](crate::rules::StoredStatus::is_renewable)), and apply
+    /// ([`StoredStatus::is_renewable`](crate::StoredStatus::is_renewable)), and apply
     /// [`decide_rotate`](crate::rules::decide_rotate). On `Rotate`, all at once: set the
     /// renewable invitations' expiry to `cmd.expires_at`, replace the token hash (the old
     /// token stops matching at once), set `last_sent_at = cmd.now`, cancel (and clear the link
@@ -315,9 +272,52 @@ pub trait ReadStore: Send + Sync + Debug + 'static {
     ) -> Result<Vec<InvitationRecord>, StoreError>;
 }
 
-/// The whole storage port: what [`InviteService`](crate::InviteService) holds, as one
-/// `Arc<dyn MembershipStore>`. Implemented for every type that implements its five parts; see
-/// the [module docs](self) for the contract every method keeps.
+/// The whole storage port of [`InviteService`](crate::InviteService).
+///
+/// This is what the service holds (one `Arc<dyn MembershipStore>` for the whole
+/// store). It has no methods of its own: it is the sum of five parts, each a trait with its
+/// own contract, and every type implementing the five is a `MembershipStore` (blanket impl):
+///
+/// | trait | concern |
+/// |---|---|
+/// | [`BulkStore`] | the two batch writes of a bulk request (direct and email mode) |
+/// | [`LifecycleStore`] | accept, revoke, resend (token rotation) |
+/// | [`OutboxStore`] | claiming, recording and listing outbox messages |
+/// | [`IdempotencyStore`] | idempotency records |
+/// | [`ReadStore`] | point reads and paginated lists |
+///
+/// # Contract (every method)
+///
+/// - **Atomic.** Each call is atomic on its own: it either happens completely or, when it
+///   returns `Err`, changes nothing. The batch operations ([`BulkStore`] and
+///   [`LifecycleStore::accept_batch`]) refine this per target, see their docs.
+/// - **Serializable.** Any methods may run concurrently, from any number of tasks, processes
+///   or machines sharing the store; the result is as if they ran one after another in some
+///   order. The decisions of [`rules`](crate::rules) are taken on facts read *inside* the
+///   call's transaction, so they still hold when it writes.
+/// - **Uniqueness**, whatever the concurrency: one user per normalised email, one membership
+///   per (target, user), one stored-pending invitation per (target, email).
+/// - **Facts, not decisions.** A store reads facts and applies the `rules::decide_*`
+///   function for them; it never decides on its own which outcome wins or what "live" means.
+/// - **Not found is a value.** A missing or other-organization row is `Ok(None)`, an empty
+///   list, or the `NotFound` / `TargetNotFound` fact named in the method's docs — never an
+///   `Err`. Another organization's row looks exactly like a missing one. The one exception,
+///   [`OutboxStore::record_delivery`] for an unknown message, is documented there.
+/// - **Errors.** `Err(StoreError::Unavailable)` when a retry may help (busy, connection
+///   lost), `Incompatible` for data or schema this version cannot read, `Backend` otherwise;
+///   the original error is kept as the source.
+/// - **Secrets.** Token hashes are stored and compared, never returned; no record carries one.
+/// - All timestamps are given by the caller (`now`, `expires_at`, leases): a store never
+///   reads a clock.
+///
+/// # Wrappers
+///
+/// A wrapper (fault injection, tracing, metrics) implements the five traits by forwarding;
+/// mark each forwarding impl `#[deny(clippy::missing_trait_methods)]` so a method added later
+/// cannot be forgotten. `Arc<T>` and `Box<T>` forward already.
+///
+/// The store suite of `invites-testkit` (`store_suite!`) checks every clause above that a
+/// test can observe; a new backend runs it with one line.
 pub trait MembershipStore:
     BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore
 {
