@@ -1,13 +1,14 @@
 //! In-memory backend of the invites library: [`MemoryStore`] implements the whole storage
-//! contract (bulk operations, outbox, lifecycle, idempotency, directory) behind one lock, and
-//! [`RecordingMailer`] keeps every message it is given.
+//! contract (bulk operations, outbox, lifecycle, idempotency, directory) behind one lock. (The
+//! recording mailer of the examples is `invites_core::RecordingMailer`, feature `test-util`.)
 //!
 //! Clones of a `MemoryStore` share state; [`MemoryStore::fork`] makes an independent copy
 //! (handy for "what would happen from this state" tests).
 //!
 //! ```
 //! use invites_core::*;
-//! use invites_memory::{MemoryStore, RecordingMailer};
+//! use invites_core::RecordingMailer;
+//! use invites_memory::MemoryStore;
 //! use std::sync::Arc;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -42,11 +43,11 @@ use invites_core::rules::{
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
     BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
-    EmailMessage, Group, GroupId, IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter,
-    InvitationId, InvitationQuery, InvitationRecord, InviteFact, MailError, Mailer, MembershipRow,
-    MessageId, MessageStatus, OrgRole, OrganizationId, OutboxMessage, RevokeFact, Role,
-    RotateBatch, RotateFact, Snapshot, StoreError, StoredStatus, TargetId, Timestamp, TokenHash,
-    User, UserId, UserRef, Website, WebsiteId,
+    Group, GroupId, IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter, InvitationId,
+    InvitationQuery, InvitationRecord, InviteFact, MembershipRow, MessageId, MessageStatus,
+    OrgRole, OrganizationId, OutboxMessage, RevokeFact, Role, RotateBatch, RotateFact, Snapshot,
+    StoreError, StoredStatus, TargetId, Timestamp, TokenHash, User, UserId, UserRef, Website,
+    WebsiteId,
 };
 use invites_core::{BulkStore, IdempotencyStore, LifecycleStore, OutboxStore, ReadStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -822,95 +823,5 @@ impl Inspect for MemoryStore {
             batches,
             outbox,
         })
-    }
-}
-
-/// How a [`RecordingMailer`] answers.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum MailerMode {
-    /// Accept every message.
-    Ok,
-    /// Fail every message with a transient error.
-    FailTransient,
-    /// Fail every message with a permanent error.
-    FailPermanent,
-}
-
-#[derive(Debug)]
-struct MailerState {
-    mode: MailerMode,
-    sent: Vec<EmailMessage>,
-    attempts: usize,
-}
-
-/// A mailer that records what it is given. Clones share the record.
-#[derive(Clone, Debug)]
-pub struct RecordingMailer {
-    state: Arc<Mutex<MailerState>>,
-}
-
-impl RecordingMailer {
-    fn with_mode(mode: MailerMode) -> Self {
-        RecordingMailer {
-            state: Arc::new(Mutex::new(MailerState {
-                mode,
-                sent: Vec::new(),
-                attempts: 0,
-            })),
-        }
-    }
-
-    /// Accepts every message.
-    pub fn new_ok() -> Self {
-        Self::with_mode(MailerMode::Ok)
-    }
-
-    /// Fails every message with a transient (retryable) error.
-    pub fn new_failing() -> Self {
-        Self::with_mode(MailerMode::FailTransient)
-    }
-
-    /// Fails every message with a permanent error.
-    pub fn new_failing_permanently() -> Self {
-        Self::with_mode(MailerMode::FailPermanent)
-    }
-
-    /// Changes how later messages are answered.
-    pub fn set_mode(&self, mode: MailerMode) {
-        self.lock().mode = mode;
-    }
-
-    /// Messages accepted so far, in order.
-    pub fn sent(&self) -> Vec<EmailMessage> {
-        self.lock().sent.clone()
-    }
-
-    /// Calls to `send`, failed ones included.
-    pub fn attempts(&self) -> usize {
-        self.lock().attempts
-    }
-
-    fn lock(&self) -> MutexGuard<'_, MailerState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-#[async_trait]
-impl Mailer for RecordingMailer {
-    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
-        let mut s = self.lock();
-        s.attempts += 1;
-        match s.mode {
-            MailerMode::Ok => {
-                s.sent.push(message.clone());
-                Ok(())
-            }
-            MailerMode::FailTransient => Err(MailError::transient(
-                "recording mailer set to fail (transient)",
-            )),
-            MailerMode::FailPermanent => Err(MailError::permanent(
-                "recording mailer set to fail (permanent)",
-            )),
-        }
     }
 }
