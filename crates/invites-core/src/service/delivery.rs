@@ -1,4 +1,5 @@
-//! The outbox: rendering a batch from its live invitations, delivering, recording the outcome with backoff.
+//! The outbox: rendering a batch from its live invitations, delivering, recording the outcome with
+//! backoff.
 
 use super::*;
 use crate::error::{InviteError, StoreError};
