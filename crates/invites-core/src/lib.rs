@@ -76,9 +76,11 @@
 
 pub mod error;
 pub mod ids;
+pub mod limits;
 pub mod mail;
 pub mod principal;
 pub mod random;
+mod redact;
 pub mod request;
 pub mod response;
 pub mod service;
@@ -91,12 +93,16 @@ pub use ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
     UserId, WebsiteId,
 };
+pub use limits::{
+    MAX_ECHOED_FIELD_BYTES, MAX_IDEMPOTENCY_KEY_LEN, MAX_REQUEST_BODY_BYTES, check_idempotency_key,
+};
 pub use mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, RenderedEmail,
-    escape_html,
+    escape_html, plain_line,
 };
 pub use principal::{KeyScope, Principal};
 pub use random::{AcceptToken, OsRandom, RandomSource, TokenHash};
+pub use redact::REDACTED;
 pub use request::{BulkInviteRequest, InviteMethod, MAX_TARGETS, ValidatedRequest};
 pub use response::{
     BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, Summary, TargetResult,

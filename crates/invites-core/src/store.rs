@@ -104,7 +104,9 @@ pub struct AddMembersOutcome {
 }
 
 /// The batch an email-mode request creates.
-#[derive(Clone, Debug)]
+///
+/// `Debug` prints the accept link as `[redacted]`.
+#[derive(Clone)]
 pub struct NewBatch {
     /// Its id.
     pub id: BatchId,
@@ -336,7 +338,9 @@ impl MessageStatus {
 }
 
 /// One outbox row.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+///
+/// `Debug` prints the accept link as `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxMessage {
     /// Stable id, the same on every delivery attempt.
     pub id: MessageId,
@@ -448,7 +452,9 @@ pub enum RevokeFact {
 }
 
 /// Rotate a batch's token and queue a new message (resend).
-#[derive(Clone, Debug)]
+///
+/// `Debug` prints the accept link as `[redacted]`.
+#[derive(Clone)]
 pub struct RotateBatch {
     /// The caller's organization.
     pub organization: OrganizationId,

@@ -1,0 +1,97 @@
+//! Bounds on everything a caller controls, as public constants, each enforced where the input
+//! first arrives (so oversized input is refused before any work proportional to its size):
+//!
+//! | constant | bound | enforced by | error |
+//! |---|---|---|---|
+//! | [`MAX_REQUEST_BODY_BYTES`] | 16 KiB | [`BulkInviteRequest::from_json`](crate::BulkInviteRequest::from_json), before decoding; HTTP layers should cap bodies with it too | `body_too_large` |
+//! | [`MAX_TARGETS`](crate::MAX_TARGETS) | 50 ids | the id array's length, checked before any element is parsed | `invalid_target_count` |
+//! | [`MAX_ECHOED_FIELD_BYTES`] | 64 bytes | an unknown field name echoed in an error is cut to this (and stripped of control characters) | `unknown_field` |
+//! | [`AcceptToken::LEN`](crate::AcceptToken::LEN) | 64 hex characters | preview and accept check the token's shape before hashing it or asking the store | `invalid_token` |
+//! | [`MAX_IDEMPOTENCY_KEY_LEN`] | 255 printable ASCII characters | [`check_idempotency_key`] | `invalid_idempotency_key` |
+//! | [`Email::MAX_LEN`](crate::Email::MAX_LEN), [`Email::MAX_LOCAL_LEN`](crate::Email::MAX_LOCAL_LEN) | 254 / 64 bytes of the normal form | [`Email::parse`](crate::Email::parse) | `invalid_email` |
+//! | [`PersonName::MAX_CHARS`](crate::PersonName::MAX_CHARS) | 100 characters | [`PersonName::parse`](crate::PersonName::parse) | `invalid_name` |
+
+use crate::error::{ErrorCode, InviteError};
+use crate::values::is_hidden_or_control;
+
+/// Largest request body [`BulkInviteRequest::from_json`](crate::BulkInviteRequest::from_json)
+/// reads, in bytes. A maximal honest request (50 UUIDs, a 254-byte address, two 100-character
+/// names, pretty-printed) is under 4 KiB.
+pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024;
+
+/// Longest field name an `unknown_field` error repeats, in bytes; longer names are cut (at a
+/// character boundary) and marked with `…`.
+pub const MAX_ECHOED_FIELD_BYTES: usize = 64;
+
+/// Longest idempotency key, in characters (all printable ASCII).
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Checks an idempotency key: 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable ASCII characters
+/// (`!` to `~`, no spaces).
+///
+/// # Errors
+/// [`InviteError::Validation`] with `invalid_idempotency_key`, field `idempotency_key`.
+pub fn check_idempotency_key(key: &str) -> Result<(), InviteError> {
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+        || !key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
+        return Err(InviteError::validation(
+            ErrorCode::InvalidIdempotencyKey,
+            "idempotency_key",
+            "must be 1 to 255 printable ASCII characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A caller-chosen name made safe to repeat in an error: control, invisible and line-breaking
+/// characters become `\u{fffd}`, and the text is cut to [`MAX_ECHOED_FIELD_BYTES`].
+pub(crate) fn echo_field(name: &str) -> String {
+    let mut out = String::with_capacity(name.len().min(MAX_ECHOED_FIELD_BYTES + 3));
+    for c in name.chars() {
+        let c = if is_hidden_or_control(c) {
+            '\u{fffd}'
+        } else {
+            c
+        };
+        if out.len() + c.len_utf8() > MAX_ECHOED_FIELD_BYTES {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_names_are_bounded_and_clean() {
+        assert_eq!(echo_field("emial"), "emial");
+        let long = "é".repeat(1000);
+        let e = echo_field(&long);
+        assert!(e.len() <= MAX_ECHOED_FIELD_BYTES + '…'.len_utf8());
+        assert!(e.ends_with('…'));
+        assert_eq!(echo_field("a\r\nb\u{202e}"), "a\u{fffd}\u{fffd}b\u{fffd}");
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_printable_ascii() {
+        assert!(check_idempotency_key("order-42").is_ok());
+        assert!(check_idempotency_key(&"k".repeat(MAX_IDEMPOTENCY_KEY_LEN)).is_ok());
+        for bad in [
+            String::new(),
+            "k".repeat(MAX_IDEMPOTENCY_KEY_LEN + 1),
+            "with space".into(),
+            "naïve".into(),
+            "tab\there".into(),
+        ] {
+            let err = check_idempotency_key(&bad).unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidIdempotencyKey, "{bad:?}");
+            assert_eq!(err.field(), Some("idempotency_key"));
+        }
+    }
+}
