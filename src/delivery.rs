@@ -72,7 +72,9 @@ impl DeliveryWorker {
             let mut totals = DeliveryTotals::default();
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let batch_size = service.config().delivery.batch_size;
+            // At least 1 by construction (`DeliveryPolicy::with_batch_size`), so a run that
+            // handled nothing always ends the drain loop.
+            let batch_size = service.config().delivery().batch_size().max(1);
             loop {
                 tokio::select! {
                     biased;

@@ -74,6 +74,7 @@
 //! - Accepting reports invitations a direct add superseded, or an earlier accept took, as
 //!   `already_member`.
 
+pub mod config;
 pub mod error;
 pub mod ids;
 pub mod limits;
@@ -88,6 +89,7 @@ pub mod store;
 pub mod time;
 pub mod values;
 
+pub use config::{ConfigError, DeliveryPolicy, InviteConfig};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
 pub use ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
@@ -108,9 +110,8 @@ pub use response::{
     BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, Summary, TargetResult,
 };
 pub use service::{
-    AcceptResponse, AcceptResult, BatchView, ConfigError, DeliveryPolicy, DeliveryReport,
-    InvitationPage, InvitationPreview, InvitationView, InviteConfig, InviteService, MessageView,
-    PreviewItem, ResendResponse, RevokeResponse,
+    AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
+    InvitationView, InviteService, MessageView, PreviewItem, ResendResponse, RevokeResponse,
 };
 pub use store::*;
 pub use time::{Clock, SystemClock, Timestamp};

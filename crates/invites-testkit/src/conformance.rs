@@ -1457,7 +1457,7 @@ pub async fn email_queued_when_mailer_fails(backend: Arc<dyn Backend>) {
     assert_eq!(invitations_to(&s, "ann@new.test").len(), 2);
 
     h.mailer.set_mode(MailerMode::Ok);
-    h.clock.advance(h.service.config().delivery.backoff(1));
+    h.clock.advance(h.service.config().delivery().backoff(1));
     let report = h.service.deliver_due().await.expect("deliver");
     assert_eq!(report.sent, 1);
     let sent = h.mailer.sent();
@@ -1642,7 +1642,7 @@ pub async fn tokens_are_never_stored_or_listed(backend: Arc<dyn Backend>) {
     }
 
     h.mailer.set_mode(MailerMode::Ok);
-    h.clock.advance(h.service.config().delivery.max_backoff);
+    h.clock.advance(h.service.config().delivery().max_backoff());
     h.service.deliver_due().await.expect("deliver");
     assert_eq!(h.last_token(), queued);
     assert_absent(
@@ -1668,7 +1668,7 @@ pub async fn tokens_are_never_stored_or_listed(backend: Arc<dyn Backend>) {
 pub async fn delivery_retries_with_exponential_backoff(backend: Arc<dyn Backend>) {
     let w = World::seed(&*backend).await;
     let (service, probe, clock) = probe_service(&backend, 125, MailerMode::FailTransient);
-    let policy = service.config().delivery;
+    let policy = service.config().delivery();
     assert_eq!(policy.backoff(2), policy.backoff(1) * 2);
     assert_eq!(policy.backoff(3), policy.backoff(1) * 4);
     let r = service
@@ -1764,7 +1764,7 @@ pub async fn permanent_mail_error_marks_failed(backend: Arc<dyn Backend>) {
         .expect("processed");
     assert_eq!(r.email.map(|e| e.status), Some(EmailStatus::Queued));
     probe.set_mode(MailerMode::FailPermanent);
-    clock.advance(service.config().delivery.max_backoff);
+    clock.advance(service.config().delivery().max_backoff());
     let report = service.deliver_due().await.expect("deliver");
     assert_eq!(report.failed, 1);
     let s = snapshot(&backend).await;
@@ -1779,7 +1779,7 @@ pub async fn permanent_mail_error_marks_failed(backend: Arc<dyn Backend>) {
 pub async fn too_many_attempts_marks_failed(backend: Arc<dyn Backend>) {
     let (w, h) = setup(&backend, 127).await;
     h.mailer.set_mode(MailerMode::FailTransient);
-    let policy = h.service.config().delivery;
+    let policy = h.service.config().delivery();
     let r = run(
         &h,
         &w.global_key(),
@@ -1788,21 +1788,21 @@ pub async fn too_many_attempts_marks_failed(backend: Arc<dyn Backend>) {
     .await;
     let batch = batch_of(&r);
     let mut total = DeliveryReport::default();
-    for _ in 0..policy.max_attempts + 3 {
-        h.clock.advance(policy.max_backoff);
+    for _ in 0..policy.max_attempts() + 3 {
+        h.clock.advance(policy.max_backoff());
         let rep = h.service.deliver_due().await.expect("deliver");
         total.retried += rep.retried;
         total.failed += rep.failed;
         total.sent += rep.sent;
     }
-    assert_eq!(h.mailer.attempts(), policy.max_attempts as usize);
-    assert_eq!(total.retried, policy.max_attempts as usize - 2);
+    assert_eq!(h.mailer.attempts(), policy.max_attempts() as usize);
+    assert_eq!(total.retried, policy.max_attempts() as usize - 2);
     assert_eq!(total.failed, 1);
     assert_eq!(total.sent, 0);
     let s = snapshot(&backend).await;
     let row = outbox_of(&s, batch)[0].clone();
     assert_eq!(row.status, MessageStatus::Failed);
-    assert_eq!(row.attempts, policy.max_attempts);
+    assert_eq!(row.attempts, policy.max_attempts());
     assert_eq!(row.accept_url, None);
 }
 
@@ -1828,7 +1828,7 @@ pub async fn revoked_batch_is_cancelled_not_sent(backend: Arc<dyn Backend>) {
         .await
         .expect("revoke");
     h.mailer.set_mode(MailerMode::Ok);
-    h.clock.advance(h.service.config().delivery.max_backoff);
+    h.clock.advance(h.service.config().delivery().max_backoff());
     let report = h.service.deliver_due().await.expect("deliver");
     assert_eq!(report.sent, 1);
     assert_eq!(report.cancelled, 1);
@@ -1883,7 +1883,7 @@ pub async fn queued_message_survives_store_error(backend: Arc<dyn Backend>) {
         DeliveryReport::default(),
         "not due before its lease ends"
     );
-    h.clock.advance(h.service.config().delivery.lease);
+    h.clock.advance(h.service.config().delivery().lease());
     let report = h.service.deliver_due().await.expect("deliver");
     assert_eq!(report.sent, 1);
     let sent = h.mailer.sent();
@@ -2513,7 +2513,7 @@ pub async fn resend_cancels_queued_message(backend: Arc<dyn Backend>) {
     assert_ne!(new_token, old_token);
 
     h.mailer.set_mode(MailerMode::Ok);
-    h.clock.advance(h.service.config().delivery.max_backoff);
+    h.clock.advance(h.service.config().delivery().max_backoff());
     let report = h.service.deliver_due().await.expect("deliver");
     assert_eq!(report.sent, 1);
     let sent = h.mailer.sent();
