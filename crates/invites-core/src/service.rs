@@ -385,16 +385,10 @@ impl InviteService {
             targets: allowed,
             now,
         };
+        // No user is named without an outcome relating them to the org (see `relates_user`),
+        // so the paths where nothing reached the store look nobody up.
         let (user, results) = if cmd.targets.is_empty() {
-            (
-                self.store
-                    .find_user(&req.email)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|u| (u.id, false)),
-                Vec::new(),
-            )
+            (None, Vec::new())
         } else {
             match self.store.add_members(&cmd).await {
                 Ok(out) => {
@@ -424,23 +418,17 @@ impl InviteService {
                 }
                 Err(_) => {
                     // Nothing of the batch is stored: every allowed target failed.
-                    let user = self
-                        .store
-                        .find_user(&req.email)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|u| (u.id, false));
                     let results = cmd
                         .targets
                         .iter()
                         .map(|t| (*t, TargetResult::new(*t, OutcomeCode::InternalError)))
                         .collect();
-                    (user, results)
+                    (None, results)
                 }
             }
         };
         let results = Self::assemble(req, results);
+        let user = user.filter(|_| relates_user(&results));
         BulkInviteResponse::new(
             InviteMethod::Direct,
             user.map(|u| u.0),
@@ -486,16 +474,7 @@ impl InviteService {
             now,
         };
         let (user, results, invited) = if cmd.targets.is_empty() {
-            (
-                self.store
-                    .find_user(&req.email)
-                    .await
-                    .ok()
-                    .flatten()
-                    .map(|u| u.id),
-                Vec::new(),
-                0,
-            )
+            (None, Vec::new(), 0)
         } else {
             match self.store.create_invitations(&cmd).await {
                 Ok(out) => {
@@ -528,19 +507,12 @@ impl InviteService {
                     (out.existing_user, results, invited)
                 }
                 Err(_) => {
-                    let user = self
-                        .store
-                        .find_user(&req.email)
-                        .await
-                        .ok()
-                        .flatten()
-                        .map(|u| u.id);
                     let results = cmd
                         .targets
                         .iter()
                         .map(|(t, _)| (*t, TargetResult::new(*t, OutcomeCode::InternalError)))
                         .collect();
-                    (user, results, 0)
+                    (None, results, 0)
                 }
             }
         };
@@ -569,6 +541,7 @@ impl InviteService {
             }
         };
         let results = Self::assemble(req, results);
+        let user = user.filter(|_| relates_user(&results));
         BulkInviteResponse::new(InviteMethod::Email, user, false, results, Some(email))
     }
 
@@ -1094,6 +1067,20 @@ enum Delivered {
     Retry,
     Failed,
     Cancelled,
+}
+
+/// SPEC §4 tenancy: a response names the user only when the user is, or has just become,
+/// related to the caller's organization: a target succeeded, or an outcome shows the user
+/// already belongs to a target or to the organization. Otherwise `user_id` is null, so a key
+/// cannot learn whether an address has an account elsewhere on the platform.
+fn relates_user(results: &[TargetResult]) -> bool {
+    results.iter().any(|r| {
+        r.success
+            || matches!(
+                r.code,
+                OutcomeCode::AlreadyMember | OutcomeCode::HasOrgAccess
+            )
+    })
 }
 
 fn forbidden(target: TargetId) -> InviteError {
