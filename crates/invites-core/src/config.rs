@@ -79,6 +79,12 @@ fn within(
 /// assert_eq!(DeliveryPolicy::default().with_batch_size(0).unwrap_err().field(), "delivery.batch_size");
 /// # Ok::<(), invites_core::ConfigError>(())
 /// ```
+///
+/// A policy with a zero batch size (which made the delivery worker spin) cannot be written:
+///
+/// ```compile_fail
+/// let p = invites_core::DeliveryPolicy { batch_size: 0, ..Default::default() };
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct DeliveryPolicy {
     pub(crate) base_backoff: Duration,

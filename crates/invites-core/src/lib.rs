@@ -73,6 +73,39 @@
 //!   as `email.status = "failed"` (an addition to the three statuses of the contract).
 //! - Accepting reports invitations a direct add superseded, or an earlier accept took, as
 //!   `already_member`.
+//!
+//! # Hostile input: decisions
+//!
+//! - **Email normalisation** ([`Email`]): trim, then the local part NFC → lowercase → NFC and
+//!   the domain through UTS #46 to its **A-label** (ASCII, `xn--`) form; *then* validation of
+//!   that normal form (syntax, 254 bytes in all, 64 in the local part), so every stored
+//!   address parses again to itself. U-label, A-label, NFC, NFD and case spellings of one
+//!   mailbox are one `Email` and one user. A-labels are stored because DNS and every SMTP
+//!   server take them without SMTPUTF8; [`Email::domain_unicode`] is for display.
+//! - **Refused addresses** (`invalid_email`, the reason in the message): quoted local parts,
+//!   domain literals, single-label domains, display names, inner whitespace, and characters of
+//!   the categories Cc, Cf, Zl and Zp anywhere.
+//! - **Names** ([`PersonName`], `invalid_name`): besides controls, refuse U+2028, U+2029 and
+//!   every Cf character (bidi controls U+202A–U+202E and U+2066–U+2069, zero-width spaces,
+//!   BOM, soft hyphen), except the joiners U+200C and U+200D that real spellings need. The
+//!   [`DefaultRenderer`] puts every interpolated value, directory names included, through
+//!   [`plain_line`] (line breaks and invisible controls become spaces) and escapes it in HTML.
+//! - **Tenancy of `user_id`** (where SPEC §4 was silent): a bulk response names the user only
+//!   when a target succeeded or an outcome is `already_member` or `has_org_access`; otherwise
+//!   it is null, even when the address has an account elsewhere.
+//! - **Limits** ([`limits`]): request bodies up to [`MAX_REQUEST_BODY_BYTES`] (`body_too_large`,
+//!   HTTP 413, before decoding); id arrays longer than [`MAX_ID_ARRAY_LEN`] refused before
+//!   their elements are parsed (over [`MAX_TARGETS`] is refused by validation, in the
+//!   documented order); unknown field names echoed cut to [`MAX_ECHOED_FIELD_BYTES`];
+//!   accept tokens must be [`AcceptToken::LEN`] lowercase hex characters, checked before
+//!   hashing (`invalid_token`); idempotency keys 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable
+//!   ASCII characters.
+//! - **Configuration** ([`config`]): [`InviteConfig`] and [`DeliveryPolicy`] have private
+//!   fields and validating setters returning [`ConfigError`] (naming the setting), so an
+//!   invalid configuration (batch size 0, zero or week-long backoff, no attempts, a TTL of 0
+//!   or over a year, a base URL without a host) cannot reach an [`InviteService`].
+//! - **Secrets**: the accept link and token never appear in `Debug` or `Display`
+//!   ([`REDACTED`] is printed instead); [`EmailMessage`]'s `Display` shows headers only.
 
 pub mod config;
 pub mod error;
@@ -96,7 +129,8 @@ pub use ids::{
     UserId, WebsiteId,
 };
 pub use limits::{
-    MAX_ECHOED_FIELD_BYTES, MAX_IDEMPOTENCY_KEY_LEN, MAX_REQUEST_BODY_BYTES, check_idempotency_key,
+    MAX_ECHOED_FIELD_BYTES, MAX_ID_ARRAY_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_REQUEST_BODY_BYTES,
+    check_idempotency_key,
 };
 pub use mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, RenderedEmail,

@@ -4,7 +4,8 @@
 //! | constant | bound | enforced by | error |
 //! |---|---|---|---|
 //! | [`MAX_REQUEST_BODY_BYTES`] | 16 KiB | [`BulkInviteRequest::from_json`](crate::BulkInviteRequest::from_json), before decoding; HTTP layers should cap bodies with it too | `body_too_large` |
-//! | [`MAX_TARGETS`](crate::MAX_TARGETS) | 50 ids | the id array's length, checked before any element is parsed | `invalid_target_count` |
+//! | [`MAX_TARGETS`](crate::MAX_TARGETS) | 50 ids | [`BulkInviteRequest::validate`](crate::BulkInviteRequest::validate), after the permission and exclusivity checks | `invalid_target_count` |
+//! | [`MAX_ID_ARRAY_LEN`] | 500 elements | parsing: a longer id array is refused from its length alone, before any element is parsed | `invalid_target_count` |
 //! | [`MAX_ECHOED_FIELD_BYTES`] | 64 bytes | an unknown field name echoed in an error is cut to this (and stripped of control characters) | `unknown_field` |
 //! | [`AcceptToken::LEN`](crate::AcceptToken::LEN) | 64 hex characters | preview and accept check the token's shape before hashing it or asking the store | `invalid_token` |
 //! | [`MAX_IDEMPOTENCY_KEY_LEN`] | 255 printable ASCII characters | [`check_idempotency_key`] | `invalid_idempotency_key` |
@@ -18,6 +19,13 @@ use crate::values::is_hidden_or_control;
 /// reads, in bytes. A maximal honest request (50 UUIDs, a 254-byte address, two 100-character
 /// names, pretty-printed) is under 4 KiB.
 pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024;
+
+/// Longest id array parsing looks into. A request may name at most
+/// [`MAX_TARGETS`](crate::MAX_TARGETS) targets, but the documented error order puts
+/// `global_key_required` and `mutually_exclusive_targets` before `invalid_target_count`, so an
+/// array a little too long is parsed and judged in that order; one past this bound is
+/// `invalid_target_count` at once, whatever else the body holds, without parsing any element.
+pub const MAX_ID_ARRAY_LEN: usize = 10 * crate::request::MAX_TARGETS;
 
 /// Longest field name an `unknown_field` error repeats, in bytes; longer names are cut (at a
 /// character boundary) and marked with `…`.

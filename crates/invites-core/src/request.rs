@@ -12,14 +12,16 @@
 //!   `duplicate_target`), then email and name values.
 //! - Limits come first (see [`crate::limits`]): a body over
 //!   [`MAX_REQUEST_BODY_BYTES`](crate::MAX_REQUEST_BODY_BYTES) is `body_too_large` before it is
-//!   decoded, and an id array longer than [`MAX_TARGETS`] is `invalid_target_count` as soon as
-//!   its length is seen, before any element is parsed (so it wins over a bad element in it).
+//!   decoded, and an id array longer than [`MAX_ID_ARRAY_LEN`](crate::MAX_ID_ARRAY_LEN) (ten
+//!   times [`MAX_TARGETS`]) is `invalid_target_count` as soon as its length is seen, before any
+//!   element is parsed (so it wins over every other error). Arrays of 51 up to that length
+//!   are parsed and reported in the order above.
 //!   An unknown field is echoed cut to
 //!   [`MAX_ECHOED_FIELD_BYTES`](crate::MAX_ECHOED_FIELD_BYTES), control characters replaced.
 
 use crate::error::{ErrorCode, InviteError};
 use crate::ids::{GroupId, TargetId, TargetKind, WebsiteId};
-use crate::limits::{MAX_REQUEST_BODY_BYTES, echo_field};
+use crate::limits::{MAX_ID_ARRAY_LEN, MAX_REQUEST_BODY_BYTES, echo_field};
 use crate::values::{Email, PersonName, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -144,7 +146,8 @@ impl BulkInviteRequest {
     /// [`InviteError::Validation`] with `body_too_large` (checked before decoding),
     /// `malformed_json`, `unknown_field`, `invalid_invite_method`, `invalid_email`,
     /// `invalid_role`, `invalid_target_id`, `invalid_target_count` (an id array longer than
-    /// [`MAX_TARGETS`], before its elements are parsed) or `invalid_name` (wrong JSON types),
+    /// [`MAX_ID_ARRAY_LEN`](crate::MAX_ID_ARRAY_LEN), before its elements are parsed) or
+    /// `invalid_name` (wrong JSON types),
     /// naming the field.
     pub fn from_json(body: &[u8]) -> Result<Self, InviteError> {
         if body.len() > MAX_REQUEST_BODY_BYTES {
@@ -338,7 +341,7 @@ fn id_list(v: Value, field: &str) -> Result<Vec<Uuid>, InviteError> {
             "must be an array of UUIDs",
         ));
     };
-    if items.len() > MAX_TARGETS {
+    if items.len() > MAX_ID_ARRAY_LEN {
         return Err(InviteError::validation(
             ErrorCode::InvalidTargetCount,
             field,
@@ -433,11 +436,12 @@ mod tests {
 
     #[test]
     fn a_long_id_array_is_refused_before_its_elements_are_parsed() {
-        // 51 ids, the last one broken: the count is reported, not the element.
-        let mut items: Vec<Value> = (0..51)
-            .map(|i| Value::String(Uuid::from_u128(i).to_string()))
+        // Past the parse bound, the last one broken: the count is reported, not the element.
+        let n = crate::MAX_ID_ARRAY_LEN + 1;
+        let mut items: Vec<Value> = (0..n)
+            .map(|i| Value::String(Uuid::from_u128(i as u128).to_string()))
             .collect();
-        items[50] = Value::String("not-a-uuid".into());
+        items[n - 1] = Value::String("not-a-uuid".into());
         let value =
             serde_json::json!({"invite_method": "email", "email": "a@b.co", "group_ids": items});
         let e = BulkInviteRequest::from_value(value).unwrap_err();
@@ -453,6 +457,18 @@ mod tests {
         let e = BulkInviteRequest::from_value(value).unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidTargetCount);
         assert!(started.elapsed() < Duration::from_secs(2));
+        // Just over 50 keeps the documented order: the bad element is reported first.
+        let mut items: Vec<Value> = (0..51)
+            .map(|i| Value::String(Uuid::from_u128(i).to_string()))
+            .collect();
+        items[50] = Value::String("not-a-uuid".into());
+        let value =
+            serde_json::json!({"invite_method": "email", "email": "a@b.co", "website_ids": items});
+        let e = BulkInviteRequest::from_value(value).unwrap_err();
+        assert_eq!(
+            (e.code(), e.field()),
+            (ErrorCode::InvalidTargetId, Some("website_ids[50]"))
+        );
     }
 
     #[test]
