@@ -26,7 +26,7 @@ fn sqlite() -> &'static Sqlite {
 /// Asserts what every accepted `Email` must satisfy: it parses again to itself, stays within
 /// its limits, and survives a trip through the SQLite backend (stored as a user, found by the
 /// address, read back equal).
-pub fn check_email(e: &Email) {
+pub(crate) fn check_email(e: &Email) {
     assert_eq!(Email::parse(e.as_str()).as_ref(), Ok(e), "not idempotent");
     assert!(e.as_str().len() <= Email::MAX_LEN);
     assert!(e.local_part().len() <= Email::MAX_LOCAL_LEN);

@@ -54,8 +54,13 @@ pub fn check_idempotency_key(key: &str) -> Result<(), InviteError> {
 }
 
 /// A caller-chosen name made safe to repeat in an error: control, invisible and line-breaking
-/// characters become `\u{fffd}`, and the text is cut to [`MAX_ECHOED_FIELD_BYTES`].
+/// characters become `\u{fffd}`, the text is cut to [`MAX_ECHOED_FIELD_BYTES`], and an empty
+/// name is shown as `""`.
 pub(crate) fn echo_field(name: &str) -> String {
+    // An empty key (`{"": 1}`) would make an error that names no field.
+    if name.is_empty() {
+        return "\"\"".to_owned();
+    }
     let mut out = String::with_capacity(name.len().min(MAX_ECHOED_FIELD_BYTES + 3));
     for c in name.chars() {
         let c = if is_hidden_or_control(c) {
@@ -79,6 +84,8 @@ mod tests {
     #[test]
     fn echoed_names_are_bounded_and_clean() {
         assert_eq!(echo_field("emial"), "emial");
+        // Found by the `bulk_request` fuzz target: `{"": ...}` named an empty field.
+        assert_eq!(echo_field(""), "\"\"");
         let long = "é".repeat(1000);
         let e = echo_field(&long);
         assert!(e.len() <= MAX_ECHOED_FIELD_BYTES + '…'.len_utf8());
