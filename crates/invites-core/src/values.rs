@@ -137,12 +137,17 @@ impl Email {
         if domain.is_empty() {
             return Err(EmailError("must have a domain after the @"));
         }
-        let local: String = local
-            .nfc()
-            .collect::<String>()
-            .to_lowercase()
-            .nfc()
-            .collect();
+        // ASCII is already NFC, and its Unicode lowercase is its ASCII lowercase.
+        let local: String = if local.is_ascii() {
+            local.to_ascii_lowercase()
+        } else {
+            local
+                .nfc()
+                .collect::<String>()
+                .to_lowercase()
+                .nfc()
+                .collect()
+        };
         let domain = idna::domain_to_ascii_cow(domain.as_bytes(), idna::AsciiDenyList::STD3)
             .map_err(|_| EmailError("has a domain that is not a valid host name"))?;
         Ok(format!("{local}@{domain}"))
