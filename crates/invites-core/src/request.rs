@@ -11,13 +11,13 @@
 //!   rules (`mutually_exclusive_targets`, `missing_targets`, `invalid_target_count`,
 //!   `duplicate_target`), then email and name values.
 //! - Limits come first (see [`crate::limits`]): a body over
-//!   [`MAX_REQUEST_BODY_BYTES`](crate::MAX_REQUEST_BODY_BYTES) is `body_too_large` before it is
-//!   decoded, and an id array longer than [`MAX_ID_ARRAY_LEN`](crate::MAX_ID_ARRAY_LEN) (ten
+//!   [`MAX_REQUEST_BODY_BYTES`] is `body_too_large` before it is
+//!   decoded, and an id array longer than [`MAX_ID_ARRAY_LEN`] (ten
 //!   times [`MAX_TARGETS`]) is `invalid_target_count` as soon as its length is seen, before any
 //!   element is parsed (so it wins over every other error). Arrays of 51 up to that length
 //!   are parsed and reported in the order above.
 //!   An unknown field is echoed cut to
-//!   [`MAX_ECHOED_FIELD_BYTES`](crate::MAX_ECHOED_FIELD_BYTES), control characters replaced.
+//!   [`MAX_ECHOED_FIELD_BYTES`](crate::limits::MAX_ECHOED_FIELD_BYTES), control characters replaced.
 
 use crate::error::{ErrorCode, InviteError};
 use crate::ids::{GroupId, TargetId, TargetKind, WebsiteId};
@@ -146,7 +146,7 @@ impl BulkInviteRequest {
     /// [`InviteError::Validation`] with `body_too_large` (checked before decoding),
     /// `malformed_json`, `unknown_field`, `invalid_invite_method`, `invalid_email`,
     /// `invalid_role`, `invalid_target_id`, `invalid_target_count` (an id array longer than
-    /// [`MAX_ID_ARRAY_LEN`](crate::MAX_ID_ARRAY_LEN), before its elements are parsed) or
+    /// [`MAX_ID_ARRAY_LEN`], before its elements are parsed) or
     /// `invalid_name` (wrong JSON types),
     /// naming the field.
     pub fn from_json(body: &[u8]) -> Result<Self, InviteError> {
