@@ -64,7 +64,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("email:\n{}\n", serde_json::to_string_pretty(&response)?);
     for message in mailer.sent() {
-        println!("{message}\n");
+        // Headers from `Display` (which never prints bodies), then the text part on purpose.
+        println!("{message}\n\n{}", message.text);
     }
 
     // Groups need a global key; a scoped one is refused before anything happens.

@@ -20,7 +20,12 @@ struct PrintingMailer;
 #[async_trait]
 impl Mailer for PrintingMailer {
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
-        println!("--- consolidated email ---\n{message}\n--- end of email ---\n");
+        // `Display` shows headers only (the bodies hold the live accept link); a development
+        // console prints the text part on purpose.
+        println!(
+            "--- consolidated email ---\n{message}\n\n{}--- end of email ---\n",
+            message.text
+        );
         Ok(())
     }
 }

@@ -72,7 +72,9 @@ impl DeliveryWorker {
             let mut totals = DeliveryTotals::default();
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            let batch_size = service.config().delivery.batch_size;
+            // At least 1 by construction (`DeliveryPolicy::with_batch_size`), so a run that
+            // handled nothing always ends the drain loop.
+            let batch_size = service.config().delivery().batch_size().max(1);
             loop {
                 tokio::select! {
                     biased;
@@ -113,5 +115,45 @@ impl DeliveryWorker {
     pub async fn stop(self) -> DeliveryTotals {
         let _ = self.stop.send(true);
         self.task.await.expect("the delivery task panicked")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use invites_core::{BulkInviteRequest, DeliveryPolicy, InviteMethod};
+    use invites_core::{MailerMode, RecordingMailer};
+    use invites_memory::MemoryStore;
+    use invites_testkit::{Harness, ManualClock, World};
+    use std::sync::Arc;
+
+    /// With the smallest batch size the worker drains a backlog in one tick, one full batch
+    /// after another, and stops calling once a call comes back short.
+    #[tokio::test(start_paused = true)]
+    async fn smallest_batch_size_drains_then_rests() {
+        let store = MemoryStore::new();
+        let world = World::seed(&store).await;
+        let clock = ManualClock::standard();
+        let mailer = RecordingMailer::new_ok();
+        let policy = DeliveryPolicy::default().with_batch_size(1).unwrap();
+        let config = Harness::config(&clock, 7).with_delivery_policy(policy);
+        let service = InviteService::new(Arc::new(store), Arc::new(mailer.clone()), config);
+        mailer.set_mode(MailerMode::FailTransient);
+        for (i, site) in world.websites[..3].iter().enumerate() {
+            let to = format!("user{i}@example.test");
+            let req = BulkInviteRequest::websites(InviteMethod::Email, &to, [*site]);
+            service.bulk_invite(&world.global_key(), req).await.unwrap();
+        }
+        mailer.set_mode(MailerMode::Ok);
+        clock.advance(policy.max_backoff());
+
+        let worker = DeliveryWorker::spawn(service, Duration::from_secs(3600));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let totals = worker.stop().await;
+        assert_eq!(totals.sent, 3);
+        assert_eq!(
+            totals.runs, 4,
+            "three full batches, then one empty call: {totals:?}"
+        );
     }
 }

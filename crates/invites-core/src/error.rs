@@ -34,6 +34,8 @@ pub enum ErrorCode {
     UnknownField,
     /// The body is not a JSON object.
     MalformedJson,
+    /// The body is larger than [`MAX_REQUEST_BODY_BYTES`](crate::MAX_REQUEST_BODY_BYTES).
+    BodyTooLarge,
     /// `group_ids` with an API key that is not global.
     GlobalKeyRequired,
     /// The idempotency key was used with a different request.
@@ -77,6 +79,7 @@ impl ErrorCode {
             ErrorCode::InvalidTargetId => "invalid_target_id",
             ErrorCode::UnknownField => "unknown_field",
             ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::GlobalKeyRequired => "global_key_required",
             ErrorCode::IdempotencyConflict => "idempotency_conflict",
             ErrorCode::IdempotencyInProgress => "idempotency_in_progress",
@@ -103,6 +106,7 @@ impl ErrorCode {
             | ErrorCode::NothingToResend => 409,
             ErrorCode::NotFound | ErrorCode::InvalidToken => 404,
             ErrorCode::ResendTooSoon => 429,
+            ErrorCode::BodyTooLarge => 413,
             ErrorCode::StorageUnavailable => 503,
             _ => 400,
         }

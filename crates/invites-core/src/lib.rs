@@ -75,15 +75,67 @@
 //!   as `email.status = "failed"` (an addition to the three statuses of the contract).
 //! - Accepting reports invitations a direct add superseded, or an earlier accept took, as
 //!   `already_member`.
+//!
+//! # Hostile input: decisions
+//!
+//! - **Email normalisation** ([`Email`]): trim, then the local part NFC → lowercase → NFC and
+//!   the domain through UTS #46 to its **A-label** (ASCII, `xn--`) form; *then* validation of
+//!   that normal form (syntax, 254 bytes in all, 64 in the local part), so every stored
+//!   address parses again to itself. U-label, A-label, NFC, NFD and case spellings of one
+//!   mailbox are one `Email` and one user. A-labels are stored because DNS and every SMTP
+//!   server take them without SMTPUTF8; [`Email::domain_unicode`] is for display.
+//! - **Refused addresses** (`invalid_email`, the reason in the message): quoted local parts,
+//!   domain literals, single-label domains, display names, inner whitespace, and characters of
+//!   the categories Cc, Cf, Zl and Zp anywhere.
+//! - **Names** ([`PersonName`], `invalid_name`): besides controls, refuse U+2028, U+2029 and
+//!   every Cf character (bidi controls U+202A–U+202E and U+2066–U+2069, zero-width spaces,
+//!   BOM, soft hyphen), except the joiners U+200C and U+200D that real spellings need. The
+//!   [`DefaultRenderer`] puts every interpolated value, directory names included, through
+//!   [`plain_line`] (line breaks and invisible controls become spaces) and escapes it in HTML.
+//! - **Tenancy of `user_id`** (where SPEC §4 was silent): a bulk response names the user only
+//!   when a target succeeded or an outcome is `already_member` or `has_org_access`; otherwise
+//!   it is null, even when the address has an account elsewhere.
+//! - **Limits**: request bodies up to [`MAX_REQUEST_BODY_BYTES`] (`body_too_large`,
+//!   HTTP 413, before decoding); id arrays longer than [`MAX_ID_ARRAY_LEN`] refused before
+//!   their elements are parsed (over [`MAX_TARGETS`] is refused by validation, in the
+//!   documented order); unknown field names echoed cut to [`MAX_ECHOED_FIELD_BYTES`];
+//!   accept tokens must be [`AcceptToken::LEN`] lowercase hex characters, checked before
+//!   hashing (`invalid_token`); idempotency keys 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable
+//!   ASCII characters.
+//! - **Configuration**: [`InviteConfig`] and [`DeliveryPolicy`] have private
+//!   fields and validating setters returning [`ConfigError`] (naming the setting), so an
+//!   invalid configuration (batch size 0, zero or week-long backoff, no attempts, a TTL of 0
+//!   or over a year, a base URL without a host) cannot reach an [`InviteService`].
+//! - **Secrets**: the accept link and token never appear in `Debug` or `Display`
+//!   ([`REDACTED`] is printed instead); [`EmailMessage`]'s `Display` shows headers only.
+//!
+//! # Limits
+//!
+//! Bounds on everything a caller controls, as public constants, each enforced where the input
+//! first arrives (so oversized input is refused before any work proportional to its size):
+//!
+//! | constant | bound | enforced by | error |
+//! |---|---|---|---|
+//! | [`MAX_REQUEST_BODY_BYTES`] | 16 KiB | [`BulkInviteRequest::from_json`](crate::BulkInviteRequest::from_json), before decoding; HTTP layers should cap bodies with it too | `body_too_large` |
+//! | [`MAX_TARGETS`](crate::MAX_TARGETS) | 50 ids | [`BulkInviteRequest::validate`](crate::BulkInviteRequest::validate), after the permission and exclusivity checks | `invalid_target_count` |
+//! | [`MAX_ID_ARRAY_LEN`] | 500 elements | parsing: a longer id array is refused from its length alone, before any element is parsed | `invalid_target_count` |
+//! | [`MAX_ECHOED_FIELD_BYTES`] | 64 bytes | an unknown field name echoed in an error is cut to this (and stripped of control characters) | `unknown_field` |
+//! | [`AcceptToken::LEN`](crate::AcceptToken::LEN) | 64 hex characters | preview and accept check the token's shape before hashing it or asking the store | `invalid_token` |
+//! | [`MAX_IDEMPOTENCY_KEY_LEN`] | 255 printable ASCII characters | [`check_idempotency_key`] | `invalid_idempotency_key` |
+//! | [`Email::MAX_LEN`](crate::Email::MAX_LEN), [`Email::MAX_LOCAL_LEN`](crate::Email::MAX_LOCAL_LEN) | 254 / 64 bytes of the normal form | [`Email::parse`](crate::Email::parse) | `invalid_email` |
+//! | [`PersonName::MAX_CHARS`](crate::PersonName::MAX_CHARS) | 100 characters | [`PersonName::parse`](crate::PersonName::parse) | `invalid_name` |
 
+mod config;
 pub mod error;
 mod ids;
+mod limits;
 pub mod mail;
 mod port;
 mod principal;
 pub mod random;
 #[cfg(feature = "test-util")]
 mod recording_mailer;
+mod redact;
 pub mod request;
 mod response;
 pub mod rules;
@@ -92,14 +144,19 @@ mod store;
 mod time;
 pub mod values;
 
+pub use config::{ConfigError, DeliveryPolicy, InviteConfig};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
 pub use ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
     UserId, WebsiteId,
 };
+pub use limits::{
+    MAX_ECHOED_FIELD_BYTES, MAX_ID_ARRAY_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_REQUEST_BODY_BYTES,
+    check_idempotency_key,
+};
 pub use mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, RenderedEmail,
-    escape_html,
+    escape_html, plain_line,
 };
 pub use port::{
     BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore, ReadStore,
@@ -108,14 +165,14 @@ pub use principal::{KeyScope, Principal};
 pub use random::{AcceptToken, OsRandom, RandomSource, TokenHash};
 #[cfg(feature = "test-util")]
 pub use recording_mailer::{MailerMode, RecordingMailer};
+pub use redact::REDACTED;
 pub use request::{BulkInviteRequest, InviteMethod, MAX_TARGETS, ValidatedRequest};
 pub use response::{
     BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, Summary, TargetResult,
 };
 pub use service::{
-    AcceptResponse, AcceptResult, BatchView, ConfigError, DeliveryPolicy, DeliveryReport,
-    InvitationPage, InvitationPreview, InvitationView, InviteConfig, InviteService, MessageView,
-    PreviewItem, ResendResponse, RevokeResponse,
+    AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
+    InvitationView, InviteService, MessageView, PreviewItem, ResendResponse, RevokeResponse,
 };
 pub use store::{
     AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, BatchRecord,

@@ -4,13 +4,16 @@
 use crate::error::MailError;
 use crate::ids::{BatchId, MessageId, TargetKind};
 use crate::time::Timestamp;
-use crate::values::{Email, PersonName, Role};
+use crate::values::{Email, PersonName, Role, is_hidden_or_control};
 use async_trait::async_trait;
 use std::fmt::{self, Debug, Write as _};
 use std::sync::Arc;
 
 /// One rendered message, ready for a mailer.
-#[derive(Clone, PartialEq, Eq, Debug)]
+///
+/// Its bodies hold the live accept link, so neither `Debug` nor `Display` prints them:
+/// `Debug` shows their sizes, `Display` the headers and sizes.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EmailMessage {
     /// Stable across delivery attempts: a mailer can use it (e.g. as `Message-ID`) to drop
     /// duplicates, since delivery is at least once.
@@ -55,8 +58,12 @@ pub struct EmailTarget {
     pub role: Role,
 }
 
-/// Everything a renderer may use.
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// Everything a renderer may use. `Debug` redacts the accept link.
+///
+/// Target names come from the host's directory, not from the request, and are untrusted all
+/// the same: a renderer must keep them from forging lines or markup (see [`plain_line`] and
+/// [`escape_html`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct BatchEmail {
     /// Recipient.
     pub to: Email,
@@ -70,8 +77,9 @@ pub struct BatchEmail {
     pub accept_url: String,
 }
 
-/// The parts a renderer produces.
-#[derive(Clone, PartialEq, Eq, Debug)]
+/// The parts a renderer produces. `Debug` shows the subject and the sizes of the bodies
+/// (which hold the accept link).
+#[derive(Clone, PartialEq, Eq)]
 pub struct RenderedEmail {
     /// Subject; the service removes control characters from it whatever the renderer does.
     pub subject: String,
@@ -82,7 +90,8 @@ pub struct RenderedEmail {
 }
 
 /// Turns a batch into a message. Hosts replace [`DefaultRenderer`] for their own wording and
-/// branding; they must escape what they interpolate into HTML (see [`escape_html`]).
+/// branding; they must pass what they interpolate through [`plain_line`] (text) and
+/// [`escape_html`] (HTML), as the default does.
 pub trait EmailRenderer: Send + Sync + Debug + 'static {
     /// Renders the message.
     fn render(&self, email: &BatchEmail) -> RenderedEmail;
@@ -90,6 +99,11 @@ pub trait EmailRenderer: Send + Sync + Debug + 'static {
 
 /// The built-in renderer: a subject naming how many targets, the list with roles, the expiry,
 /// one accept link; text and HTML parts.
+///
+/// Every interpolated value (product name, first name, target names) goes through
+/// [`plain_line`] first, so a directory name holding CR, LF, U+2028 or a bidirectional control
+/// stays on its own line and cannot fake the link line; in HTML it is then escaped with
+/// [`escape_html`], so it cannot add markup.
 #[derive(Clone, Debug)]
 pub struct DefaultRenderer {
     /// Product name used in the subject and greeting, e.g. "Acme Analytics".
@@ -114,25 +128,29 @@ fn count_noun(targets: &[EmailTarget]) -> String {
 impl EmailRenderer for DefaultRenderer {
     fn render(&self, e: &BatchEmail) -> RenderedEmail {
         let what = count_noun(&e.targets);
-        let subject = format!("You're invited to {what} on {}", self.product_name);
+        let product = plain_line(&self.product_name);
+        let subject = format!("You're invited to {what} on {product}");
         let greeting = match &e.first_name {
-            Some(n) => format!("Hello {n},"),
+            Some(n) => format!("Hello {},", plain_line(n.as_str())),
             None => "Hello,".to_owned(),
         };
         let expires = e.expires_at.to_human();
+        let url = e.accept_url.as_str();
 
-        let mut text = format!(
-            "{greeting}\n\nYou have been invited to {what} on {}:\n\n",
-            self.product_name
-        );
+        let mut text = format!("{greeting}\n\nYou have been invited to {what} on {product}:\n\n");
         for t in &e.targets {
-            let _ = writeln!(text, "  - {} ({}, {})", t.name, t.kind.noun(), t.role);
+            let _ = writeln!(
+                text,
+                "  - {} ({}, {})",
+                plain_line(&t.name),
+                t.kind.noun(),
+                t.role
+            );
         }
         let _ = write!(
             text,
-            "\nAccept all of them with this link:\n{}\n\nThe invitation expires on {expires}.\n\
+            "\nAccept all of them with this link:\n{url}\n\nThe invitation expires on {expires}.\n\
              If you did not expect it, ignore this email.\n",
-            e.accept_url
         );
 
         let mut html = String::from("<!DOCTYPE html>\n<html><body>\n");
@@ -141,13 +159,13 @@ impl EmailRenderer for DefaultRenderer {
             "<p>{}</p>\n<p>You have been invited to {} on {}:</p>\n<ul>\n",
             escape_html(&greeting),
             escape_html(&what),
-            escape_html(&self.product_name)
+            escape_html(&product)
         );
         for t in &e.targets {
             let _ = writeln!(
                 html,
                 "<li><strong>{}</strong> ({}, {})</li>",
-                escape_html(&t.name),
+                escape_html(&plain_line(&t.name)),
                 t.kind.noun(),
                 t.role
             );
@@ -158,7 +176,7 @@ impl EmailRenderer for DefaultRenderer {
              <p>The invitation expires on {}.</p>\n<p>If you did not expect it, ignore this email.</p>\n\
              </body></html>\n",
             escape_html(&expires),
-            url = escape_html(&e.accept_url)
+            url = escape_html(url)
         );
         RenderedEmail {
             subject,
@@ -166,6 +184,16 @@ impl EmailRenderer for DefaultRenderer {
             html,
         }
     }
+}
+
+/// Makes untrusted text safe to put on one line of a plain-text part: every character of the
+/// Unicode categories Cc (CR, LF, tab, NEL, ...), Cf (bidirectional controls, zero-width
+/// characters), Zl and Zp (U+2028, U+2029) becomes a space, so the text can neither start a
+/// new line nor reorder what follows it.
+pub fn plain_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if is_hidden_or_control(c) { ' ' } else { c })
+        .collect()
 }
 
 /// Escapes `& < > " '` for HTML text and attribute values.
@@ -184,21 +212,91 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// Makes a header value safe: control characters (CR, LF, tab, ...) become spaces.
+/// Makes a header value safe: control characters (CR, LF, tab, ...), line separators and
+/// invisible format characters become spaces (the same rule as [`plain_line`]).
 pub fn sanitize_header(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    plain_line(s)
+}
+
+/// A body part, shown by size only: it holds the accept link.
+struct Body<'a>(&'a str);
+
+impl Debug for Body<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} bytes)", crate::REDACTED, self.0.len())
+    }
+}
+
+impl Debug for EmailMessage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let EmailMessage {
+            id,
+            batch_id,
+            to,
+            subject,
+            text,
+            html,
+        } = self;
+        f.debug_struct("EmailMessage")
+            .field("id", id)
+            .field("batch_id", batch_id)
+            .field("to", to)
+            .field("subject", subject)
+            .field("text", &Body(text))
+            .field("html", &Body(html))
+            .finish()
+    }
+}
+
+impl Debug for BatchEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let BatchEmail {
+            to,
+            first_name,
+            targets,
+            expires_at,
+            accept_url,
+        } = self;
+        f.debug_struct("BatchEmail")
+            .field("to", to)
+            .field("first_name", first_name)
+            .field("targets", targets)
+            .field("expires_at", expires_at)
+            .field("accept_url", &crate::redact::Redacted(accept_url))
+            .finish()
+    }
+}
+
+impl Debug for RenderedEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RenderedEmail {
+            subject,
+            text,
+            html,
+        } = self;
+        f.debug_struct("RenderedEmail")
+            .field("subject", subject)
+            .field("text", &Body(text))
+            .field("html", &Body(html))
+            .finish()
+    }
 }
 
 impl fmt::Display for EmailMessage {
-    /// A readable dump (for logs and the quickstart's printing mailer).
+    /// The headers and the sizes of the parts, for logs and printing mailers. The bodies are
+    /// not shown: they hold the live accept link. A mailer that must show a body (a
+    /// development console) prints `text` itself, knowingly.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "Message-Id: <{}@invites>", self.id)?;
         writeln!(f, "To: {}", self.to)?;
-        writeln!(f, "Subject: {}", self.subject)?;
-        writeln!(f, "\n--- text/plain ---\n{}", self.text)?;
-        write!(f, "--- text/html ---\n{}", self.html)
+        writeln!(f, "Subject: {}", sanitize_header(&self.subject))?;
+        write!(
+            f,
+            "(text/plain {} bytes, text/html {} bytes: {})",
+            self.text.len(),
+            self.html.len(),
+            crate::REDACTED
+        )
     }
 }
 
@@ -270,5 +368,75 @@ mod tests {
     #[test]
     fn header_sanitizer_removes_line_breaks() {
         assert_eq!(sanitize_header("a\r\nBcc: x"), "a  Bcc: x");
+        assert_eq!(sanitize_header("a\u{2028}b\u{202e}c\u{85}d"), "a b c d");
+    }
+
+    /// Directory names are untrusted: before, a name with a line break (CR/LF, U+2028, NEL)
+    /// wrote its own lines into the text part, e.g. a fake link line.
+    #[test]
+    fn hostile_directory_names_cannot_forge_lines_or_markup() {
+        let forged = "Shop\r\n\r\nAccept all of them with this link:\r\nhttps://evil.test/\u{2028}Line\u{2029}Para\u{85}Nel\u{202e}gnp.exe";
+        let mut e = sample(forged);
+        e.targets.push(EmailTarget {
+            kind: TargetKind::Group,
+            name: "<img src=x onerror=alert(1)>\n<a href=\"https://evil.test\">".to_owned(),
+            role: Role::Viewer,
+        });
+        let renderer = DefaultRenderer {
+            product_name: "Acme\r\nBcc: victim@evil.test\u{2028}<b>".into(),
+        };
+        let r = renderer.render(&e);
+        // Exactly the lines the template writes: nothing a name adds.
+        let expected_lines = 2 + 2 + 3 + 1 + 2 + 1 + 2;
+        assert_eq!(r.text.lines().count(), expected_lines, "{}", r.text);
+        for bad in ['\r', '\u{2028}', '\u{2029}', '\u{85}', '\u{202e}'] {
+            assert!(!r.text.contains(bad), "{bad:?} in the text part");
+            assert!(!r.html.contains(bad), "{bad:?} in the HTML part");
+            assert!(!r.subject.contains(bad), "{bad:?} in the subject");
+        }
+        assert!(!r.subject.contains('\n'));
+        // The one link line is the real one.
+        let links: Vec<&str> = r.text.lines().filter(|l| l.starts_with("http")).collect();
+        assert_eq!(links, [e.accept_url.as_str()]);
+        let listed = r.text.lines().find(|l| l.contains("Shop")).unwrap();
+        assert!(
+            listed.starts_with("  - Shop    Accept all of them with this link:"),
+            "{listed}"
+        );
+        // No markup from a name or the product.
+        assert!(!r.html.contains("<img") && !r.html.contains("<b>"));
+        assert!(r.html.contains(
+            "&lt;img src=x onerror=alert(1)&gt; &lt;a href=&quot;https://evil.test&quot;&gt;"
+        ));
+        assert_eq!(r.html.matches("<a ").count(), 1);
+        assert_eq!(r.html.matches("<li>").count(), 3);
+    }
+
+    #[test]
+    fn debug_and_display_never_show_the_link_or_bodies() {
+        let e = sample("Shop");
+        let r = DefaultRenderer::default().render(&e);
+        let m = EmailMessage {
+            id: crate::ids::MessageId(uuid::Uuid::from_u128(1)),
+            batch_id: crate::ids::BatchId(uuid::Uuid::from_u128(2)),
+            to: e.to.clone(),
+            subject: r.subject.clone(),
+            text: r.text.clone(),
+            html: r.html.clone(),
+        };
+        for shown in [
+            format!("{e:?}"),
+            format!("{e:#?}"),
+            format!("{r:?}"),
+            format!("{r:#?}"),
+            format!("{m:?}"),
+            format!("{m:#?}"),
+            format!("{m}"),
+        ] {
+            assert!(!shown.contains("token=abc"), "{shown}");
+            assert!(!shown.contains("Accept all of them"), "a body in {shown}");
+            assert!(shown.contains(crate::REDACTED), "{shown}");
+        }
+        assert!(format!("{m}").contains("Subject: You're invited to 2 websites"));
     }
 }

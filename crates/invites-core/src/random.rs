@@ -44,10 +44,27 @@ impl AcceptToken {
         AcceptToken(hex(&b))
     }
 
-    /// Wraps a token received from a user (an accept link). It is not validated: an ill-formed
-    /// token simply matches no stored hash.
+    /// Length of every token this crate issues: 64 lowercase hex characters.
+    pub const LEN: usize = 64;
+
+    /// Wraps a token received from a user (an accept link) without checking its shape: an
+    /// ill-formed token simply matches no stored hash. Prefer [`AcceptToken::from_link`] for
+    /// untrusted input, which refuses a wrong shape before any hashing.
     pub fn from_user(raw: &str) -> Self {
         AcceptToken(raw.trim().to_owned())
+    }
+
+    /// A token received from a user, if it has the shape of one this crate issues
+    /// ([`AcceptToken::LEN`] lowercase hex characters, surrounding whitespace ignored).
+    /// The length is checked before anything else, so oversized input costs nothing.
+    pub fn from_link(raw: &str) -> Option<Self> {
+        // Allow a little surrounding whitespace (a pasted link), nothing more.
+        if raw.len() > Self::LEN + 16 {
+            return None;
+        }
+        let t = raw.trim();
+        (t.len() == Self::LEN && t.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| AcceptToken(t.to_owned()))
     }
 
     /// The secret text, for building the accept link.
@@ -63,7 +80,7 @@ impl AcceptToken {
 
 impl fmt::Debug for AcceptToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AcceptToken(<redacted>)")
+        write!(f, "AcceptToken({})", crate::REDACTED)
     }
 }
 
@@ -113,6 +130,28 @@ mod tests {
             AcceptToken::from_user("abc").hash().to_hex(),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn user_tokens_are_shape_checked() {
+        let a = AcceptToken::generate(&OsRandom);
+        assert_eq!(AcceptToken::from_link(a.expose()), Some(a.clone()));
+        assert_eq!(
+            AcceptToken::from_link(&format!("  {}\n", a.expose())),
+            Some(a.clone())
+        );
+        let upper = a.expose().to_ascii_uppercase();
+        for bad in [
+            "",
+            "abc",
+            &a.expose()[..63],
+            &format!("{}0", a.expose()),
+            upper.as_str(),
+            &"g".repeat(64),
+            &"a".repeat(1 << 20),
+        ] {
+            assert!(AcceptToken::from_link(bad).is_none(), "{}", bad.len());
+        }
     }
 
     #[test]

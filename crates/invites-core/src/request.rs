@@ -10,9 +10,18 @@
 //!   `website_ids`, `group_ids`, `first_name`, `last_name` for type errors, then the target
 //!   rules (`mutually_exclusive_targets`, `missing_targets`, `invalid_target_count`,
 //!   `duplicate_target`), then email and name values.
+//! - Limits come first (see [`crate::limits`]): a body over
+//!   [`MAX_REQUEST_BODY_BYTES`] is `body_too_large` before it is
+//!   decoded, and an id array longer than [`MAX_ID_ARRAY_LEN`] (ten
+//!   times [`MAX_TARGETS`]) is `invalid_target_count` as soon as its length is seen, before any
+//!   element is parsed (so it wins over every other error). Arrays of 51 up to that length
+//!   are parsed and reported in the order above.
+//!   An unknown field is echoed cut to
+//!   [`MAX_ECHOED_FIELD_BYTES`](crate::limits::MAX_ECHOED_FIELD_BYTES), control characters replaced.
 
 use crate::error::{ErrorCode, InviteError};
 use crate::ids::{GroupId, TargetId, TargetKind, WebsiteId};
+use crate::limits::{MAX_ID_ARRAY_LEN, MAX_REQUEST_BODY_BYTES, echo_field};
 use crate::values::{Email, PersonName, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -131,13 +140,23 @@ impl BulkInviteRequest {
         }
     }
 
-    /// Parses a JSON body.
+    /// Parses a JSON body of at most [`MAX_REQUEST_BODY_BYTES`].
     ///
     /// # Errors
-    /// [`InviteError::Validation`] with `malformed_json`, `unknown_field`,
-    /// `invalid_invite_method`, `invalid_email`, `invalid_role`, `invalid_target_id` or
-    /// `invalid_name` (wrong JSON types), naming the field.
+    /// [`InviteError::Validation`] with `body_too_large` (checked before decoding),
+    /// `malformed_json`, `unknown_field`, `invalid_invite_method`, `invalid_email`,
+    /// `invalid_role`, `invalid_target_id`, `invalid_target_count` (an id array longer than
+    /// [`MAX_ID_ARRAY_LEN`], before its elements are parsed) or
+    /// `invalid_name` (wrong JSON types),
+    /// naming the field.
     pub fn from_json(body: &[u8]) -> Result<Self, InviteError> {
+        if body.len() > MAX_REQUEST_BODY_BYTES {
+            return Err(InviteError::validation(
+                ErrorCode::BodyTooLarge,
+                "body",
+                format!("is larger than {MAX_REQUEST_BODY_BYTES} bytes"),
+            ));
+        }
         let value: Value = serde_json::from_slice(body).map_err(|e| {
             InviteError::validation(
                 ErrorCode::MalformedJson,
@@ -148,10 +167,11 @@ impl BulkInviteRequest {
         Self::from_value(value)
     }
 
-    /// Parses an already decoded JSON value; see [`BulkInviteRequest::from_json`].
+    /// Parses an already decoded JSON value; see [`BulkInviteRequest::from_json`] (which also
+    /// bounds the body's size: prefer it for untrusted bytes).
     ///
     /// # Errors
-    /// As [`BulkInviteRequest::from_json`].
+    /// As [`BulkInviteRequest::from_json`], except `body_too_large`.
     pub fn from_value(value: Value) -> Result<Self, InviteError> {
         let Value::Object(mut map) = value else {
             return Err(InviteError::validation(
@@ -163,7 +183,7 @@ impl BulkInviteRequest {
         if let Some(unknown) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
             return Err(InviteError::validation(
                 ErrorCode::UnknownField,
-                unknown.clone(),
+                echo_field(unknown),
                 "is not a known field",
             ));
         }
@@ -321,6 +341,13 @@ fn id_list(v: Value, field: &str) -> Result<Vec<Uuid>, InviteError> {
             "must be an array of UUIDs",
         ));
     };
+    if items.len() > MAX_ID_ARRAY_LEN {
+        return Err(InviteError::validation(
+            ErrorCode::InvalidTargetCount,
+            field,
+            format!("must hold 1 to {MAX_TARGETS} ids, not {}", items.len()),
+        ));
+    }
     items
         .into_iter()
         .enumerate()
@@ -378,4 +405,85 @@ pub struct ValidatedRequest {
     pub first_name: Option<PersonName>,
     /// Last name, if given.
     pub last_name: Option<PersonName>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{MAX_ECHOED_FIELD_BYTES, MAX_REQUEST_BODY_BYTES};
+    use std::time::{Duration, Instant};
+
+    fn body_with_ids(n: usize) -> String {
+        let ids = vec!["\"123e4567-e89b-12d3-a456-426614174000\""; n].join(",");
+        format!(r#"{{"invite_method":"email","email":"a@b.co","website_ids":[{ids}]}}"#)
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_decoding() {
+        // Not even JSON: the size is checked first.
+        let big = vec![b'{'; MAX_REQUEST_BODY_BYTES + 1];
+        let e = BulkInviteRequest::from_json(&big).unwrap_err();
+        assert_eq!(
+            (e.code(), e.field()),
+            (ErrorCode::BodyTooLarge, Some("body"))
+        );
+        assert_eq!(e.code().http_status(), 413);
+        // A maximal honest request fits easily.
+        let fifty = body_with_ids(MAX_TARGETS);
+        assert!(fifty.len() * 3 < MAX_REQUEST_BODY_BYTES);
+        assert!(BulkInviteRequest::from_json(fifty.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_long_id_array_is_refused_before_its_elements_are_parsed() {
+        // Past the parse bound, the last one broken: the count is reported, not the element.
+        let n = crate::MAX_ID_ARRAY_LEN + 1;
+        let mut items: Vec<Value> = (0..n)
+            .map(|i| Value::String(Uuid::from_u128(i as u128).to_string()))
+            .collect();
+        items[n - 1] = Value::String("not-a-uuid".into());
+        let value =
+            serde_json::json!({"invite_method": "email", "email": "a@b.co", "group_ids": items});
+        let e = BulkInviteRequest::from_value(value).unwrap_err();
+        assert_eq!(
+            (e.code(), e.field()),
+            (ErrorCode::InvalidTargetCount, Some("group_ids"))
+        );
+        // A million elements (through the value path, which has no size limit) are refused
+        // without parsing a million UUIDs.
+        let million = Value::Array(vec![Value::Bool(true); 1_000_000]);
+        let value = serde_json::json!({"invite_method": "email", "email": "a@b.co", "website_ids": million});
+        let started = Instant::now();
+        let e = BulkInviteRequest::from_value(value).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidTargetCount);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // Just over 50 keeps the documented order: the bad element is reported first.
+        let mut items: Vec<Value> = (0..51)
+            .map(|i| Value::String(Uuid::from_u128(i).to_string()))
+            .collect();
+        items[50] = Value::String("not-a-uuid".into());
+        let value =
+            serde_json::json!({"invite_method": "email", "email": "a@b.co", "website_ids": items});
+        let e = BulkInviteRequest::from_value(value).unwrap_err();
+        assert_eq!(
+            (e.code(), e.field()),
+            (ErrorCode::InvalidTargetId, Some("website_ids[50]"))
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_are_echoed_bounded_and_clean() {
+        let name = format!("x\r\n{}", "y".repeat(10_000));
+        let body = serde_json::json!({ name: 1, "invite_method": "email" }).to_string();
+        let e = BulkInviteRequest::from_json(body.as_bytes()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnknownField);
+        let field = e.field().unwrap();
+        assert!(
+            field.len() <= MAX_ECHOED_FIELD_BYTES + '…'.len_utf8(),
+            "{}",
+            field.len()
+        );
+        assert!(field.starts_with("x\u{fffd}\u{fffd}yyy") && field.ends_with('…'));
+        assert!(!e.to_string().contains('\n'));
+    }
 }

@@ -88,7 +88,9 @@ pub struct AddMembersOutcome {
 }
 
 /// The batch an email-mode request creates.
-#[derive(Clone, Debug)]
+///
+/// `Debug` prints the accept link as `[redacted]`.
+#[derive(Clone)]
 pub struct NewBatch {
     /// Its id.
     pub id: BatchId,
@@ -365,7 +367,9 @@ impl MessageStatus {
 }
 
 /// One outbox row.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+///
+/// `Debug` prints the accept link as `[redacted]`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxMessage {
     /// Stable id, the same on every delivery attempt.
     pub id: MessageId,
@@ -477,7 +481,9 @@ pub enum RevokeFact {
 }
 
 /// Rotate a batch's token and queue a new message (resend).
-#[derive(Clone, Debug)]
+///
+/// `Debug` prints the accept link as `[redacted]`.
+#[derive(Clone)]
 pub struct RotateBatch {
     /// The caller's organization.
     pub organization: OrganizationId,

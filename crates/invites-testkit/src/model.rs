@@ -625,6 +625,7 @@ impl Model {
             }
             results.push(r);
         }
+        let user = user.filter(|_| names_user(&results));
         BulkInviteResponse::new(
             InviteMethod::Direct,
             user.map(|u| u.0),
@@ -736,6 +737,7 @@ impl Model {
                 batch_id: Some(batch_id),
             }
         };
+        let user = user.filter(|_| names_user(&results));
         BulkInviteResponse::new(InviteMethod::Email, user, false, results, Some(email))
     }
 
@@ -1243,4 +1245,18 @@ impl Model {
             outbox,
         }
     }
+}
+
+/// SPEC §4 tenancy, stated on its own here: the user is named only if some target was added or
+/// invited, or was refused because the user already is a member of it or of the organization.
+fn names_user(results: &[TargetResult]) -> bool {
+    results.iter().any(|r| {
+        matches!(
+            r.code,
+            OutcomeCode::Added
+                | OutcomeCode::Invited
+                | OutcomeCode::AlreadyMember
+                | OutcomeCode::HasOrgAccess
+        )
+    })
 }

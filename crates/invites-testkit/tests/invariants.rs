@@ -426,7 +426,12 @@ proptest! {
             } else {
                 prop_assert_eq!(&after.users, &before.users);
                 prop_assert!(!resp.user_created);
-                prop_assert_eq!(resp.user_id, existed.map(|u| u.id));
+                // SPEC §4 tenancy: named only when an outcome relates the user to the org.
+                let related = resp.results.iter().any(|r| {
+                    r.success
+                        || matches!(r.code, OutcomeCode::AlreadyMember | OutcomeCode::HasOrgAccess)
+                });
+                prop_assert_eq!(resp.user_id, existed.filter(|_| related).map(|u| u.id));
             }
             Ok(())
         })?;

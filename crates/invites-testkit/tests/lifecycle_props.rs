@@ -274,7 +274,8 @@ proptest! {
             let clock = ManualClock::standard();
             let mailer = RecordingMailer::new_ok();
             let config = Harness::config(&clock, SEED)
-                .with_invitation_ttl(Duration::from_secs(ttl_secs));
+                .with_invitation_ttl(Duration::from_secs(ttl_secs))
+                .expect("a ttl within bounds");
             let svc = InviteService::new(Arc::new(store.clone()), Arc::new(mailer.clone()), config);
             let key = world.global_key();
             let req = BulkInviteRequest::websites(InviteMethod::Email, "late@example.com", sites.clone());

@@ -12,7 +12,7 @@ impl InviteService {
         &self,
         token: &str,
     ) -> Result<(AcceptToken, BatchRecord), InviteError> {
-        let token = AcceptToken::from_user(token);
+        let token = AcceptToken::from_link(token).ok_or(InviteError::InvalidToken)?;
         let batch = self
             .store
             .find_batch_by_token(&token.hash())

@@ -107,12 +107,9 @@ impl InviteService {
             now,
         };
         let (user, results) = if cmd.targets.is_empty() {
-            (
-                dropped_ok("find_user", self.store.find_user(&req.email).await)
-                    .flatten()
-                    .map(|u| (u.id, false)),
-                Vec::new(),
-            )
+            // No user is named without an outcome relating them to the org (see
+            // `relates_user`), so the paths where nothing reached the store look nobody up.
+            (None, Vec::new())
         } else {
             match self.store.add_members(&cmd).await {
                 Ok(out) => {
@@ -147,19 +144,17 @@ impl InviteService {
                 Err(e) => {
                     note_dropped("add_members", &e);
                     // Nothing of the batch is stored: every allowed target failed.
-                    let user = dropped_ok("find_user", self.store.find_user(&req.email).await)
-                        .flatten()
-                        .map(|u| (u.id, false));
                     let results = cmd
                         .targets
                         .iter()
                         .map(|t| (*t, TargetResult::new(*t, OutcomeCode::InternalError)))
                         .collect();
-                    (user, results)
+                    (None, results)
                 }
             }
         };
         let results = Self::assemble(req, results);
+        let user = user.filter(|_| relates_user(&results));
         BulkInviteResponse::new(
             InviteMethod::Direct,
             user.map(|u| u.0),
@@ -205,13 +200,7 @@ impl InviteService {
             now,
         };
         let (user, results, invited) = if cmd.targets.is_empty() {
-            (
-                dropped_ok("find_user", self.store.find_user(&req.email).await)
-                    .flatten()
-                    .map(|u| u.id),
-                Vec::new(),
-                0,
-            )
+            (None, Vec::new(), 0)
         } else {
             match self.store.create_invitations(&cmd).await {
                 Ok(out) => {
@@ -249,15 +238,12 @@ impl InviteService {
                 }
                 Err(e) => {
                     note_dropped("create_invitations", &e);
-                    let user = dropped_ok("find_user", self.store.find_user(&req.email).await)
-                        .flatten()
-                        .map(|u| u.id);
                     let results = cmd
                         .targets
                         .iter()
                         .map(|(t, _)| (*t, TargetResult::new(*t, OutcomeCode::InternalError)))
                         .collect();
-                    (user, results, 0)
+                    (None, results, 0)
                 }
             }
         };
@@ -286,6 +272,21 @@ impl InviteService {
             }
         };
         let results = Self::assemble(req, results);
+        let user = user.filter(|_| relates_user(&results));
         BulkInviteResponse::new(InviteMethod::Email, user, false, results, Some(email))
     }
+}
+
+/// SPEC §4 tenancy: a response names the user only when the user is, or has just become,
+/// related to the caller's organization: a target succeeded, or an outcome shows the user
+/// already belongs to a target or to the organization. Otherwise `user_id` is null, so a key
+/// cannot learn whether an address has an account elsewhere on the platform.
+fn relates_user(results: &[TargetResult]) -> bool {
+    results.iter().any(|r| {
+        r.success
+            || matches!(
+                r.code,
+                OutcomeCode::AlreadyMember | OutcomeCode::HasOrgAccess
+            )
+    })
 }

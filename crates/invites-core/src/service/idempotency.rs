@@ -31,16 +31,7 @@ impl InviteService {
         idempotency_key: &str,
         request: BulkInviteRequest,
     ) -> Result<BulkInviteResponse, InviteError> {
-        if idempotency_key.is_empty()
-            || idempotency_key.len() > 255
-            || !idempotency_key.bytes().all(|b| (0x21..=0x7e).contains(&b))
-        {
-            return Err(InviteError::validation(
-                ErrorCode::InvalidIdempotencyKey,
-                "idempotency_key",
-                "must be 1 to 255 printable ASCII characters",
-            ));
-        }
+        crate::limits::check_idempotency_key(idempotency_key)?;
         let valid = self.check(principal, &request)?;
         let body = serde_json::to_vec(&request).expect("a request always serializes");
         let fingerprint: [u8; 32] = Sha256::digest(&body).into();

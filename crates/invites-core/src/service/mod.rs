@@ -1,17 +1,16 @@
 //! [`InviteService`]: the rules of bulk invites over the ports, one file per capability:
-//! [`config`] (configuration), [`bulk`] (the bulk request), [`idempotency`], [`delivery`]
+//! [`bulk`] (the bulk request), [`idempotency`], [`delivery`]
 //! (the outbox), [`accept`] (preview and accept), [`manage`] (revoke, resend, batch view,
 //! listing) and [`views`] (what the lifecycle calls return).
 
 mod accept;
 mod bulk;
-mod config;
 mod delivery;
 mod idempotency;
 mod manage;
 mod views;
 
-pub use config::{ConfigError, DeliveryPolicy, InviteConfig};
+use crate::config::InviteConfig;
 pub use views::{
     AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
     InvitationView, MessageView, PreviewItem, ResendResponse, RevokeResponse,
@@ -109,7 +108,7 @@ pub(super) fn minus(t: Timestamp, d: Duration) -> Timestamp {
 mod tests {
     use super::manage::parse_cursor;
     use super::*;
-    use crate::{AcceptToken, BulkInviteRequest, InvitationId, Principal};
+    use crate::{BulkInviteRequest, InvitationId, Principal};
 
     #[test]
     fn futures_are_send() {
@@ -120,37 +119,6 @@ mod tests {
             is_send(&s.accept("t", None));
         }
         let _ = check;
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let p = DeliveryPolicy {
-            base_backoff: Duration::from_secs(10),
-            max_backoff: Duration::from_secs(100),
-            ..DeliveryPolicy::default()
-        };
-        assert_eq!(p.backoff(1), Duration::from_secs(10));
-        assert_eq!(p.backoff(2), Duration::from_secs(20));
-        assert_eq!(p.backoff(4), Duration::from_secs(80));
-        assert_eq!(p.backoff(5), Duration::from_secs(100));
-        assert_eq!(p.backoff(60), Duration::from_secs(100));
-    }
-
-    #[test]
-    fn accept_url_and_config_checks() {
-        let c = InviteConfig::new("https://a.test/accept").unwrap();
-        let t = AcceptToken::from_user("abc");
-        assert_eq!(c.accept_url(&t), "https://a.test/accept?token=abc");
-        let c = InviteConfig::new("https://a.test/accept?lang=en").unwrap();
-        assert_eq!(c.accept_url(&t), "https://a.test/accept?lang=en&token=abc");
-        for bad in [
-            "ftp://x",
-            "https://a b",
-            "https://a.test/#x",
-            "javascript:alert(1)",
-        ] {
-            assert!(InviteConfig::new(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
