@@ -61,6 +61,14 @@ impl DeliveryPolicy {
             .saturating_mul(factor)
             .min(self.max_backoff)
     }
+
+    /// The wait after the `attempts`-th failed attempt when the mailer hinted `retry_after`:
+    /// the [`backoff`](DeliveryPolicy::backoff), or the hint if that is longer, but never
+    /// more than `max_backoff` (a hint cannot park a message beyond the policy).
+    pub fn retry_wait(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let backoff = self.backoff(attempts);
+        retry_after.map_or(backoff, |hint| backoff.max(hint.min(self.max_backoff)))
+    }
 }
 
 /// A configuration error.
@@ -806,7 +814,8 @@ impl InviteService {
                 Ok(Delivered::Sent)
             }
             Err(e) if e.is_retryable() && attempts < self.config.delivery.max_attempts => {
-                let next_attempt_at = now.plus(self.config.delivery.backoff(attempts));
+                let next_attempt_at =
+                    now.plus(self.config.delivery.retry_wait(attempts, e.retry_after()));
                 self.store
                     .record_delivery(
                         message.id,
