@@ -4,6 +4,7 @@
 //!   over a [`Backend`]; [`conformance_suite!`] turns it into `#[tokio::test]`s for a backend.
 //! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
 //!   whole operations), and the recording mailer re-exported from `invites-memory`.
+//! - [`mailer_suite`]: the receiving-side checks every real mail transport passes.
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
 //! - Property testing: [`strategies`] (proptest strategies over the seeded world), [`model`]
 //!   (a plain reference model of the service) and [`differential`] (random operation
@@ -29,6 +30,7 @@ pub mod conformance;
 pub mod differential;
 mod doubles;
 mod fixtures;
+pub mod mailer_suite;
 pub mod model;
 pub mod strategies;
 
