@@ -1,0 +1,1 @@
+//! Postmark mailer (in progress).
