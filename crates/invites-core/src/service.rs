@@ -845,8 +845,9 @@ impl InviteService {
 
     /// Delivers queued messages that are due: renders each from its batch's live invitations
     /// (a batch with none left is cancelled, never sent), hands it to the mailer, and records
-    /// the outcome; transient errors back off exponentially, permanent ones or too many
-    /// attempts mark the message failed.
+    /// the outcome; transient errors back off exponentially (or wait out the mailer's
+    /// [`retry_after`](crate::MailError::retry_after) hint when it is longer, never beyond
+    /// `max_backoff`), permanent ones or too many attempts mark the message failed.
     ///
     /// # Errors
     /// [`InviteError::Unavailable`] if the due messages cannot be claimed. Failures on single
