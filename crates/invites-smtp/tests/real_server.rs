@@ -309,6 +309,34 @@ async fn suite_over_implicit_tls() {
     assert!(server.stored().iter().all(|(e, _)| e["tls"] == true));
 }
 
+/// Connections are pooled: messages sent in turn share connections (lettre hands a used
+/// connection back to the pool asynchronously, so the next send may open one more while the
+/// first is being returned; never one per message).
+#[tokio::test]
+async fn the_pool_reuses_connections() {
+    let Some(server) = Server::start(Mode::Plain, None) else {
+        return;
+    };
+    let m = mailer(server.config(Security::None).pool_max_size(2));
+    for n in 0..6 {
+        m.send(&mailer_suite::sample_message(n, "ann@example.com"))
+            .await
+            .expect("sent");
+    }
+    let mut ports: Vec<String> = server
+        .stored()
+        .iter()
+        .map(|(e, _)| e["peer_port"].to_string())
+        .collect();
+    assert_eq!(ports.len(), 6);
+    ports.sort();
+    ports.dedup();
+    assert!(
+        ports.len() <= 2,
+        "six messages over at most two connections: {ports:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_untrusted_certificate_is_refused_as_transient() {
     let Some(server) = Server::start(Mode::StartTls, None) else {

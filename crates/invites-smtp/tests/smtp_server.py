@@ -3,7 +3,8 @@
 
 Listens on 127.0.0.1 on a free port and prints `READY <port>` once it accepts connections.
 Every message it accepts is stored in DIR as NNNN.eml (the raw bytes as received) and
-NNNN.json (the envelope: MAIL FROM, RCPT TO, whether TLS and AUTH were in use); the .json is
+NNNN.json (the envelope: MAIL FROM, RCPT TO, whether TLS and AUTH were in use, the
+client's port, which tells connections apart); the .json is
 written last, so its presence means the message is complete.
 
 Before each RCPT it reads DIR/rules.json, a map from recipient address to the reply to give
@@ -54,6 +55,7 @@ class Store:
             "tls": session.ssl is not None
             or server.transport.get_extra_info("ssl_object") is not None,
             "authenticated": bool(session.authenticated),
+            "peer_port": session.peer[1] if session.peer else None,
         }
         with open(base + ".json.tmp", "w", encoding="utf-8") as f:
             json.dump(meta, f)
