@@ -554,6 +554,38 @@ async fn a_550_reply_marks_the_message_failed() {
     assert!(server.stored().is_empty());
 }
 
+#[tokio::test]
+async fn replies_to_the_data_are_classified_too() {
+    let Some(server) = Server::start(Mode::Plain, None) else {
+        return;
+    };
+    let m = mailer(server.config(Security::None));
+    let send = |to: &'static str| {
+        let m = m.clone();
+        async move {
+            m.send(&mailer_suite::sample_message(9, to))
+                .await
+                .unwrap_err()
+        }
+    };
+    server.set_rules(&[
+        (
+            "data:busy@example.com",
+            "452 4.3.1 Insufficient system storage",
+        ),
+        ("data:spam@example.com", "554 5.6.0 Content rejected"),
+    ]);
+    let e = send("busy@example.com").await;
+    assert!(
+        e.is_retryable() && e.to_string().contains("452 (4.3.1)"),
+        "{e}"
+    );
+    let e = send("spam@example.com").await;
+    assert!(!e.is_retryable() && !e.is_misconfigured(), "{e}");
+    assert!(e.to_string().contains("554 (5.6.0)"), "{e}");
+    assert!(server.stored().is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // No server: these need no Python and always run.
 // ---------------------------------------------------------------------------------------------

@@ -8,8 +8,10 @@ client's port, which tells connections apart); the .json is
 written last, so its presence means the message is complete.
 
 Before each RCPT it reads DIR/rules.json, a map from recipient address to the reply to give
-instead of accepting it, e.g. {"ann@example.com": "451 4.3.0 Try again later"}; a test
-rewrites that file to change the server's answers.
+instead of accepting it, e.g. {"ann@example.com": "451 4.3.0 Try again later"}, and
+before storing a message, the key "data:<recipient>" for the reply to the data instead
+(e.g. {"data:ann@example.com": "554 5.6.0 Content rejected"}); a test rewrites that file to
+change the server's answers.
 
 Modes: --mode plain (no TLS), --mode starttls (STARTTLS offered and required before MAIL),
 --mode tls (implicit TLS); the TLS modes take --cert and --key (PEM files). --auth USER:PASS
@@ -35,13 +37,13 @@ class Store:
         self.directory = directory
         self.count = 0
 
-    def rule_for(self, address):
+    def rule_for(self, key):
         try:
             with open(os.path.join(self.directory, "rules.json"), encoding="utf-8") as f:
                 rules = json.load(f)
         except FileNotFoundError:
             return None
-        return rules.get(address.lower())
+        return rules.get(key.lower())
 
     def save(self, server, envelope, session):
         self.count += 1
@@ -74,6 +76,10 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        for address in envelope.rcpt_tos:
+            rule = self.store.rule_for("data:" + address)
+            if rule:
+                return rule
         self.store.save(server, envelope, session)
         return "250 Message accepted for delivery"
 
