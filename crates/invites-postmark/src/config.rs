@@ -229,7 +229,7 @@ impl PostmarkConfigBuilder {
         }
         let message_id_domain = self
             .message_id_domain
-            .unwrap_or_else(|| from_address.domain().to_owned());
+            .unwrap_or_else(|| domain_of(&from_address).to_owned());
         if message_id_domain.is_empty()
             || !message_id_domain
                 .chars()
@@ -279,14 +279,9 @@ fn mailbox_address(s: &str) -> Option<Email> {
     Email::parse(address).ok()
 }
 
-trait Domain {
-    fn domain(&self) -> &str;
-}
-
-impl Domain for Email {
-    fn domain(&self) -> &str {
-        self.as_str().rsplit_once('@').map_or("", |(_, d)| d)
-    }
+/// The domain part of an address.
+fn domain_of(email: &Email) -> &str {
+    email.as_str().rsplit_once('@').map_or("", |(_, d)| d)
 }
 
 #[cfg(test)]
