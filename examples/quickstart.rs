@@ -5,11 +5,24 @@
 //! runs a direct bulk invite in which one target is already a member and an email bulk
 //! invite, printing both JSON responses and the consolidated email. Run it twice: the second
 //! run shows `already_member` and `already_invited` outcomes and sends no email.
+//!
+//! The mailer comes from this example's own configuration (environment variables read here,
+//! never by the library):
+//!
+//! - `INVITES_SMTP_URL` (e.g. `smtp://user:pass@smtp.example.com?tls=starttls` or
+//!   `smtps://...`) with `INVITES_MAIL_FROM`: sends over SMTP (build with `--features smtp`);
+//! - `POSTMARK_SERVER_TOKEN` with `INVITES_MAIL_FROM`: sends through Postmark (build with
+//!   `--features postmark`);
+//! - otherwise the email is printed.
+//!
+//! `INVITES_QUICKSTART_TO` replaces the example recipient (`erin@example.com`) when you want
+//! the email to reach a real mailbox.
 
 use async_trait::async_trait;
 use invites::core::{Email, EmailMessage, Group, GroupId, MailError, OrgRole, User, WebsiteId};
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
+use std::error::Error;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -30,6 +43,53 @@ impl Mailer for PrintingMailer {
     }
 }
 
+/// The mailer this run's configuration asks for.
+fn choose_mailer() -> Result<Arc<dyn Mailer>, Box<dyn Error>> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let from = var("INVITES_MAIL_FROM");
+    if let Some(url) = var("INVITES_SMTP_URL") {
+        #[cfg(feature = "smtp")]
+        {
+            let from = from.ok_or("INVITES_SMTP_URL needs INVITES_MAIL_FROM (the sender)")?;
+            let config = invites::smtp::SmtpConfig::from_url(&url)?
+                .from(from)
+                .build()?;
+            println!(
+                "mailer: SMTP to {}:{} ({:?})\n",
+                config.host(),
+                config.port(),
+                config.security()
+            );
+            return Ok(Arc::new(invites::smtp::SmtpMailer::new(config)?));
+        }
+        #[cfg(not(feature = "smtp"))]
+        {
+            let _ = url;
+            println!(
+                "INVITES_SMTP_URL is set but this build lacks `--features smtp`; printing instead\n"
+            );
+        }
+    }
+    if let Some(token) = var("POSTMARK_SERVER_TOKEN") {
+        #[cfg(feature = "postmark")]
+        {
+            let from = from.ok_or("POSTMARK_SERVER_TOKEN needs INVITES_MAIL_FROM (the sender)")?;
+            let config = invites::postmark::PostmarkConfig::builder(token, from).build()?;
+            println!("mailer: Postmark ({})\n", config.base_url());
+            return Ok(Arc::new(invites::postmark::PostmarkMailer::new(config)?));
+        }
+        #[cfg(not(feature = "postmark"))]
+        {
+            let _ = token;
+            println!(
+                "POSTMARK_SERVER_TOKEN is set but this build lacks `--features postmark`; printing instead\n"
+            );
+        }
+    }
+    let _ = from;
+    Ok(Arc::new(PrintingMailer))
+}
+
 const SITES: [(&str, &str); 5] = [
     ("Shop", "https://shop.acme.test"),
     ("Blog", "https://blog.acme.test"),
@@ -43,7 +103,9 @@ fn site(i: usize) -> WebsiteId {
 }
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn Error>> {
+    let mailer = choose_mailer()?;
+    let to = std::env::var("INVITES_QUICKSTART_TO").unwrap_or_else(|_| "erin@example.com".into());
     let path = "invites-quickstart.db";
     let store = SqliteStore::open(path).await?;
     println!("database: {path}\n");
@@ -90,7 +152,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let service = InviteService::new(
         Arc::new(store.clone()),
-        Arc::new(PrintingMailer),
+        mailer,
         InviteConfig::new("https://app.acme.test/invites/accept")?,
     );
     let key = Principal::global(org, ApiKeyId(Uuid::from_u128(0x4E1)));
@@ -116,13 +178,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // 2. Email: one invitation per target and ONE consolidated email.
-    let email = format!(
-        r#"{{"invite_method": "email", "email": "erin@example.com", "first_name": "Erin",
-            "website_ids": ["{}", "{}", "{}"]}}"#,
-        site(2),
-        site(3),
-        site(4)
-    );
+    let email = serde_json::json!({
+        "invite_method": "email", "email": to, "first_name": "Erin",
+        "website_ids": [site(2), site(3), site(4)],
+    })
+    .to_string();
     let response = service
         .bulk_invite(&key, BulkInviteRequest::from_json(email.as_bytes())?)
         .await?;

@@ -3,7 +3,9 @@
 //!
 //! This facade re-exports [`invites_core`] (the rules and ports) and, behind additive
 //! features, the backends: `memory` ([`memory::MemoryStore`]) and `sqlite`
-//! ([`sqlite::SqliteStore`], SQLite compiled in). Both are on by default.
+//! ([`sqlite::SqliteStore`], SQLite compiled in), both on by default; and the mail
+//! transports, off by default: `smtp` (`invites::smtp::SmtpMailer`, lettre) and `postmark`
+//! (`invites::postmark::PostmarkMailer`, Postmark's HTTP API), both on rustls with `ring`.
 //!
 //! ```
 //! use invites::prelude::*;
@@ -55,6 +57,18 @@ pub mod memory {
 #[cfg(feature = "sqlite")]
 pub mod sqlite {
     pub use invites_sqlite::*;
+}
+
+/// The SMTP mailer: [`invites_smtp`].
+#[cfg(feature = "smtp")]
+pub mod smtp {
+    pub use invites_smtp::*;
+}
+
+/// The Postmark mailer: [`invites_postmark`].
+#[cfg(feature = "postmark")]
+pub mod postmark {
+    pub use invites_postmark::*;
 }
 
 /// The README's Rust snippets compile (they are doctests).

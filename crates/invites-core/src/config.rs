@@ -122,6 +122,14 @@ impl DeliveryPolicy {
             .min(self.max_backoff)
     }
 
+    /// The wait after the `attempts`-th failed attempt when the mailer hinted `retry_after`:
+    /// the [`backoff`](DeliveryPolicy::backoff), or the hint if that is longer, but never
+    /// more than `max_backoff` (a hint cannot park a message beyond the policy).
+    pub fn retry_wait(&self, attempts: u32, retry_after: Option<Duration>) -> Duration {
+        let backoff = self.backoff(attempts);
+        retry_after.map_or(backoff, |hint| backoff.max(hint.min(self.max_backoff)))
+    }
+
     /// Wait after the first failed attempt; doubles each time.
     pub fn base_backoff(&self) -> Duration {
         self.base_backoff

@@ -280,33 +280,89 @@ impl StoreError {
 }
 
 /// An error reported by a [`Mailer`](crate::Mailer).
+///
+/// Three kinds: [`transient`](MailError::transient) (the outbox retries, no earlier than an
+/// optional [`retry_after`](MailError::retry_after) hint), [`permanent`](MailError::permanent)
+/// for this message (the outbox marks it failed), and
+/// [`misconfigured`](MailError::misconfigured): permanent too, but the fault is the mailer's
+/// account or configuration (bad credentials, suspended account, unknown sender), so every
+/// message will fail until someone fixes it; a host alerts on
+/// [`is_misconfigured`](MailError::is_misconfigured).
 #[derive(Debug, thiserror::Error)]
-#[error("{}delivery failed: {source}", if *.permanent { "permanent " } else { "" })]
+#[error("{}delivery failed: {source}", self.kind.prefix())]
 pub struct MailError {
-    permanent: bool,
+    kind: MailErrorKind,
+    retry_after: Option<std::time::Duration>,
     #[source]
     source: BoxError,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum MailErrorKind {
+    Transient,
+    Permanent,
+    Misconfigured,
+}
+
+impl MailErrorKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            MailErrorKind::Transient => "",
+            MailErrorKind::Permanent => "permanent ",
+            MailErrorKind::Misconfigured => "permanent (mailer misconfigured) ",
+        }
+    }
+}
+
 impl MailError {
-    /// A failure that may pass on retry (timeout, 4xx SMTP reply, rate limit).
-    pub fn transient(e: impl Into<BoxError>) -> Self {
+    fn new(kind: MailErrorKind, e: impl Into<BoxError>) -> Self {
         MailError {
-            permanent: false,
+            kind,
+            retry_after: None,
             source: e.into(),
         }
     }
 
-    /// A failure no retry will fix (rejected recipient, 5xx SMTP reply).
+    /// A failure that may pass on retry (timeout, 4xx SMTP reply, rate limit).
+    pub fn transient(e: impl Into<BoxError>) -> Self {
+        Self::new(MailErrorKind::Transient, e)
+    }
+
+    /// A failure no retry will fix for this message (rejected recipient, 5xx SMTP reply).
     pub fn permanent(e: impl Into<BoxError>) -> Self {
-        MailError {
-            permanent: true,
-            source: e.into(),
-        }
+        Self::new(MailErrorKind::Permanent, e)
+    }
+
+    /// A permanent failure caused by the mailer's account or configuration (bad token or
+    /// credentials, suspended account, unconfirmed sender), reported apart from
+    /// [`permanent`](MailError::permanent) so a host can alert: until it is fixed, every
+    /// message fails.
+    pub fn misconfigured(e: impl Into<BoxError>) -> Self {
+        Self::new(MailErrorKind::Misconfigured, e)
+    }
+
+    /// Adds the transport's hint of when to try again (an HTTP `Retry-After`, for example).
+    /// The outbox's next attempt comes no earlier than this, and no later than its policy's
+    /// longest backoff allows; a permanent error ignores it.
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// Whether a retry can help.
     pub fn is_retryable(&self) -> bool {
-        !self.permanent
+        self.kind == MailErrorKind::Transient
+    }
+
+    /// Whether the failure is the mailer's account or configuration rather than this message.
+    pub fn is_misconfigured(&self) -> bool {
+        self.kind == MailErrorKind::Misconfigured
+    }
+
+    /// The transport's hint of how long to wait before the next attempt, for a transient
+    /// error that carries one.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after.filter(|_| self.is_retryable())
     }
 }

@@ -36,7 +36,9 @@ pub trait Mailer: Send + Sync + Debug + 'static {
     /// Sends `message`.
     ///
     /// # Errors
-    /// [`MailError::transient`] when a retry may help, [`MailError::permanent`] otherwise.
+    /// [`MailError::transient`] when a retry may help (optionally with
+    /// [`MailError::with_retry_after`]), [`MailError::permanent`] when this message cannot be
+    /// delivered, [`MailError::misconfigured`] when the mailer itself is (bad credentials, ...).
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError>;
 }
 

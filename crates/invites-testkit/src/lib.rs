@@ -6,6 +6,7 @@
 //!   `pub async fn`s; [`store_suite!`] and [`store_fault_suite!`] expand it for a backend.
 //! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
 //!   whole operations), and the recording mailer of `invites-core` (feature `test-util`), re-exported.
+//! - [`mailer_suite`]: the receiving-side checks every real mail transport passes.
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
 //! - Property testing: [`strategies`] (proptest strategies over the seeded world), [`model`]
 //!   (a plain reference model of the service) and [`differential`] (random operation
@@ -31,6 +32,7 @@ pub mod conformance;
 pub mod differential;
 mod doubles;
 mod fixtures;
+pub mod mailer_suite;
 pub mod model;
 pub mod store_suite;
 pub mod strategies;

@@ -98,7 +98,8 @@ impl InviteService {
                 Ok(Delivered::Sent)
             }
             Err(e) if e.is_retryable() && attempts < self.config.delivery.max_attempts => {
-                let next_attempt_at = now.plus(self.config.delivery.backoff(attempts));
+                let next_attempt_at =
+                    now.plus(self.config.delivery.retry_wait(attempts, e.retry_after()));
                 self.store
                     .record_delivery(
                         message.id,
@@ -128,8 +129,9 @@ impl InviteService {
 
     /// Delivers queued messages that are due: renders each from its batch's live invitations
     /// (a batch with none left is cancelled, never sent), hands it to the mailer, and records
-    /// the outcome; transient errors back off exponentially, permanent ones or too many
-    /// attempts mark the message failed.
+    /// the outcome; transient errors back off exponentially (or wait out the mailer's
+    /// [`retry_after`](crate::MailError::retry_after) hint when it is longer, never beyond
+    /// `max_backoff`), permanent ones or too many attempts mark the message failed.
     ///
     /// # Errors
     /// [`InviteError::Unavailable`] if the due messages cannot be claimed. Failures on single
