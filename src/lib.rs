@@ -3,7 +3,8 @@
 //!
 //! This facade re-exports [`invites_core`] (the rules and ports) and, behind additive
 //! features, the backends: `memory` ([`memory::MemoryStore`]) and `sqlite`
-//! ([`sqlite::SqliteStore`], SQLite compiled in). Both are on by default.
+//! ([`sqlite::SqliteStore`], SQLite compiled in). Both are on by default. The feature `axum`
+//! (off by default) adds the HTTP API, `invites::axum`.
 //!
 //! ```
 //! use invites::prelude::*;
@@ -62,3 +63,9 @@ struct ReadmeDoctests;
 
 #[cfg(feature = "tokio")]
 pub mod delivery;
+
+/// The HTTP API: an axum router, its JSON errors and its OpenAPI document (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod axum {
+    pub use invites_axum::*;
+}
