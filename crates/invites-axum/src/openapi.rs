@@ -352,7 +352,7 @@ pub(crate) struct EmailReport {
     batch_id: Option<Uuid>,
 }
 
-/// The response of a processed bulk invite (SPEC §4): `success` is true even when every
+/// The response of a processed bulk invite: `success` is true even when every
 /// target failed; read `summary` and `results`.
 #[derive(ToSchema)]
 pub(crate) struct BulkInviteResponse {
