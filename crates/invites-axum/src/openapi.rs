@@ -18,6 +18,7 @@
 use crate::handlers;
 use invites_core::MAX_TARGETS;
 use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::ParameterIn;
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat,
     SchemaType, Type,
@@ -134,6 +135,32 @@ impl Modify for Security {
         );
         doc.servers = Some(vec![Server::new("/api/v1")]);
         add_links(doc);
+        // An optional header or query parameter is absent or a value, never JSON null
+        // (utoipa writes an `Option<T>` as `[T, "null"]`).
+        for item in doc.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.delete];
+            let params = ops
+                .into_iter()
+                .flatten()
+                .filter_map(|op| op.parameters.as_mut())
+                .flatten();
+            for p in params.filter(|p| p.parameter_in != ParameterIn::Path) {
+                let Some(RefOr::T(Schema::Object(o))) = p.schema.as_mut() else {
+                    continue;
+                };
+                let SchemaType::Array(types) = &o.schema_type else {
+                    continue;
+                };
+                let values: Vec<Type> = types
+                    .iter()
+                    .filter(|t| **t != Type::Null)
+                    .cloned()
+                    .collect();
+                if let [only] = &values[..] {
+                    o.schema_type = SchemaType::Type(only.clone());
+                }
+            }
+        }
     }
 }
 
