@@ -141,7 +141,7 @@ impl fmt::Debug for InvitesApi {
 
 impl InvitesApi {
     /// Serves `service` with no resolver (callers must come from the host's middleware as a
-    /// [`Principal`] extension) and the default body limit.
+    /// [`Principal`](invites_core::Principal) extension) and the default body limit.
     pub fn new(service: InviteService) -> Self {
         let document = openapi_json();
         InvitesApi {
@@ -152,7 +152,8 @@ impl InvitesApi {
         }
     }
 
-    /// Resolves callers with `resolver` when the request carries no [`Principal`] extension.
+    /// Resolves callers with `resolver` when the request carries no
+    /// [`Principal`](invites_core::Principal) extension.
     pub fn with_resolver(mut self, resolver: impl PrincipalResolver) -> Self {
         self.resolver = Some(Arc::new(resolver));
         self
