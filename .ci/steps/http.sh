@@ -7,9 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
-if ! st --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+# The `st` script pip installs beside this python (no reliance on PATH shims being rehashed).
+st_bin=$(python3 -c 'import os, sys; print(os.path.join(os.path.dirname(sys.executable), "st"))')
+if ! "$st_bin" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
     python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
+"$st_bin" --version
 
 cargo build --quiet --example server --features axum
 server_bin="$PWD/target/debug/examples/server"
@@ -42,7 +45,7 @@ curl -fsS "http://127.0.0.1:$port/api/v1/openapi.json" >/dev/null
 # (examples, coverage, fuzzing, stateful). A fixed seed keeps runs comparable;
 # --max-examples bounds the time on 2 cores. Run from the temp dir so nothing is left behind.
 set +e
-(cd "$work" && st run "$doc" \
+(cd "$work" && "$st_bin" run "$doc" \
     --url "http://127.0.0.1:$port/api/v1" \
     --header "x-api-key: demo-global-key" \
     --checks all \
