@@ -26,6 +26,9 @@ use std::error::Error;
 use std::sync::Arc;
 use uuid::Uuid;
 
+#[path = "support/mail_from_env.rs"]
+mod mail_from_env;
+
 /// A mailer that prints each message instead of sending it.
 #[derive(Debug)]
 struct PrintingMailer;
@@ -43,53 +46,6 @@ impl Mailer for PrintingMailer {
     }
 }
 
-/// The mailer this run's configuration asks for.
-fn choose_mailer() -> Result<Arc<dyn Mailer>, Box<dyn Error>> {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let from = var("INVITES_MAIL_FROM");
-    if let Some(url) = var("INVITES_SMTP_URL") {
-        #[cfg(feature = "smtp")]
-        {
-            let from = from.ok_or("INVITES_SMTP_URL needs INVITES_MAIL_FROM (the sender)")?;
-            let config = invites::smtp::SmtpConfig::from_url(&url)?
-                .from(from)
-                .build()?;
-            println!(
-                "mailer: SMTP to {}:{} ({:?})\n",
-                config.host(),
-                config.port(),
-                config.security()
-            );
-            return Ok(Arc::new(invites::smtp::SmtpMailer::new(config)?));
-        }
-        #[cfg(not(feature = "smtp"))]
-        {
-            let _ = url;
-            println!(
-                "INVITES_SMTP_URL is set but this build lacks `--features smtp`; printing instead\n"
-            );
-        }
-    }
-    if let Some(token) = var("POSTMARK_SERVER_TOKEN") {
-        #[cfg(feature = "postmark")]
-        {
-            let from = from.ok_or("POSTMARK_SERVER_TOKEN needs INVITES_MAIL_FROM (the sender)")?;
-            let config = invites::postmark::PostmarkConfig::builder(token, from).build()?;
-            println!("mailer: Postmark ({})\n", config.base_url());
-            return Ok(Arc::new(invites::postmark::PostmarkMailer::new(config)?));
-        }
-        #[cfg(not(feature = "postmark"))]
-        {
-            let _ = token;
-            println!(
-                "POSTMARK_SERVER_TOKEN is set but this build lacks `--features postmark`; printing instead\n"
-            );
-        }
-    }
-    let _ = from;
-    Ok(Arc::new(PrintingMailer))
-}
-
 const SITES: [(&str, &str); 5] = [
     ("Shop", "https://shop.acme.test"),
     ("Blog", "https://blog.acme.test"),
@@ -104,7 +60,7 @@ fn site(i: usize) -> WebsiteId {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let mailer = choose_mailer()?;
+    let mailer = mail_from_env::from_env(Arc::new(PrintingMailer))?;
     let to = std::env::var("INVITES_QUICKSTART_TO").unwrap_or_else(|_| "erin@example.com".into());
     let path = "invites-quickstart.db";
     let store = SqliteStore::open(path).await?;

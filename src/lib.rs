@@ -3,9 +3,10 @@
 //!
 //! This facade re-exports [`invites_core`] (the rules and ports) and, behind additive
 //! features, the backends: `memory` ([`memory::MemoryStore`]) and `sqlite`
-//! ([`sqlite::SqliteStore`], SQLite compiled in), both on by default; and the mail
-//! transports, off by default: `smtp` (`invites::smtp::SmtpMailer`, lettre) and `postmark`
-//! (`invites::postmark::PostmarkMailer`, Postmark's HTTP API), both on rustls with `ring`.
+//! ([`sqlite::SqliteStore`], SQLite compiled in), both on by default; the mail transports, off
+//! by default: `smtp` (`invites::smtp::SmtpMailer`, lettre) and `postmark`
+//! (`invites::postmark::PostmarkMailer`, Postmark's HTTP API), both on rustls with `ring`; and
+//! `axum` (off by default), the HTTP API, `invites::axum`.
 //!
 //! ```
 //! use invites::prelude::*;
@@ -78,3 +79,9 @@ struct ReadmeDoctests;
 
 #[cfg(feature = "tokio")]
 pub mod delivery;
+
+/// The HTTP API: an axum router, its JSON errors and its OpenAPI document (feature `axum`).
+#[cfg(feature = "axum")]
+pub mod axum {
+    pub use invites_axum::*;
+}

@@ -180,7 +180,10 @@ async fn a_huge_hint_is_capped_and_attempts_stay_bounded() {
     let policy = s.service.config().delivery();
     assert_eq!(invite(&s).await, EmailStatus::Queued);
     let row = outbox(&s).await;
-    assert_eq!(row.next_attempt_at, s.clock.now().plus(policy.max_backoff()));
+    assert_eq!(
+        row.next_attempt_at,
+        s.clock.now().plus(policy.max_backoff())
+    );
     for _ in 0..policy.max_attempts() + 2 {
         s.clock.advance(policy.max_backoff());
         s.service.deliver_due().await.unwrap();

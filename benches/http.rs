@@ -1,0 +1,225 @@
+//! Criterion benchmarks of issue 11: a 50-target direct bulk invite through HTTP over
+//! loopback (axum server, reqwest client, both in this process) beside the same request
+//! in-process, in one run; and 8 concurrent HTTP clients against one.
+//!
+//! Run: `cargo bench --bench http --features axum` (results go into BENCHMARKS.md, section
+//! "HTTP"). Each bench has its own fresh SQLite file (seeded with 50 websites outside the
+//! timed loop) and every timed request invites a never-seen email, so it really inserts.
+//!
+//! - `inprocess_direct_50`: what a host handler does without HTTP: parse the JSON body,
+//!   `bulk_invite`, serialize the response, in a task on the runtime.
+//! - `http_direct_50`: the same body, `POST /api/v1/invites/bulk` through a kept-alive
+//!   connection; the client reads the whole response.
+//! - `http_direct_50_x1` / `http_direct_50_x8`: 8 requests per iteration from one client one
+//!   after the other, and from 8 clients at once; the throughput ratio is x1 / x8.
+
+use async_trait::async_trait;
+use criterion::{Criterion, criterion_group, criterion_main};
+use invites::axum::{AuthError, InvitesApi, PrincipalResolver};
+use invites::core::{EmailMessage, MailError};
+use invites::prelude::*;
+use invites::sqlite::SqliteStore;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// A mailer that accepts everything and does nothing (direct mode sends nothing anyway).
+#[derive(Debug)]
+struct NullMailer;
+
+#[async_trait]
+impl Mailer for NullMailer {
+    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
+        Ok(())
+    }
+}
+
+/// Every request is the bench's global key.
+#[derive(Debug)]
+struct BenchKey;
+
+#[async_trait]
+impl PrincipalResolver for BenchKey {
+    async fn resolve(&self, parts: &axum::http::request::Parts) -> Result<Principal, AuthError> {
+        match parts.headers.get("x-api-key") {
+            Some(v) if v == "bench" => Ok(key()),
+            Some(_) => Err(AuthError::Invalid),
+            None => Err(AuthError::Missing),
+        }
+    }
+}
+
+const SITES: usize = 50;
+const CLIENTS: usize = 8;
+
+fn org() -> OrganizationId {
+    OrganizationId(Uuid::from_u128(0xB1))
+}
+
+fn key() -> Principal {
+    Principal::global(org(), ApiKeyId(Uuid::from_u128(0xC2)))
+}
+
+fn site(i: usize) -> WebsiteId {
+    WebsiteId(Uuid::from_u128(0x2_0000 + i as u128))
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The JSON body of a 50-target direct invite of a never-seen email.
+fn body() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let ids: Vec<String> = (0..SITES).map(|i| format!("\"{}\"", site(i))).collect();
+    format!(
+        r#"{{"invite_method":"direct","email":"http-{}-{n}@example.test","role":"viewer","website_ids":[{}]}}"#,
+        std::process::id(),
+        ids.join(",")
+    )
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A service over a fresh database file holding the bench organization and its websites.
+async fn fresh_service(name: &str) -> InviteService {
+    let path = bench_dir().join(format!("http-{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.create_organization(org(), "Bench").await.unwrap();
+    for i in 0..SITES {
+        store
+            .create_website(&Website {
+                id: site(i),
+                organization: org(),
+                name: format!("Site {i}"),
+                url: format!("https://s{i}.bench.test"),
+            })
+            .await
+            .unwrap();
+    }
+    InviteService::new(
+        Arc::new(store),
+        Arc::new(NullMailer),
+        InviteConfig::new("https://bench.test/accept").unwrap(),
+    )
+}
+
+/// Serves `service` on a loopback port; returns the bulk endpoint's URL.
+async fn serve(service: InviteService) -> String {
+    let api = InvitesApi::new(service).with_resolver(BenchKey);
+    let app = axum::Router::new().nest("/api/v1", invites::axum::router(api));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/api/v1/invites/bulk")
+}
+
+async fn in_process(service: &InviteService) -> Vec<u8> {
+    let body = body();
+    let request = BulkInviteRequest::from_json(body.as_bytes()).unwrap();
+    let response = service.bulk_invite(&key(), request).await.unwrap();
+    debug_assert_eq!(response.summary.succeeded, SITES);
+    serde_json::to_vec(&response).unwrap()
+}
+
+/// Sends one request and reads the whole response; returns its length.
+async fn over_http(client: &reqwest::Client, url: &str) -> usize {
+    let response = client
+        .post(url)
+        .header("x-api-key", "bench")
+        .header("content-type", "application/json")
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap().len()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn http_vs_in_process(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (local, url, url_many) = rt.block_on(async {
+        let local = fresh_service("inprocess").await;
+        let url = serve(fresh_service("http").await).await;
+        let url_many = serve(fresh_service("concurrent").await).await;
+        (local, url, url_many)
+    });
+    let one = client();
+    let many: Vec<reqwest::Client> = (0..CLIENTS).map(|_| client()).collect();
+    // Open the connections outside the timed loops.
+    rt.block_on(async {
+        over_http(&one, &url).await;
+        for c in &many {
+            over_http(c, &url_many).await;
+        }
+    });
+
+    let mut group = c.benchmark_group("http");
+    // On a runtime worker, like the server's handler (criterion's `to_async` polls the
+    // bench's future on its own thread).
+    group.bench_function("inprocess_direct_50", |b| {
+        b.to_async(&rt).iter(|| {
+            let local = local.clone();
+            async move {
+                black_box(
+                    tokio::spawn(async move { in_process(&local).await })
+                        .await
+                        .unwrap(),
+                )
+            }
+        })
+    });
+    group.bench_function("http_direct_50", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(over_http(&one, &url).await) })
+    });
+    group.bench_function("http_direct_50_x1", |b| {
+        b.to_async(&rt).iter(|| async {
+            for _ in 0..CLIENTS {
+                black_box(over_http(&many[0], &url_many).await);
+            }
+        })
+    });
+    group.bench_function("http_direct_50_x8", |b| {
+        b.to_async(&rt).iter(|| async {
+            let tasks: Vec<_> = many
+                .iter()
+                .map(|c| {
+                    let (c, url) = (c.clone(), url_many.clone());
+                    tokio::spawn(async move { over_http(&c, &url).await })
+                })
+                .collect();
+            for t in tasks {
+                black_box(t.await.unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    targets = http_vs_in_process
+}
+criterion_main!(benches);

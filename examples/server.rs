@@ -1,0 +1,346 @@
+//! The HTTP API, ready to curl: `cargo run --example server --features axum`.
+//!
+//! - Storage: `invites-server.db` (SQLite) in the current directory, created on first run.
+//! - A demo organization "Acme" with five websites and two groups, seeded idempotently
+//!   (re-running changes nothing), and two demo API keys printed at start: a global one and
+//!   one scoped to two websites. A tiny `PrincipalResolver` maps the `x-api-key` header.
+//! - Mail: each email is written as an `.eml` file into `./outbox-mail/`; open it (any mail
+//!   client, or a text editor) to find the accept link. With `INVITES_SMTP_URL` (build with
+//!   `--features axum,smtp`) or `POSTMARK_SERVER_TOKEN` (`--features axum,postmark`), plus
+//!   `INVITES_MAIL_FROM`, it sends real email instead.
+//! - The accept link opens `GET /accept?token=…` on this server: a minimal page that shows
+//!   the invitations (preview) and accepts them with a button (POST). That page is the host's
+//!   part; the API itself takes tokens only in JSON bodies.
+//! - The delivery worker (`invites::delivery`) retries queued emails every 5 seconds.
+//!
+//! Options (flags win over environment variables): `--addr HOST:PORT` or `INVITES_ADDR`
+//! (default `127.0.0.1:8080`), `--db PATH` or `INVITES_DB`, `--mail-dir DIR` or
+//! `INVITES_MAIL_DIR`. The API is under `/api/v1`, its OpenAPI document at
+//! `/api/v1/openapi.json`. Stop with Ctrl-C.
+
+use async_trait::async_trait;
+use axum::extract::{Form, Query, State};
+use axum::http::request::Parts;
+use axum::response::Html;
+use axum::routing::get;
+use invites::axum::{AuthError, InvitesApi, PrincipalResolver};
+use invites::core::{EmailMessage, Group, MailError, escape_html};
+use invites::delivery::DeliveryWorker;
+use invites::prelude::*;
+use invites::sqlite::SqliteStore;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+#[path = "support/mail_from_env.rs"]
+mod mail_from_env;
+
+const GLOBAL_KEY: &str = "demo-global-key";
+const SCOPED_KEY: &str = "demo-scoped-key";
+
+const SITES: [(&str, &str); 5] = [
+    ("Shop", "https://shop.acme.test"),
+    ("Blog", "https://blog.acme.test"),
+    ("Docs", "https://docs.acme.test"),
+    ("Status", "https://status.acme.test"),
+    ("Careers", "https://careers.acme.test"),
+];
+
+fn org() -> OrganizationId {
+    OrganizationId(Uuid::from_u128(0xAC3E))
+}
+
+fn site(i: usize) -> WebsiteId {
+    WebsiteId(Uuid::from_u128(0x5170 + i as u128))
+}
+
+fn group(i: u128) -> GroupId {
+    GroupId(Uuid::from_u128(0x6400 + i))
+}
+
+/// Settings from flags, then the environment, then defaults.
+struct Settings {
+    addr: String,
+    db: PathBuf,
+    mail_dir: PathBuf,
+}
+
+impl Settings {
+    fn read() -> Result<Self, String> {
+        let mut addr = std::env::var("INVITES_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+        let mut db = std::env::var("INVITES_DB").unwrap_or_else(|_| "invites-server.db".into());
+        let mut mail_dir =
+            std::env::var("INVITES_MAIL_DIR").unwrap_or_else(|_| "outbox-mail".into());
+        let mut args = std::env::args().skip(1);
+        while let Some(flag) = args.next() {
+            let slot = match flag.as_str() {
+                "--addr" => &mut addr,
+                "--db" => &mut db,
+                "--mail-dir" => &mut mail_dir,
+                "-h" | "--help" => {
+                    return Err(
+                        "usage: server [--addr HOST:PORT] [--db PATH] [--mail-dir DIR]".into(),
+                    );
+                }
+                other => return Err(format!("unknown argument {other:?}; try --help")),
+            };
+            *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        }
+        Ok(Settings {
+            addr,
+            db: db.into(),
+            mail_dir: mail_dir.into(),
+        })
+    }
+}
+
+/// Maps the demo keys of the `x-api-key` header to their principals.
+#[derive(Debug)]
+struct DemoKeys(HashMap<&'static str, Principal>);
+
+impl DemoKeys {
+    fn new() -> Self {
+        let global = Principal::global(org(), ApiKeyId(Uuid::from_u128(0x4E1)));
+        let scoped =
+            Principal::websites(org(), ApiKeyId(Uuid::from_u128(0x4E2)), [site(0), site(1)]);
+        DemoKeys(HashMap::from([(GLOBAL_KEY, global), (SCOPED_KEY, scoped)]))
+    }
+}
+
+#[async_trait]
+impl PrincipalResolver for DemoKeys {
+    async fn resolve(&self, parts: &Parts) -> Result<Principal, AuthError> {
+        let sent = parts.headers.get("x-api-key").ok_or(AuthError::Missing)?;
+        let sent = sent.to_str().map_err(|_| AuthError::Invalid)?;
+        self.0.get(sent).cloned().ok_or(AuthError::Invalid)
+    }
+}
+
+/// Writes each message as `<message id>.eml` (RFC 5322, multipart/alternative) into a folder.
+/// The id is stable across delivery attempts, so a retried message overwrites its own file.
+#[derive(Debug)]
+struct EmlFolderMailer {
+    dir: PathBuf,
+}
+
+#[async_trait]
+impl Mailer for EmlFolderMailer {
+    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
+        let path = self.dir.join(format!("{}.eml", message.id));
+        let eml = render_eml(message);
+        tokio::task::spawn_blocking(move || std::fs::write(path, eml))
+            .await
+            .map_err(MailError::transient)?
+            .map_err(MailError::transient)?;
+        Ok(())
+    }
+}
+
+fn render_eml(m: &EmailMessage) -> String {
+    let boundary = format!("=_invites_{}", m.id.as_uuid().simple());
+    format!(
+        "From: Acme <no-reply@acme.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
+         Message-ID: <{id}@invites.acme.test>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n\
+         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n\
+         --{boundary}--\r\n",
+        to = m.to,
+        subject = encode_header(&m.subject),
+        id = m.id,
+        text = crlf(&m.text),
+        html = crlf(&m.html),
+    )
+}
+
+fn crlf(s: &str) -> String {
+    s.replace("\r\n", "\n").replace('\n', "\r\n")
+}
+
+/// RFC 2047 `B` encoding for a non-ASCII header value.
+fn encode_header(value: &str) -> String {
+    if value.is_ascii() {
+        return value.to_owned();
+    }
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::from("=?UTF-8?B?");
+    for chunk in value.as_bytes().chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out.push_str("?=");
+    out
+}
+
+/// The one place that picks the mail transport: SMTP or Postmark when the environment
+/// configures one (see `support/mail_from_env.rs`; build with `--features smtp` or
+/// `postmark`), else `.eml` files in the mail folder.
+fn choose_mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&settings.mail_dir)?;
+    mail_from_env::from_env(Arc::new(EmlFolderMailer {
+        dir: settings.mail_dir.clone(),
+    }))
+}
+
+/// Creates the demo organization, websites and groups; every row has a fixed id and existing
+/// rows are left alone, so a second run is a no-op.
+async fn seed(store: &SqliteStore) -> Result<(), Box<dyn std::error::Error>> {
+    store.create_organization(org(), "Acme").await?;
+    for (i, (name, url)) in SITES.iter().enumerate() {
+        store
+            .create_website(&Website {
+                id: site(i),
+                organization: org(),
+                name: (*name).into(),
+                url: (*url).into(),
+            })
+            .await?;
+    }
+    for (id, name, members) in [
+        (group(1), "Marketing", [0, 1]),
+        (group(2), "Engineering", [2, 3]),
+    ] {
+        store
+            .create_group(&Group {
+                id,
+                organization: org(),
+                name: name.into(),
+            })
+            .await?;
+        for m in members {
+            store.add_website_to_group(id, site(m)).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(serde::Deserialize)]
+struct TokenForm {
+    token: String,
+}
+
+/// The host's accept page: what the link offers, with a button that accepts it.
+async fn accept_page(
+    State(service): State<InviteService>,
+    Query(q): Query<TokenForm>,
+) -> Html<String> {
+    let body = match service.preview(&q.token).await {
+        Ok(p) => {
+            let items: String = p
+                .invitations
+                .iter()
+                .map(|i| format!("<li>{} ({})</li>", escape_html(&i.target_name), i.role))
+                .collect();
+            format!(
+                "<p>Invitations for {}:</p><ul>{items}</ul>\
+                 <form method=\"post\" action=\"/accept\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
+                 <button>Accept</button></form>",
+                escape_html(p.email.as_str()),
+                escape_html(&q.token)
+            )
+        }
+        Err(e) => format!("<p>{}</p>", escape_html(&e.to_string())),
+    };
+    page(body)
+}
+
+async fn accept_submit(
+    State(service): State<InviteService>,
+    Form(f): Form<TokenForm>,
+) -> Html<String> {
+    let body = match service.accept(&f.token, None).await {
+        Ok(a) => {
+            let items: String = a
+                .results
+                .iter()
+                .map(|r| format!("<li>{}</li>", r.result.code.as_str()))
+                .collect();
+            format!("<p>Accepted. User {}:</p><ul>{items}</ul>", a.user_id)
+        }
+        Err(e) => format!("<p>{}</p>", escape_html(&e.to_string())),
+    };
+    page(body)
+}
+
+fn page(body: String) -> Html<String> {
+    Html(format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Acme invitation</title></head><body>{body}</body></html>"
+    ))
+}
+
+/// Ctrl-C, or SIGTERM on Unix.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Settings::read()?;
+    let store = SqliteStore::open(&settings.db).await?;
+    seed(&store).await?;
+
+    let listener = tokio::net::TcpListener::bind(&settings.addr).await?;
+    let addr = listener.local_addr()?;
+    let config = InviteConfig::new(format!("http://{addr}/accept"))?;
+    let service = InviteService::new(Arc::new(store), choose_mailer(&settings)?, config);
+    let worker = DeliveryWorker::spawn(service.clone(), Duration::from_secs(5));
+
+    let api = InvitesApi::new(service.clone()).with_resolver(DemoKeys::new());
+    let app = axum::Router::new()
+        .nest("/api/v1", invites::axum::router(api))
+        .route("/accept", get(accept_page).post(accept_submit))
+        .with_state(service);
+
+    println!(
+        "invites demo server on http://{addr}/api/v1 (OpenAPI: http://{addr}/api/v1/openapi.json)"
+    );
+    println!(
+        "database: {}   emails: {}/",
+        settings.db.display(),
+        settings.mail_dir.display()
+    );
+    println!("global API key: {GLOBAL_KEY}");
+    println!(
+        "scoped API key: {SCOPED_KEY} (websites {} and {} only)",
+        site(0),
+        site(1)
+    );
+    for (i, (name, _)) in SITES.iter().enumerate() {
+        println!("website {name:8} {}", site(i));
+    }
+    println!(
+        "group   Marketing {}   group Engineering {}",
+        group(1),
+        group(2)
+    );
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    let totals = worker.stop().await;
+    println!("stopped; the delivery worker sent {} email(s)", totals.sent);
+    Ok(())
+}
