@@ -28,13 +28,15 @@
 //! ```
 
 pub mod conformance;
+mod deterministic;
 pub mod differential;
-mod doubles;
+mod faulty_store;
 mod fixtures;
 pub mod model;
 pub mod store_suite;
 pub mod strategies;
 
-pub use doubles::{Fault, FaultyStore, ManualClock, SeededRandom};
+pub use deterministic::{ManualClock, SeededRandom};
+pub use faulty_store::{Fault, FaultyStore};
 pub use fixtures::{Backend, Harness, World, as_store};
 pub use invites_core::{MailerMode, RecordingMailer};
