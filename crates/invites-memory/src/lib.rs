@@ -513,6 +513,9 @@ impl OutboxStore for MemoryStore {
         let Some(m) = s.outbox.get_mut(&id) else {
             return Err(StoreError::backend(format!("no outbox message {id}")));
         };
+        if !rules::delivery_record_applies(m.status) {
+            return Ok(());
+        }
         match update {
             DeliveryUpdate::Sent { attempts } => {
                 m.status = MessageStatus::Sent;

@@ -3,6 +3,7 @@
 use super::support::*;
 use crate::{Backend, Fault, MailerMode, World};
 use invites_core::*;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -311,4 +312,73 @@ pub async fn failed_delivery_shows_in_batch_and_list(backend: Arc<dyn Backend>) 
     );
     let other = Principal::global(w.other_org, ApiKeyId(Uuid::from_u128(0x997)));
     assert_code(h.service.batch(&other, batch_id).await, ErrorCode::NotFound);
+}
+
+/// A mailer whose every send takes `per_send` of (manual) time, and that can refuse
+/// transiently, to make sends outlast a claim.
+#[derive(Debug)]
+struct SlowMailer {
+    clock: crate::ManualClock,
+    per_send: std::sync::Mutex<std::time::Duration>,
+    refuse: std::sync::atomic::AtomicBool,
+    sent: std::sync::Mutex<Vec<MessageId>>,
+}
+
+#[async_trait::async_trait]
+impl Mailer for SlowMailer {
+    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
+        self.clock.advance(*lock(&self.per_send));
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(MailError::transient("refused"));
+        }
+        lock(&self.sent).push(message.id);
+        Ok(())
+    }
+}
+
+/// `deliver_due` stops once its claim's lease has run out (its sends took that long): from
+/// then on another deliverer may claim the rest, so this one must not send them too. They go
+/// out on the next call, each once.
+pub async fn delivery_stops_when_its_claim_runs_out(backend: Arc<dyn Backend>) {
+    let w = World::seed(&*backend).await;
+    let clock = crate::ManualClock::standard();
+    let mailer = Arc::new(SlowMailer {
+        clock: clock.clone(),
+        per_send: std::sync::Mutex::new(std::time::Duration::ZERO),
+        refuse: std::sync::atomic::AtomicBool::new(true),
+        sent: std::sync::Mutex::new(Vec::new()),
+    });
+    let config = crate::Harness::config(&clock, 171);
+    let lease = config.delivery.lease;
+    let service = InviteService::new(crate::as_store(&backend), mailer.clone(), config);
+    let p = w.global_key();
+    for to in ["a@new.test", "b@new.test", "c@new.test"] {
+        let r = must(
+            service
+                .bulk_invite(&p, sites(ByEmail, to, &[w.websites[0]]))
+                .await,
+        );
+        assert_eq!(r.email.expect("email").status, EmailStatus::Queued);
+    }
+    mailer
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    clock.advance(secs(3600));
+    // Each send now takes the whole lease: the first one uses it up.
+    *lock(&mailer.per_send) = lease;
+    let report = service.deliver_due().await.expect("deliver");
+    assert_eq!(report.sent, 1, "{report:?}");
+    assert_eq!(lock(&mailer.sent).len(), 1);
+    // The other two were not sent after the lease ended; their claim has ended with it, so
+    // the next call (this deliverer or another) sends them, each once.
+    *lock(&mailer.per_send) = std::time::Duration::ZERO;
+    let report = service.deliver_due().await.expect("deliver");
+    assert_eq!(report.sent, 2, "{report:?}");
+    let sent = lock(&mailer.sent).clone();
+    let distinct: BTreeSet<MessageId> = sent.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        3,
+        "three messages, each sent once: {sent:?}"
+    );
 }

@@ -109,6 +109,7 @@ macro_rules! conformance_suite {
             concurrent_idempotent_requests_execute_once,
             stale_in_progress_key_is_taken_over,
             failed_delivery_shows_in_batch_and_list,
+            delivery_stops_when_its_claim_runs_out,
         }
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
