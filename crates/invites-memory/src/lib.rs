@@ -175,17 +175,24 @@ pub(crate) fn conflict(what: &str) -> StoreError {
 
 impl State {
     /// What the store knows about `user` and target `t` of `organization`.
+    /// `org_member` is read once per call ([`State::is_org_member`]): no batch operation
+    /// changes organization memberships.
     fn access(
         &self,
         organization: OrganizationId,
         user: Option<UserId>,
+        org_member: bool,
         t: TargetId,
     ) -> TargetAccess {
         TargetAccess {
             exists: self.target_org(t) == Some(organization),
             membership: user.and_then(|u| self.memberships.get(&(t, u)).map(|(role, _)| *role)),
-            org_member: user.is_some_and(|u| self.org_members.contains_key(&(organization, u))),
+            org_member,
         }
+    }
+
+    fn is_org_member(&self, organization: OrganizationId, user: Option<UserId>) -> bool {
+        user.is_some_and(|u| self.org_members.contains_key(&(organization, u)))
     }
 
     fn new_batch(&mut self, cmd: &CreateInvitations) {
@@ -237,20 +244,24 @@ impl BulkStore for MemoryStore {
             id: *id,
             created: false,
         });
+        let org_member = s.is_org_member(cmd.organization, user.map(|u| u.id));
         let mut targets = Vec::with_capacity(cmd.targets.len());
         for &t in &cmd.targets {
+            // A user this call created has no membership among the other (distinct) targets.
+            let known = user.filter(|u| !u.created).map(|u| u.id);
             let facts = AddFacts {
-                access: s.access(cmd.organization, user.map(|u| u.id), t),
+                access: s.access(cmd.organization, known, org_member, t),
                 pending: s.pending.get(&(t, cmd.email.clone())).copied(),
             };
             let fact = match rules::decide_add(&facts) {
                 AddDecision::Report(fact) => fact,
                 AddDecision::Add { supersede } => {
+                    let first_user = user.is_none();
                     let u = *user.get_or_insert(UserRef {
                         id: cmd.new_user.id,
                         created: true,
                     });
-                    if u.created && !s.users.contains_key(&u.id) {
+                    if first_user {
                         s.insert_user(User {
                             id: u.id,
                             email: cmd.email.clone(),
@@ -277,11 +288,12 @@ impl BulkStore for MemoryStore {
     ) -> Result<CreateInvitationsOutcome, StoreError> {
         let mut s = self.lock();
         let user = s.users_by_email.get(&cmd.email).copied();
+        let org_member = s.is_org_member(cmd.organization, user);
         let mut batch_created = false;
         let mut targets = Vec::with_capacity(cmd.targets.len());
         for &(t, inv_id) in &cmd.targets {
             let facts = InviteFacts {
-                access: s.access(cmd.organization, user, t),
+                access: s.access(cmd.organization, user, org_member, t),
                 pending: s
                     .pending
                     .get(&(t, cmd.email.clone()))
@@ -375,6 +387,7 @@ impl LifecycleStore for MemoryStore {
         if let Some(u) = s.users.get_mut(&user.id) {
             u.email_verified = true;
         }
+        let org_member = s.is_org_member(batch.organization, Some(user.id));
         let record = s.batch_record(cmd.batch_id).expect("batch exists");
         let mut invitations = Vec::with_capacity(record.invitations.len());
         for inv in record.invitations {
@@ -382,7 +395,7 @@ impl LifecycleStore for MemoryStore {
                 status: inv.status,
                 expires_at: inv.expires_at,
                 now: cmd.now,
-                access: s.access(batch.organization, Some(user.id), inv.target),
+                access: s.access(batch.organization, Some(user.id), org_member, inv.target),
             };
             let fact = match rules::decide_accept(&facts) {
                 AcceptDecision::Report(fact) => fact,
