@@ -104,6 +104,7 @@ macro_rules! conformance_suite {
             resend_cancels_queued_message,
             resend_permissions_and_nothing_to_resend,
             list_invitations_filters_and_pages,
+            scoped_listing_pages_only_what_the_key_reaches,
             idempotent_repeat_returns_stored_response,
             idempotency_key_expires,
             idempotency_ignores_invalid_requests,

@@ -82,6 +82,7 @@ macro_rules! store_suite {
             a_late_delivery_record_does_not_revive_a_message_that_left_the_queue,
             idempotency_records_start_complete_expire_and_are_taken_over_when_stale,
             listing_filters_by_derived_status_and_pages_by_keyset,
+            listing_is_scoped_in_the_query,
             the_directory_is_idempotent_and_refuses_conflicts,
             the_snapshot_is_in_canonical_order,
             not_found_is_a_value_and_other_organizations_look_missing,
