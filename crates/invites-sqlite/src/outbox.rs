@@ -96,22 +96,30 @@ pub(crate) fn record_delivery(
     let id = message.0.as_bytes();
     let changed = match update {
         DeliveryUpdate::Sent { attempts } => conn
-            .prepare_cached("UPDATE outbox SET status = 'sent', attempts = ?2, accept_url = NULL WHERE id = ?1")?
+            .prepare_cached("UPDATE outbox SET status = 'sent', attempts = ?2, accept_url = NULL WHERE id = ?1 AND status = 'queued'")?
             .execute(params![id, attempts])?,
         DeliveryUpdate::Retry { attempts, next_attempt_at, error } => conn
-            .prepare_cached("UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1")?
+            .prepare_cached("UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1 AND status = 'queued'")?
             .execute(params![id, attempts, next_attempt_at.as_millis(), error])?,
         DeliveryUpdate::Failed { attempts, error } => conn
             .prepare_cached(
-                "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3, accept_url = NULL WHERE id = ?1",
+                "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3, accept_url = NULL WHERE id = ?1 AND status = 'queued'",
             )?
             .execute(params![id, attempts, error])?,
         DeliveryUpdate::Cancelled => conn
-            .prepare_cached("UPDATE outbox SET status = 'cancelled', accept_url = NULL WHERE id = ?1")?
+            .prepare_cached("UPDATE outbox SET status = 'cancelled', accept_url = NULL WHERE id = ?1 AND status = 'queued'")?
             .execute([id])?,
     };
     if changed == 0 {
-        return Err(Error::Missing(format!("no outbox message {message}")));
+        // Not queued any more (a resend cancelled it, another deliverer recorded it): the
+        // record is moot and the row is left as it is (`rules::delivery_record_applies`).
+        // Unless there is no such row at all.
+        let exists: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE id = ?1)")?
+            .query_row([id], |row| row.get(0))?;
+        if !exists {
+            return Err(Error::Missing(format!("no outbox message {message}")));
+        }
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Fixtures: a seeded [`World`] and a [`Harness`] wiring a service to a store.
 
-use crate::doubles::{ManualClock, SeededRandom, id};
+use crate::deterministic::{ManualClock, SeededRandom, id};
 use invites_core::RecordingMailer;
 use invites_core::*;
 use std::sync::Arc;

@@ -2,8 +2,8 @@
 //!
 //! - [`conformance`]: the suite every backend must pass, written once as plain `pub async fn`s
 //!   over a [`Backend`]; [`conformance_suite!`] turns it into `#[tokio::test]`s for a backend.
-//! - [`store_suite`]: the contract of the storage port itself, method by method, as plain
-//!   `pub async fn`s; [`store_suite!`] and [`store_fault_suite!`] expand it for a backend.
+//! - [`store_suite`](mod@store_suite): the contract of the storage port itself, method by method, as plain
+//!   `pub async fn`s; [`store_suite!`](crate::store_suite!) and [`store_fault_suite!`] expand it for a backend.
 //! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
 //!   whole operations), and the recording mailer of `invites-core` (feature `test-util`), re-exported.
 //! - [`mailer_suite`]: the receiving-side checks every real mail transport passes.
@@ -29,14 +29,16 @@
 //! ```
 
 pub mod conformance;
+mod deterministic;
 pub mod differential;
-mod doubles;
+mod faulty_store;
 mod fixtures;
 pub mod mailer_suite;
 pub mod model;
 pub mod store_suite;
 pub mod strategies;
 
-pub use doubles::{Fault, FaultyStore, ManualClock, SeededRandom};
+pub use deterministic::{ManualClock, SeededRandom};
+pub use faulty_store::{Fault, FaultyStore};
 pub use fixtures::{Backend, Harness, World, as_store};
 pub use invites_core::{MailerMode, RecordingMailer};
