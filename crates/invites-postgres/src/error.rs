@@ -90,16 +90,49 @@ impl Error {
     }
 }
 
+/// A server error as it leaves the crate: the SQLSTATE, the server's message and the
+/// constraint it names, nothing else. The server's DETAIL, WHERE and HINT fields are dropped:
+/// they may quote row values (a duplicate key's email, for one), and errors reach logs.
+#[derive(Debug, thiserror::Error)]
+#[error("PostgreSQL error {code}: {message}{}", constraint.as_ref().map(|c| format!(" (constraint {c})")).unwrap_or_default())]
+pub(crate) struct ServerError {
+    /// The SQLSTATE.
+    pub(crate) code: String,
+    /// The primary message.
+    pub(crate) message: String,
+    /// The constraint, if the error names one.
+    pub(crate) constraint: Option<String>,
+}
+
+impl Error {
+    /// This error with every server error reduced to a [`ServerError`].
+    fn sanitized(self) -> invites_core::BoxError {
+        let db = match &self {
+            Error::Pg(e) => e.as_db_error(),
+            Error::Pool(deadpool_postgres::PoolError::Backend(e)) => e.as_db_error(),
+            _ => None,
+        };
+        match db {
+            Some(db) => Box::new(ServerError {
+                code: db.code().code().to_owned(),
+                message: db.message().to_owned(),
+                constraint: db.constraint().map(str::to_owned),
+            }),
+            None => Box::new(self),
+        }
+    }
+}
+
 impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         if e.is_transient() {
-            StoreError::unavailable(e)
+            StoreError::unavailable(e.sanitized())
         } else if matches!(e, Error::NewerSchema { .. } | Error::Corrupt { .. }) {
             StoreError::Incompatible {
                 reason: e.to_string(),
             }
         } else {
-            StoreError::backend(e)
+            StoreError::backend(e.sanitized())
         }
     }
 }

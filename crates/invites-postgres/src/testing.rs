@@ -189,13 +189,28 @@ async fn template(url: &str) -> &'static str {
 /// When the server refuses (the role needs `CREATEDB`).
 pub async fn fresh_database(url: &str) -> TestDatabase {
     let template = template(url).await;
+    new_database(url, Some(template)).await
+}
+
+/// A new database with nothing in it (not even the schema), for migration tests.
+///
+/// # Panics
+/// When the server refuses (the role needs `CREATEDB`).
+pub async fn empty_database(url: &str) -> TestDatabase {
+    new_database(url, None).await
+}
+
+async fn new_database(url: &str, template: Option<&str>) -> TestDatabase {
     let name = format!(
         "invites_t_{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::SeqCst)
     );
     let client = admin(url).await;
-    let create = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+    let create = match template {
+        Some(template) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
+        None => format!("CREATE DATABASE \"{name}\""),
+    };
     let mut attempt = 0;
     loop {
         match client.batch_execute(&create).await {
@@ -215,6 +230,16 @@ pub async fn fresh_database(url: &str) -> TestDatabase {
             admin_url: url.to_owned(),
             database: name,
         }),
+    }
+}
+
+impl TestDatabase {
+    /// A plain connection to this database (for tests that look at or change it directly).
+    ///
+    /// # Panics
+    /// When it cannot connect.
+    pub async fn connect(&self) -> tokio_postgres::Client {
+        admin(&self.url).await
     }
 }
 
