@@ -55,6 +55,13 @@ pub mod sqlite {
     pub use invites_sqlite::*;
 }
 
+/// The PostgreSQL backend (feature `postgres`, off by default): for hosts that run many app
+/// servers on one shared database. See the README, "PostgreSQL".
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use invites_postgres::{ConnectError, OptionError, PgOptions, PgStore, deadpool_postgres};
+}
+
 /// The README's Rust snippets compile (they are doctests).
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
