@@ -6,7 +6,9 @@
 //! expiry, accept tokens (256 random bits, stored only as SHA-256), the consolidated email
 //! ([`DefaultRenderer`]), the outbox with retries, the invitation lifecycle and idempotency —
 //! all in [`InviteService`]. It reaches the world only through ports: [`MembershipStore`]
-//! (storage; see its module docs for the batch contract), [`Mailer`], [`Clock`] and
+//! (storage, in five parts with their contracts: [`BulkStore`], [`LifecycleStore`],
+//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`]; what the facts a store reads mean is
+//! decided in [`rules`]), [`Mailer`], [`Clock`] and
 //! [`RandomSource`]. It depends on no storage crate and no async runtime.
 //!
 //! ```
@@ -75,15 +77,17 @@
 //!   `already_member`.
 
 pub mod error;
-pub mod ids;
+mod ids;
 pub mod mail;
-pub mod principal;
+mod port;
+mod principal;
 pub mod random;
 pub mod request;
-pub mod response;
-pub mod service;
-pub mod store;
-pub mod time;
+mod response;
+pub mod rules;
+mod service;
+mod store;
+mod time;
 pub mod values;
 
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
@@ -94,6 +98,9 @@ pub use ids::{
 pub use mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, RenderedEmail,
     escape_html,
+};
+pub use port::{
+    BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore, ReadStore,
 };
 pub use principal::{KeyScope, Principal};
 pub use random::{AcceptToken, OsRandom, RandomSource, TokenHash};
@@ -106,6 +113,13 @@ pub use service::{
     InvitationPage, InvitationPreview, InvitationView, InviteConfig, InviteService, MessageView,
     PreviewItem, ResendResponse, RevokeResponse,
 };
-pub use store::*;
+pub use store::{
+    AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, BatchRecord,
+    CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Group,
+    IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter, InvitationQuery,
+    InvitationRecord, InvitationStatus, InviteFact, MembershipRow, MessageStatus, NewBatch,
+    NewUser, OutboxMessage, RevokeFact, RotateBatch, RotateFact, Snapshot, StoredStatus,
+    TargetSlot, User, UserRef, Website,
+};
 pub use time::{Clock, SystemClock, Timestamp};
 pub use values::{Email, EmailError, OrgRole, PersonName, Role};

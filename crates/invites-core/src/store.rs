@@ -1,23 +1,7 @@
-//! The storage ports.
-//!
-//! [`MembershipStore`] is what `InviteService` needs. Its write operations are *conditional*
-//! and *batch-shaped*: the core hands over a whole request (up to 50 targets, all ids, hashes
-//! and timestamps already decided), the store applies it with **each target as its own atomic
-//! unit** and reports, per target, a *fact* ([`AddFact`], [`InviteFact`], [`AcceptFact`]). The
-//! core maps facts to outcome codes and messages. A backend may run the whole batch in one
-//! transaction with a savepoint per target (SQLite does), as long as:
-//!
-//! - a target whose unit failed leaves no trace and is reported as `Err` in its slot;
-//! - if the batch as a whole fails (the final commit), the call returns `Err` and *nothing*
-//!   of the batch is stored, so the core can report every target as `internal_error`;
-//! - the uniqueness rules hold under any concurrency: one user per normalised email, one
-//!   membership per (target, user), one live invitation per (target, email).
-//!
-//! Precedence of facts (part of the contract, checked by the conformance suite): for each
-//! target, in this order: `TargetNotFound` (the target is not in the given organization),
-//! `AlreadyMember` (an explicit membership of the user), `OrgMember` (the user is an
-//! organization member), then for invitations `AlreadyInvited` (a pending, unexpired
-//! invitation), else the write happens.
+//! The data of the storage port: the commands the core hands a store, the facts it reports
+//! back, and the records it reads. The port's traits and their contracts are in the `port`
+//! module ([`MembershipStore`](crate::MembershipStore) and its parts); what the facts mean is
+//! decided in [`rules`](crate::rules).
 //!
 //! [`Directory`] creates the things invites point at (organizations, websites, groups, users,
 //! organization members); [`Inspect`] reads whole state back for tests and admin tools.
@@ -28,12 +12,12 @@ use crate::ids::{
     WebsiteId,
 };
 use crate::random::TokenHash;
+use crate::rules;
 use crate::time::Timestamp;
 use crate::values::{Email, OrgRole, PersonName, Role};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
-use std::sync::Arc;
 
 /// The per-target slot of a batch result: a fact, or the error that rolled that target back.
 pub type TargetSlot<F> = Result<F, StoreError>;
@@ -93,7 +77,7 @@ pub enum AddFact {
     TargetNotFound,
 }
 
-/// The result of [`MembershipStore::add_members`].
+/// The result of [`BulkStore::add_members`](crate::BulkStore::add_members).
 #[derive(Debug)]
 pub struct AddMembersOutcome {
     /// The user with the email after the operation: existing, created, or `None` when none
@@ -165,7 +149,7 @@ pub enum InviteFact {
     TargetNotFound,
 }
 
-/// The result of [`MembershipStore::create_invitations`].
+/// The result of [`BulkStore::create_invitations`](crate::BulkStore::create_invitations).
 #[derive(Debug)]
 pub struct CreateInvitationsOutcome {
     /// The existing user with the email, if any (never created here).
@@ -189,30 +173,78 @@ pub struct User {
     pub last_name: Option<PersonName>,
 }
 
-/// The status of an invitation.
-///
-/// Stores keep an invitation `Pending` when it passes its expiry: `Expired` is derived from
-/// the clock ([`InvitationRecord::status_at`]). The one time a store writes `Expired` is when
-/// a new invitation for the same (target, email) replaces an expired pending one (so at most
-/// one `Pending` row per (target, email) exists, which a unique index can enforce). A stored
-/// `Expired` invitation is never renewed by a resend.
+/// The status of an invitation as a store keeps it. `expired` is not one of them: it is
+/// derived from the clock (see [`rules::view_status`](crate::rules::view_status)).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredStatus {
+    /// Not acted on yet. Live until its expiry ([`rules::is_live`](crate::rules::is_live)); a resend renews it, expired or
+    /// not. At most one per (target, email) — a unique index can enforce it.
+    Pending,
+    /// Accepted: turned into a membership, or found the user already had access.
+    Accepted,
+    /// Revoked by an API key.
+    Revoked,
+    /// A direct add for the same (target, email) made it moot.
+    Superseded,
+    /// It had expired when a new invitation for the same (target, email) took its place. It
+    /// reads as `expired` forever; a resend does not renew it.
+    Replaced,
+}
+
+impl StoredStatus {
+    /// Every stored status.
+    pub const ALL: [StoredStatus; 5] = [
+        StoredStatus::Pending,
+        StoredStatus::Accepted,
+        StoredStatus::Revoked,
+        StoredStatus::Superseded,
+        StoredStatus::Replaced,
+    ];
+
+    /// The stable storage tag.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StoredStatus::Pending => "pending",
+            StoredStatus::Accepted => "accepted",
+            StoredStatus::Revoked => "revoked",
+            StoredStatus::Superseded => "superseded",
+            StoredStatus::Replaced => "replaced",
+        }
+    }
+
+    /// Parses [`StoredStatus::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        StoredStatus::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// Whether a resend renews it (sets a new expiry): stored `Pending`, expired or not.
+    pub fn is_renewable(&self) -> bool {
+        *self == StoredStatus::Pending
+    }
+}
+
+/// The status of an invitation *as seen at a time*: what lists show and filter on. Never
+/// stored: a store keeps a [`StoredStatus`], and `Expired` is derived from it and the clock
+/// ([`InvitationRecord::status_at`], [`rules::view_status`](crate::rules::view_status)).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum InvitationStatus {
-    /// Waiting to be accepted (may have expired; see `status_at`).
+    /// Live: stored pending and not yet expired.
     Pending,
     /// Turned into a membership (or found the user already had access) by accepting.
     Accepted,
     /// Revoked by an API key.
     Revoked,
-    /// Pending but past its expiry (derived, never stored).
+    /// Stored pending but at or past its expiry, or replaced by a newer invitation after it
+    /// expired.
     Expired,
     /// A direct add made it moot.
     Superseded,
 }
 
 impl InvitationStatus {
-    /// The stable storage tag.
+    /// The stable tag (as in JSON).
     pub fn as_str(&self) -> &'static str {
         match self {
             InvitationStatus::Pending => "pending",
@@ -257,8 +289,8 @@ pub struct InvitationRecord {
     pub first_name: Option<PersonName>,
     /// Last name given with the invite.
     pub last_name: Option<PersonName>,
-    /// Stored status (`Expired` only when replaced, see [`InvitationStatus`]).
-    pub status: InvitationStatus,
+    /// The stored status; see [`InvitationRecord::status_at`] for the status as seen at a time.
+    pub status: StoredStatus,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it stops being acceptable.
@@ -266,18 +298,15 @@ pub struct InvitationRecord {
 }
 
 impl InvitationRecord {
-    /// The status as seen at `now`: a pending invitation at or past its expiry is `Expired`.
+    /// The status as seen at `now` ([`rules::view_status`]): a pending invitation at or past
+    /// its expiry, and a replaced one, are `Expired`.
     pub fn status_at(&self, now: Timestamp) -> InvitationStatus {
-        if self.status == InvitationStatus::Pending && now >= self.expires_at {
-            InvitationStatus::Expired
-        } else {
-            self.status
-        }
+        rules::view_status(self.status, self.expires_at, now)
     }
 
-    /// Whether it can still be accepted at `now`.
+    /// Whether it can still be accepted at `now` ([`rules::is_live`]).
     pub fn is_live(&self, now: Timestamp) -> bool {
-        self.status_at(now) == InvitationStatus::Pending
+        rules::is_live(self.status, self.expires_at, now)
     }
 }
 
@@ -423,7 +452,7 @@ pub struct AcceptBatch {
     pub now: Timestamp,
 }
 
-/// The result of [`MembershipStore::accept_batch`].
+/// The result of [`LifecycleStore::accept_batch`](crate::LifecycleStore::accept_batch).
 #[derive(Debug)]
 pub struct AcceptOutcome {
     /// The user, found or created, now verified.
@@ -470,7 +499,7 @@ pub struct RotateBatch {
     pub now: Timestamp,
 }
 
-/// What [`MembershipStore::rotate_batch`] found or did.
+/// What [`LifecycleStore::rotate_batch`](crate::LifecycleStore::rotate_batch) found or did.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum RotateFact {
     /// Rotated; this many invitations were renewed.
@@ -515,7 +544,7 @@ pub struct InvitationQuery {
     pub now: Timestamp,
 }
 
-/// Idempotency record state, as found by [`MembershipStore::idempotency_begin`].
+/// Idempotency record state, as found by [`IdempotencyStore::idempotency_begin`](crate::IdempotencyStore::idempotency_begin).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum IdempotencyState {
     /// No live record existed; one is now held in progress for the caller.
@@ -551,159 +580,6 @@ pub struct IdempotencyBegin {
     pub stale_before: Timestamp,
     /// Now.
     pub now: Timestamp,
-}
-
-/// The storage port of `InviteService`. See the module docs for the batch contract.
-///
-/// Every method is atomic on its own. Implementations use interior mutability and are
-/// shared as `Arc<dyn MembershipStore>`.
-#[async_trait]
-pub trait MembershipStore: Send + Sync + Debug + 'static {
-    /// Direct mode: for each target on its own, add the user unless the target is missing,
-    /// the user is already a member or the user is an org member; create the user in the first
-    /// unit that adds; supersede the pending invitation for (target, email), live or expired.
-    ///
-    /// # Errors
-    /// `Err` when the batch as a whole failed and nothing of it is stored.
-    async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError>;
-
-    /// Email mode: for each target on its own, create the invitation unless the target is
-    /// missing, the existing user is a member or org member, or a live invitation exists;
-    /// store the batch and its queued message iff at least one invitation was created.
-    ///
-    /// # Errors
-    /// `Err` when the batch as a whole failed and nothing of it is stored.
-    async fn create_invitations(
-        &self,
-        cmd: &CreateInvitations,
-    ) -> Result<CreateInvitationsOutcome, StoreError>;
-
-    /// The user with this normalised email.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError>;
-
-    /// The user with this id.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
-
-    /// Queued messages due at `now`, oldest first, at most `limit`; each returned message is
-    /// leased (its `next_attempt_at` set to `lease_until`) so a concurrent deliverer skips it.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn claim_due_messages(
-        &self,
-        now: Timestamp,
-        lease_until: Timestamp,
-        limit: usize,
-    ) -> Result<Vec<OutboxMessage>, StoreError>;
-
-    /// Records how a delivery attempt ended.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn record_delivery(
-        &self,
-        id: MessageId,
-        update: DeliveryUpdate,
-    ) -> Result<(), StoreError>;
-
-    /// The outbox messages of a batch, oldest first.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError>;
-
-    /// The batch whose current token hash is `hash`, with its invitations.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn find_batch_by_token(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<BatchRecord>, StoreError>;
-
-    /// A batch of the organization, with its invitations.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn get_batch(
-        &self,
-        organization: OrganizationId,
-        batch: BatchId,
-    ) -> Result<Option<BatchRecord>, StoreError>;
-
-    /// Accept: if the batch's token hash still equals `token_hash` (else `Ok(None)`), find or
-    /// create the user for the batch's email and mark it verified, then for each invitation
-    /// of the batch on its own: turn a live one into a membership (or note the existing
-    /// access) and mark it accepted; report the others as they are.
-    ///
-    /// # Errors
-    /// `Err` when the operation as a whole failed and nothing is stored.
-    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError>;
-
-    /// Revoke one invitation of the organization (pending or expired ones).
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn revoke_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-        now: Timestamp,
-    ) -> Result<RevokeFact, StoreError>;
-
-    /// One invitation of the organization.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn get_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-    ) -> Result<Option<InvitationRecord>, StoreError>;
-
-    /// Resend: rotate the token, renew pending/expired invitations, cancel queued messages of
-    /// the batch and queue a new one, all at once; unless sent too recently.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError>;
-
-    /// One page of invitations.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn list_invitations(
-        &self,
-        query: &InvitationQuery,
-    ) -> Result<Vec<InvitationRecord>, StoreError>;
-
-    /// Start an idempotent request (see [`IdempotencyState`]).
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn idempotency_begin(
-        &self,
-        begin: &IdempotencyBegin,
-    ) -> Result<IdempotencyState, StoreError>;
-
-    /// Finish an idempotent request: store `response` (JSON), or with `None` release the
-    /// in-progress record so the key can be used again.
-    ///
-    /// # Errors
-    /// Storage failure.
-    async fn idempotency_finish(
-        &self,
-        organization: OrganizationId,
-        key_id: ApiKeyId,
-        key: &str,
-        response: Option<&str>,
-    ) -> Result<(), StoreError>;
 }
 
 /// A website.
@@ -821,108 +697,3 @@ pub trait Inspect: Send + Sync + Debug + 'static {
     /// Storage failure.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
 }
-
-macro_rules! forward_store {
-    ($ty:ty) => {
-        #[async_trait]
-        impl<T: MembershipStore + ?Sized> MembershipStore for $ty {
-            async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
-                (**self).add_members(cmd).await
-            }
-            async fn create_invitations(
-                &self,
-                cmd: &CreateInvitations,
-            ) -> Result<CreateInvitationsOutcome, StoreError> {
-                (**self).create_invitations(cmd).await
-            }
-            async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
-                (**self).find_user(email).await
-            }
-            async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-                (**self).get_user(id).await
-            }
-            async fn claim_due_messages(
-                &self,
-                now: Timestamp,
-                lease_until: Timestamp,
-                limit: usize,
-            ) -> Result<Vec<OutboxMessage>, StoreError> {
-                (**self).claim_due_messages(now, lease_until, limit).await
-            }
-            async fn record_delivery(
-                &self,
-                id: MessageId,
-                update: DeliveryUpdate,
-            ) -> Result<(), StoreError> {
-                (**self).record_delivery(id, update).await
-            }
-            async fn batch_messages(
-                &self,
-                batch: BatchId,
-            ) -> Result<Vec<OutboxMessage>, StoreError> {
-                (**self).batch_messages(batch).await
-            }
-            async fn find_batch_by_token(
-                &self,
-                hash: &TokenHash,
-            ) -> Result<Option<BatchRecord>, StoreError> {
-                (**self).find_batch_by_token(hash).await
-            }
-            async fn get_batch(
-                &self,
-                o: OrganizationId,
-                b: BatchId,
-            ) -> Result<Option<BatchRecord>, StoreError> {
-                (**self).get_batch(o, b).await
-            }
-            async fn accept_batch(
-                &self,
-                cmd: &AcceptBatch,
-            ) -> Result<Option<AcceptOutcome>, StoreError> {
-                (**self).accept_batch(cmd).await
-            }
-            async fn revoke_invitation(
-                &self,
-                o: OrganizationId,
-                id: InvitationId,
-                now: Timestamp,
-            ) -> Result<RevokeFact, StoreError> {
-                (**self).revoke_invitation(o, id, now).await
-            }
-            async fn get_invitation(
-                &self,
-                o: OrganizationId,
-                id: InvitationId,
-            ) -> Result<Option<InvitationRecord>, StoreError> {
-                (**self).get_invitation(o, id).await
-            }
-            async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
-                (**self).rotate_batch(cmd).await
-            }
-            async fn list_invitations(
-                &self,
-                q: &InvitationQuery,
-            ) -> Result<Vec<InvitationRecord>, StoreError> {
-                (**self).list_invitations(q).await
-            }
-            async fn idempotency_begin(
-                &self,
-                b: &IdempotencyBegin,
-            ) -> Result<IdempotencyState, StoreError> {
-                (**self).idempotency_begin(b).await
-            }
-            async fn idempotency_finish(
-                &self,
-                o: OrganizationId,
-                k: ApiKeyId,
-                key: &str,
-                response: Option<&str>,
-            ) -> Result<(), StoreError> {
-                (**self).idempotency_finish(o, k, key, response).await
-            }
-        }
-    };
-}
-
-forward_store!(Arc<T>);
-forward_store!(Box<T>);

@@ -34,16 +34,21 @@
 //! ```
 
 use async_trait::async_trait;
-use invites_core::{
-    AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId,
-    BatchId, BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory,
-    Email, EmailMessage, Group, GroupId, IdempotencyBegin, IdempotencyState, Inspect,
-    InvitationFilter, InvitationId, InvitationQuery, InvitationRecord, InvitationStatus,
-    InviteFact, MailError, Mailer, MembershipRow, MembershipStore, MessageId, MessageStatus,
-    OrgRole, OrganizationId, OutboxMessage, RevokeFact, Role, RotateBatch, RotateFact, Snapshot,
-    StoreError, TargetId, Timestamp, TokenHash, User, UserId, UserRef, Website, WebsiteId,
+use invites_core::rules::{
+    self, AcceptDecision, AcceptFacts, AddDecision, AddFacts, IdempotencyDecision, InviteDecision,
+    InviteFacts, PendingInvitation, RevokeDecision, RotateDecision, RotateFacts, StoredIdempotency,
+    TargetAccess,
 };
-use std::collections::btree_map::Entry;
+use invites_core::{
+    AcceptBatch, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
+    BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
+    EmailMessage, Group, GroupId, IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter,
+    InvitationId, InvitationQuery, InvitationRecord, InviteFact, MailError, Mailer, MembershipRow,
+    MessageId, MessageStatus, OrgRole, OrganizationId, OutboxMessage, RevokeFact, Role,
+    RotateBatch, RotateFact, Snapshot, StoreError, StoredStatus, TargetId, Timestamp, TokenHash,
+    User, UserId, UserRef, Website, WebsiteId,
+};
+use invites_core::{BulkStore, IdempotencyStore, LifecycleStore, OutboxStore, ReadStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -54,13 +59,6 @@ struct Batch {
     token_hash: TokenHash,
     created_at: Timestamp,
     last_sent_at: Timestamp,
-}
-
-#[derive(Clone, Debug)]
-struct IdemRecord {
-    fingerprint: [u8; 32],
-    response: Option<String>,
-    created_at: Timestamp,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -81,7 +79,7 @@ struct State {
     batch_invitations: BTreeMap<BatchId, Vec<InvitationId>>,
     tokens: HashMap<TokenHash, BatchId>,
     outbox: BTreeMap<MessageId, OutboxMessage>,
-    idempotency: HashMap<(OrganizationId, ApiKeyId, String), IdemRecord>,
+    idempotency: HashMap<(OrganizationId, ApiKeyId, String), StoredIdempotency>,
 }
 
 impl State {
@@ -106,9 +104,9 @@ impl State {
         Some(r)
     }
 
-    fn set_status(&mut self, id: InvitationId, status: InvitationStatus) {
+    fn set_status(&mut self, id: InvitationId, status: StoredStatus) {
         if let Some(inv) = self.invitations.get_mut(&id) {
-            if inv.status == InvitationStatus::Pending {
+            if inv.status == StoredStatus::Pending {
                 self.pending.remove(&(inv.target, inv.email.clone()));
             }
             inv.status = status;
@@ -173,48 +171,98 @@ fn conflict(what: &str) -> StoreError {
     StoreError::backend(format!("conflict: {what}"))
 }
 
+impl State {
+    /// What the store knows about `user` and target `t` of `organization`.
+    fn access(
+        &self,
+        organization: OrganizationId,
+        user: Option<UserId>,
+        t: TargetId,
+    ) -> TargetAccess {
+        TargetAccess {
+            exists: self.target_org(t) == Some(organization),
+            membership: user.and_then(|u| self.memberships.get(&(t, u)).map(|(role, _)| *role)),
+            org_member: user.is_some_and(|u| self.org_members.contains_key(&(organization, u))),
+        }
+    }
+
+    fn new_batch(&mut self, cmd: &CreateInvitations) {
+        self.batches.insert(
+            cmd.batch.id,
+            Batch {
+                organization: cmd.organization,
+                email: cmd.email.clone(),
+                token_hash: cmd.batch.token_hash,
+                created_at: cmd.now,
+                last_sent_at: cmd.now,
+            },
+        );
+        self.tokens.insert(cmd.batch.token_hash, cmd.batch.id);
+    }
+}
+
+fn queued_message(
+    id: MessageId,
+    batch_id: BatchId,
+    organization: OrganizationId,
+    recipient: Email,
+    accept_url: &str,
+    due_at: Timestamp,
+    now: Timestamp,
+) -> OutboxMessage {
+    OutboxMessage {
+        id,
+        batch_id,
+        organization,
+        recipient,
+        accept_url: Some(accept_url.to_owned()),
+        status: MessageStatus::Queued,
+        attempts: 0,
+        next_attempt_at: due_at,
+        created_at: now,
+        last_error: None,
+    }
+}
+
+// Every change of a target's unit below is applied by infallible code after its facts were
+// read, so a unit never fails half-way and no slot is ever `Err`.
+
 #[async_trait]
-impl MembershipStore for MemoryStore {
+impl BulkStore for MemoryStore {
     async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
         let mut s = self.lock();
         let mut user = s.users_by_email.get(&cmd.email).map(|id| UserRef {
             id: *id,
             created: false,
         });
-        let org_member =
-            user.is_some_and(|u| s.org_members.contains_key(&(cmd.organization, u.id)));
         let mut targets = Vec::with_capacity(cmd.targets.len());
         for &t in &cmd.targets {
-            let fact = if s.target_org(t) != Some(cmd.organization) {
-                AddFact::TargetNotFound
-            } else if let Some((role, _)) = user.and_then(|u| s.memberships.get(&(t, u.id))) {
-                AddFact::AlreadyMember { role: *role }
-            } else if org_member {
-                AddFact::OrgMember
-            } else {
-                let u = match user {
-                    Some(u) => u,
-                    None => {
+            let facts = AddFacts {
+                access: s.access(cmd.organization, user.map(|u| u.id), t),
+                pending: s.pending.get(&(t, cmd.email.clone())).copied(),
+            };
+            let fact = match rules::decide_add(&facts) {
+                AddDecision::Report(fact) => fact,
+                AddDecision::Add { supersede } => {
+                    let u = *user.get_or_insert(UserRef {
+                        id: cmd.new_user.id,
+                        created: true,
+                    });
+                    if u.created && !s.users.contains_key(&u.id) {
                         s.insert_user(User {
-                            id: cmd.new_user.id,
+                            id: u.id,
                             email: cmd.email.clone(),
                             email_verified: false,
                             first_name: cmd.new_user.first_name.clone(),
                             last_name: cmd.new_user.last_name.clone(),
                         });
-                        let u = UserRef {
-                            id: cmd.new_user.id,
-                            created: true,
-                        };
-                        user = Some(u);
-                        u
                     }
-                };
-                s.memberships.insert((t, u.id), (cmd.role, cmd.now));
-                if let Some(&inv) = s.pending.get(&(t, cmd.email.clone())) {
-                    s.set_status(inv, InvitationStatus::Superseded);
+                    s.memberships.insert((t, u.id), (cmd.role, cmd.now));
+                    if let Some(inv) = supersede {
+                        s.set_status(inv, StoredStatus::Superseded);
+                    }
+                    AddFact::Added
                 }
-                AddFact::Added
             };
             targets.push(Ok(fact));
         }
@@ -227,97 +275,210 @@ impl MembershipStore for MemoryStore {
     ) -> Result<CreateInvitationsOutcome, StoreError> {
         let mut s = self.lock();
         let user = s.users_by_email.get(&cmd.email).copied();
-        let org_member = user.is_some_and(|u| s.org_members.contains_key(&(cmd.organization, u)));
         let mut batch_created = false;
         let mut targets = Vec::with_capacity(cmd.targets.len());
         for &(t, inv_id) in &cmd.targets {
-            let existing = s.pending.get(&(t, cmd.email.clone())).copied();
-            let fact = if s.target_org(t) != Some(cmd.organization) {
-                InviteFact::TargetNotFound
-            } else if let Some((role, _)) = user.and_then(|u| s.memberships.get(&(t, u))) {
-                InviteFact::AlreadyMember { role: *role }
-            } else if org_member {
-                InviteFact::OrgMember
-            } else if let Some(old) = existing
-                && s.invitations[&old].expires_at > cmd.now
-            {
-                InviteFact::AlreadyInvited { invitation: old }
-            } else {
-                if let Some(old) = existing {
-                    s.set_status(old, InvitationStatus::Expired);
-                }
-                if !batch_created {
-                    batch_created = true;
-                    s.batches.insert(
-                        cmd.batch.id,
-                        Batch {
+            let facts = InviteFacts {
+                access: s.access(cmd.organization, user, t),
+                pending: s
+                    .pending
+                    .get(&(t, cmd.email.clone()))
+                    .map(|id| PendingInvitation {
+                        id: *id,
+                        expires_at: s.invitations[id].expires_at,
+                    }),
+                now: cmd.now,
+            };
+            let fact = match rules::decide_invite(&facts) {
+                InviteDecision::Report(fact) => fact,
+                InviteDecision::Invite { replace } => {
+                    if let Some(old) = replace {
+                        s.set_status(old, StoredStatus::Replaced);
+                    }
+                    if !batch_created {
+                        batch_created = true;
+                        s.new_batch(cmd);
+                    }
+                    s.invitations.insert(
+                        inv_id,
+                        InvitationRecord {
+                            id: inv_id,
+                            batch_id: cmd.batch.id,
                             organization: cmd.organization,
+                            target: t,
+                            target_name: String::new(),
                             email: cmd.email.clone(),
-                            token_hash: cmd.batch.token_hash,
+                            role: cmd.role,
+                            first_name: cmd.first_name.clone(),
+                            last_name: cmd.last_name.clone(),
+                            status: StoredStatus::Pending,
                             created_at: cmd.now,
-                            last_sent_at: cmd.now,
+                            expires_at: cmd.expires_at,
                         },
                     );
-                    s.tokens.insert(cmd.batch.token_hash, cmd.batch.id);
+                    s.pending.insert((t, cmd.email.clone()), inv_id);
+                    s.batch_invitations
+                        .entry(cmd.batch.id)
+                        .or_default()
+                        .push(inv_id);
+                    InviteFact::Invited
                 }
-                s.invitations.insert(
-                    inv_id,
-                    InvitationRecord {
-                        id: inv_id,
-                        batch_id: cmd.batch.id,
-                        organization: cmd.organization,
-                        target: t,
-                        target_name: String::new(),
-                        email: cmd.email.clone(),
-                        role: cmd.role,
-                        first_name: cmd.first_name.clone(),
-                        last_name: cmd.last_name.clone(),
-                        status: InvitationStatus::Pending,
-                        created_at: cmd.now,
-                        expires_at: cmd.expires_at,
-                    },
-                );
-                s.pending.insert((t, cmd.email.clone()), inv_id);
-                s.batch_invitations
-                    .entry(cmd.batch.id)
-                    .or_default()
-                    .push(inv_id);
-                InviteFact::Invited
             };
             targets.push(Ok(fact));
         }
         if batch_created {
-            s.insert_message(OutboxMessage {
-                id: cmd.batch.message_id,
-                batch_id: cmd.batch.id,
-                organization: cmd.organization,
-                recipient: cmd.email.clone(),
-                accept_url: Some(cmd.batch.accept_url.clone()),
-                status: MessageStatus::Queued,
-                attempts: 0,
-                next_attempt_at: cmd.batch.message_due_at,
-                created_at: cmd.now,
-                last_error: None,
-            });
+            s.insert_message(queued_message(
+                cmd.batch.message_id,
+                cmd.batch.id,
+                cmd.organization,
+                cmd.email.clone(),
+                &cmd.batch.accept_url,
+                cmd.batch.message_due_at,
+                cmd.now,
+            ));
         }
         Ok(CreateInvitationsOutcome {
             existing_user: user,
             targets,
         })
     }
+}
 
-    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        let s = self.lock();
-        Ok(s.users_by_email
-            .get(email)
-            .and_then(|id| s.users.get(id))
-            .cloned())
+#[async_trait]
+impl LifecycleStore for MemoryStore {
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
+        let mut s = self.lock();
+        let Some(batch) = s.batches.get(&cmd.batch_id).cloned() else {
+            return Ok(None);
+        };
+        if batch.token_hash != cmd.token_hash {
+            return Ok(None);
+        }
+        let user = match s.users_by_email.get(&batch.email).copied() {
+            Some(id) => UserRef { id, created: false },
+            None => {
+                s.insert_user(User {
+                    id: cmd.new_user.id,
+                    email: batch.email.clone(),
+                    email_verified: true,
+                    first_name: cmd.new_user.first_name.clone(),
+                    last_name: cmd.new_user.last_name.clone(),
+                });
+                UserRef {
+                    id: cmd.new_user.id,
+                    created: true,
+                }
+            }
+        };
+        if let Some(u) = s.users.get_mut(&user.id) {
+            u.email_verified = true;
+        }
+        let record = s.batch_record(cmd.batch_id).expect("batch exists");
+        let mut invitations = Vec::with_capacity(record.invitations.len());
+        for inv in record.invitations {
+            let facts = AcceptFacts {
+                status: inv.status,
+                expires_at: inv.expires_at,
+                now: cmd.now,
+                access: s.access(batch.organization, Some(user.id), inv.target),
+            };
+            let fact = match rules::decide_accept(&facts) {
+                AcceptDecision::Report(fact) => fact,
+                AcceptDecision::Accept {
+                    fact,
+                    create_membership,
+                } => {
+                    if create_membership {
+                        s.memberships
+                            .insert((inv.target, user.id), (inv.role, cmd.now));
+                    }
+                    s.set_status(inv.id, StoredStatus::Accepted);
+                    fact
+                }
+            };
+            let current = s.invitation(inv.id).expect("exists");
+            invitations.push((current, Ok(fact)));
+        }
+        Ok(Some(AcceptOutcome { user, invitations }))
     }
 
-    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        Ok(self.lock().users.get(&id).cloned())
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<RevokeFact, StoreError> {
+        let mut s = self.lock();
+        let status = s
+            .invitations
+            .get(&id)
+            .filter(|i| i.organization == organization)
+            .map(|i| i.status);
+        Ok(match rules::decide_revoke(status) {
+            RevokeDecision::Report(fact) => fact,
+            RevokeDecision::Revoke => {
+                s.set_status(id, StoredStatus::Revoked);
+                RevokeFact::Revoked
+            }
+        })
     }
 
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+        let mut s = self.lock();
+        let batch = s
+            .batches
+            .get(&cmd.batch_id)
+            .filter(|b| b.organization == cmd.organization)
+            .cloned();
+        let renew: Vec<InvitationId> = s
+            .batch_invitations
+            .get(&cmd.batch_id)
+            .map(|ids| {
+                ids.iter()
+                    .copied()
+                    .filter(|i| s.invitations[i].status.is_renewable())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let facts = batch.as_ref().map(|b| RotateFacts {
+            last_sent_at: b.last_sent_at,
+            renewable: renew.len(),
+            not_sent_after: cmd.not_sent_after,
+        });
+        if let RotateDecision::Report(fact) = rules::decide_rotate(facts.as_ref()) {
+            return Ok(fact);
+        }
+        let batch = batch.expect("decided to rotate an existing batch");
+        for id in &renew {
+            s.invitations.get_mut(id).expect("listed").expires_at = cmd.expires_at;
+        }
+        s.tokens.remove(&batch.token_hash);
+        s.tokens.insert(cmd.new_token_hash, cmd.batch_id);
+        let b = s.batches.get_mut(&cmd.batch_id).expect("exists");
+        b.token_hash = cmd.new_token_hash;
+        b.last_sent_at = cmd.now;
+        for m in s.outbox.values_mut() {
+            if m.batch_id == cmd.batch_id && m.status == MessageStatus::Queued {
+                m.status = MessageStatus::Cancelled;
+                m.accept_url = None;
+            }
+        }
+        s.insert_message(queued_message(
+            cmd.message_id,
+            cmd.batch_id,
+            cmd.organization,
+            batch.email,
+            &cmd.accept_url,
+            cmd.message_due_at,
+            cmd.now,
+        ));
+        Ok(RotateFact::Rotated {
+            renewed: renew.len(),
+        })
+    }
+}
+
+#[async_trait]
+impl OutboxStore for MemoryStore {
     async fn claim_due_messages(
         &self,
         now: Timestamp,
@@ -390,6 +551,69 @@ impl MembershipStore for MemoryStore {
         v.sort_by_key(|m| (m.created_at, m.id));
         Ok(v)
     }
+}
+
+#[async_trait]
+impl IdempotencyStore for MemoryStore {
+    async fn idempotency_begin(
+        &self,
+        b: &IdempotencyBegin,
+    ) -> Result<IdempotencyState, StoreError> {
+        let mut s = self.lock();
+        let key = (b.organization, b.key_id, b.key.clone());
+        let found = s.idempotency.get(&key).cloned();
+        Ok(match rules::decide_idempotency(found, b) {
+            IdempotencyDecision::Report(state) => state,
+            IdempotencyDecision::Start => {
+                s.idempotency.insert(
+                    key,
+                    StoredIdempotency {
+                        fingerprint: b.fingerprint,
+                        response: None,
+                        created_at: b.now,
+                    },
+                );
+                IdempotencyState::Started
+            }
+        })
+    }
+
+    async fn idempotency_finish(
+        &self,
+        organization: OrganizationId,
+        key_id: ApiKeyId,
+        key: &str,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let k = (organization, key_id, key.to_owned());
+        match response {
+            None => {
+                s.idempotency.remove(&k);
+            }
+            Some(resp) => {
+                if let Some(r) = s.idempotency.get_mut(&k) {
+                    r.response = Some(resp.to_owned());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ReadStore for MemoryStore {
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let s = self.lock();
+        Ok(s.users_by_email
+            .get(email)
+            .and_then(|id| s.users.get(id))
+            .cloned())
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.lock().users.get(&id).cloned())
+    }
 
     async fn find_batch_by_token(
         &self,
@@ -410,92 +634,6 @@ impl MembershipStore for MemoryStore {
             .filter(|b| b.organization == organization))
     }
 
-    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
-        let mut s = self.lock();
-        let Some(batch) = s.batches.get(&cmd.batch_id).cloned() else {
-            return Ok(None);
-        };
-        if batch.token_hash != cmd.token_hash {
-            return Ok(None);
-        }
-        let user = match s.users_by_email.get(&batch.email).copied() {
-            Some(id) => UserRef { id, created: false },
-            None => {
-                s.insert_user(User {
-                    id: cmd.new_user.id,
-                    email: batch.email.clone(),
-                    email_verified: true,
-                    first_name: cmd.new_user.first_name.clone(),
-                    last_name: cmd.new_user.last_name.clone(),
-                });
-                UserRef {
-                    id: cmd.new_user.id,
-                    created: true,
-                }
-            }
-        };
-        if let Some(u) = s.users.get_mut(&user.id) {
-            u.email_verified = true;
-        }
-        let org_member = s.org_members.contains_key(&(batch.organization, user.id));
-        let record = s.batch_record(cmd.batch_id).expect("batch exists");
-        let mut invitations = Vec::with_capacity(record.invitations.len());
-        for inv in record.invitations {
-            let fact = match inv.status {
-                InvitationStatus::Revoked => AcceptFact::Revoked,
-                InvitationStatus::Superseded => AcceptFact::Superseded,
-                InvitationStatus::Accepted => AcceptFact::AlreadyAccepted,
-                InvitationStatus::Expired => AcceptFact::Expired,
-                InvitationStatus::Pending if inv.expires_at <= cmd.now => AcceptFact::Expired,
-                InvitationStatus::Pending
-                    if s.target_org(inv.target) != Some(batch.organization) =>
-                {
-                    AcceptFact::TargetNotFound
-                }
-                InvitationStatus::Pending => {
-                    let fact = match s.memberships.entry((inv.target, user.id)) {
-                        Entry::Occupied(_) => AcceptFact::AlreadyMember,
-                        Entry::Vacant(_) if org_member => AcceptFact::OrgMember,
-                        Entry::Vacant(slot) => {
-                            slot.insert((inv.role, cmd.now));
-                            AcceptFact::Added
-                        }
-                    };
-                    s.set_status(inv.id, InvitationStatus::Accepted);
-                    fact
-                }
-            };
-            let current = s.invitation(inv.id).expect("exists");
-            invitations.push((current, Ok(fact)));
-        }
-        Ok(Some(AcceptOutcome { user, invitations }))
-    }
-
-    async fn revoke_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-        _now: Timestamp,
-    ) -> Result<RevokeFact, StoreError> {
-        let mut s = self.lock();
-        let Some(inv) = s
-            .invitations
-            .get(&id)
-            .filter(|i| i.organization == organization)
-        else {
-            return Ok(RevokeFact::NotFound);
-        };
-        Ok(match inv.status {
-            InvitationStatus::Pending => {
-                s.set_status(id, InvitationStatus::Revoked);
-                RevokeFact::Revoked
-            }
-            InvitationStatus::Revoked => RevokeFact::AlreadyRevoked,
-            InvitationStatus::Accepted => RevokeFact::AlreadyAccepted,
-            InvitationStatus::Superseded | InvitationStatus::Expired => RevokeFact::AlreadyDead,
-        })
-    }
-
     async fn get_invitation(
         &self,
         organization: OrganizationId,
@@ -505,65 +643,6 @@ impl MembershipStore for MemoryStore {
             .lock()
             .invitation(id)
             .filter(|i| i.organization == organization))
-    }
-
-    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
-        let mut s = self.lock();
-        let Some(batch) = s
-            .batches
-            .get(&cmd.batch_id)
-            .filter(|b| b.organization == cmd.organization)
-            .cloned()
-        else {
-            return Ok(RotateFact::NotFound);
-        };
-        if batch.last_sent_at > cmd.not_sent_after {
-            return Ok(RotateFact::TooSoon {
-                last_sent_at: batch.last_sent_at,
-            });
-        }
-        let renew: Vec<InvitationId> = s
-            .batch_invitations
-            .get(&cmd.batch_id)
-            .map(|ids| {
-                ids.iter()
-                    .copied()
-                    .filter(|i| s.invitations[i].status == InvitationStatus::Pending)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if renew.is_empty() {
-            return Ok(RotateFact::NothingToResend);
-        }
-        for id in &renew {
-            s.invitations.get_mut(id).expect("listed").expires_at = cmd.expires_at;
-        }
-        s.tokens.remove(&batch.token_hash);
-        s.tokens.insert(cmd.new_token_hash, cmd.batch_id);
-        let b = s.batches.get_mut(&cmd.batch_id).expect("exists");
-        b.token_hash = cmd.new_token_hash;
-        b.last_sent_at = cmd.now;
-        for m in s.outbox.values_mut() {
-            if m.batch_id == cmd.batch_id && m.status == MessageStatus::Queued {
-                m.status = MessageStatus::Cancelled;
-                m.accept_url = None;
-            }
-        }
-        s.insert_message(OutboxMessage {
-            id: cmd.message_id,
-            batch_id: cmd.batch_id,
-            organization: cmd.organization,
-            recipient: batch.email,
-            accept_url: Some(cmd.accept_url.clone()),
-            status: MessageStatus::Queued,
-            attempts: 0,
-            next_attempt_at: cmd.message_due_at,
-            created_at: cmd.now,
-            last_error: None,
-        });
-        Ok(RotateFact::Rotated {
-            renewed: renew.len(),
-        })
     }
 
     async fn list_invitations(
@@ -587,60 +666,6 @@ impl MembershipStore for MemoryStore {
             .take(q.limit)
             .filter_map(|i| s.invitation(i.id))
             .collect())
-    }
-
-    async fn idempotency_begin(
-        &self,
-        b: &IdempotencyBegin,
-    ) -> Result<IdempotencyState, StoreError> {
-        let mut s = self.lock();
-        let key = (b.organization, b.key_id, b.key.clone());
-        let fresh = IdemRecord {
-            fingerprint: b.fingerprint,
-            response: None,
-            created_at: b.now,
-        };
-        match s.idempotency.get(&key) {
-            Some(r) if r.created_at >= b.expired_before => match &r.response {
-                Some(resp) => Ok(IdempotencyState::Completed {
-                    fingerprint: r.fingerprint,
-                    response: resp.clone(),
-                }),
-                None if r.created_at < b.stale_before && r.fingerprint == b.fingerprint => {
-                    s.idempotency.insert(key, fresh);
-                    Ok(IdempotencyState::Started)
-                }
-                None => Ok(IdempotencyState::InProgress {
-                    fingerprint: r.fingerprint,
-                }),
-            },
-            _ => {
-                s.idempotency.insert(key, fresh);
-                Ok(IdempotencyState::Started)
-            }
-        }
-    }
-
-    async fn idempotency_finish(
-        &self,
-        organization: OrganizationId,
-        key_id: ApiKeyId,
-        key: &str,
-        response: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        let k = (organization, key_id, key.to_owned());
-        match response {
-            None => {
-                s.idempotency.remove(&k);
-            }
-            Some(resp) => {
-                if let Some(r) = s.idempotency.get_mut(&k) {
-                    r.response = Some(resp.to_owned());
-                }
-            }
-        }
-        Ok(())
     }
 }
 

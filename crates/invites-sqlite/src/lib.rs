@@ -1,5 +1,5 @@
 //! SQLite storage for the invites library: [`SqliteStore`] implements
-//! [`MembershipStore`], [`Directory`] and [`Inspect`] over one SQLite file (or an in-memory
+//! [`MembershipStore`](invites_core::MembershipStore), [`Directory`] and [`Inspect`] over one SQLite file (or an in-memory
 //! database).
 //!
 //! ```
@@ -97,33 +97,20 @@
 //! 16-byte BLOBs, timestamps as INTEGER milliseconds since the Unix epoch, emails as
 //! normalised TEXT. Token hashes are stored (never tokens) and never returned.
 //!
-//! # Decisions where the port leaves room
+//! # Contract
 //!
-//! These match the in-memory reference backend (`invites-memory`), so both give the same
-//! results and snapshots for the same operations:
+//! The behaviour of every port method (atomicity, what "not found" returns, concurrency) is
+//! the contract on the traits in `invites_core` ([`BulkStore`], [`LifecycleStore`],
+//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`]); this crate reads the facts in its
+//! transactions and applies `invites_core::rules`, and runs the store suite of
+//! `invites-testkit`. Left to the backend by the [`Directory`] port:
 //!
-//! - `accept_batch` creates a missing user with `cmd.new_user`'s id and names, verified. It
-//!   returns each invitation record as it is after the call (status `accepted` for the
-//!   three accepting facts). `TargetNotFound` means the target no longer exists in the
-//!   batch's organization. The token is not consumed: accepting again reports every
-//!   invitation as it now is (`AlreadyAccepted`, ...).
-//! - `claim_due_messages` returns the messages as they were found (their `next_attempt_at`
-//!   is the due time, not the lease); the stored rows hold the lease.
-//! - `record_delivery` for an unknown message id is an error ([`StoreError::Backend`]). A
-//!   retry keeps the accept link; sent, failed and cancelled clear it.
-//! - `idempotency_begin`: a record created strictly before `expired_before` is dead and
-//!   replaced; an in-progress record created strictly before `stale_before` is taken over
-//!   (restarted with `created_at = now`) only by a request with the same fingerprint; a
-//!   completed live record is returned as `Completed` whatever its age.
-//!   `idempotency_finish` with a response for a key that holds no record is a no-op.
 //! - `delete_website` deletes the website, its memberships, its group links and its
 //!   invitations. Batches and outbox messages are kept (the record of what was sent).
 //! - Directory creates are idempotent: the same id with the same content is a no-op; the same
 //!   id with other content, a missing organization (or user, for `add_org_member`) and a
 //!   cross-organization `add_website_to_group` are errors ([`StoreError::Backend`]).
 //!   `create_user` returns the id of the user that already has the email, if any.
-//! - Invitation records carry their target's current name (joined on read; empty if the
-//!   target no longer exists).
 //!
 //! # Errors
 //!
@@ -153,10 +140,11 @@ use crate::worker::Worker;
 use async_trait::async_trait;
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
-    CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email, Group, GroupId,
-    IdempotencyBegin, IdempotencyState, Inspect, InvitationId, InvitationQuery, InvitationRecord,
-    MembershipStore, MessageId, OrgRole, OrganizationId, OutboxMessage, RevokeFact, RotateBatch,
-    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
+    Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
+    InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
+    OutboxMessage, OutboxStore, ReadStore, RevokeFact, RotateBatch, RotateFact, Snapshot,
+    StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
 };
 use rusqlite::Connection;
 use std::fmt;
@@ -246,7 +234,7 @@ impl SqliteOptions {
     }
 }
 
-/// A [`MembershipStore`], [`Directory`] and [`Inspect`] backed by SQLite.
+/// A [`MembershipStore`](invites_core::MembershipStore), [`Directory`] and [`Inspect`] backed by SQLite.
 ///
 /// Cheap to clone: clones share one connection thread. See the crate docs for the threading
 /// and transaction model.
@@ -344,7 +332,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl MembershipStore for SqliteStore {
+impl BulkStore for SqliteStore {
     async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
         let cmd = cmd.clone();
         self.write(move |c| ops::add_members(c, &cmd)).await
@@ -357,16 +345,32 @@ impl MembershipStore for SqliteStore {
         let cmd = cmd.clone();
         self.write(move |c| ops::create_invitations(c, &cmd)).await
     }
+}
 
-    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        let email = email.clone();
-        self.run(move |c| sql::find_user(c, &email)).await
+#[async_trait]
+impl LifecycleStore for SqliteStore {
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| ops::accept_batch(c, &cmd)).await
     }
 
-    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        self.run(move |c| sql::get_user(c, id)).await
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<RevokeFact, StoreError> {
+        self.run(move |c| ops::revoke_invitation(c, organization, id))
+            .await
     }
 
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| ops::rotate_batch(c, &cmd)).await
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
     async fn claim_due_messages(
         &self,
         now: Timestamp,
@@ -389,61 +393,10 @@ impl MembershipStore for SqliteStore {
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
         self.run(move |c| ops::batch_messages(c, batch)).await
     }
+}
 
-    async fn find_batch_by_token(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<BatchRecord>, StoreError> {
-        let hash = *hash;
-        self.run(move |c| sql::batch_by_token(c, &hash.0)).await
-    }
-
-    async fn get_batch(
-        &self,
-        organization: OrganizationId,
-        batch: BatchId,
-    ) -> Result<Option<BatchRecord>, StoreError> {
-        self.run(move |c| sql::batch_in_org(c, organization, batch))
-            .await
-    }
-
-    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
-        let cmd = cmd.clone();
-        self.run(move |c| ops::accept_batch(c, &cmd)).await
-    }
-
-    async fn revoke_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-        _now: Timestamp,
-    ) -> Result<RevokeFact, StoreError> {
-        self.run(move |c| ops::revoke_invitation(c, organization, id))
-            .await
-    }
-
-    async fn get_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-    ) -> Result<Option<InvitationRecord>, StoreError> {
-        self.run(move |c| ops::get_invitation(c, organization, id))
-            .await
-    }
-
-    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
-        let cmd = cmd.clone();
-        self.run(move |c| ops::rotate_batch(c, &cmd)).await
-    }
-
-    async fn list_invitations(
-        &self,
-        query: &InvitationQuery,
-    ) -> Result<Vec<InvitationRecord>, StoreError> {
-        let query = query.clone();
-        self.run(move |c| ops::list_invitations(c, &query)).await
-    }
-
+#[async_trait]
+impl IdempotencyStore for SqliteStore {
     async fn idempotency_begin(
         &self,
         begin: &IdempotencyBegin,
@@ -465,6 +418,52 @@ impl MembershipStore for SqliteStore {
             ops::idempotency_finish(c, organization, key_id, &key, response.as_deref())
         })
         .await
+    }
+}
+
+#[async_trait]
+impl ReadStore for SqliteStore {
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let email = email.clone();
+        self.run(move |c| sql::find_user(c, &email)).await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.run(move |c| sql::get_user(c, id)).await
+    }
+
+    async fn find_batch_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        let hash = *hash;
+        self.run(move |c| sql::batch_by_token(c, &hash.0)).await
+    }
+
+    async fn get_batch(
+        &self,
+        organization: OrganizationId,
+        batch: BatchId,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        self.run(move |c| sql::batch_in_org(c, organization, batch))
+            .await
+    }
+
+    async fn get_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        self.run(move |c| ops::get_invitation(c, organization, id))
+            .await
+    }
+
+    async fn list_invitations(
+        &self,
+        query: &InvitationQuery,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        let query = query.clone();
+        self.run(move |c| ops::list_invitations(c, &query)).await
     }
 }
 

@@ -16,12 +16,17 @@ use crate::sql::{
     memberships_among, message_from_row, name_param, pending_invitations_among,
     user_with_org_access,
 };
+use invites_core::rules::{
+    self, AcceptDecision, AcceptFacts, AddDecision, AddFacts, ExpiryBound, IdempotencyDecision,
+    InviteDecision, InviteFacts, PendingInvitation, RevokeDecision, RotateDecision, RotateFacts,
+    StoredIdempotency, TargetAccess,
+};
 use invites_core::{
-    AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId,
-    CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin,
-    IdempotencyState, InvitationFilter, InvitationId, InvitationQuery, InvitationRecord,
-    InvitationStatus, InviteFact, MessageId, OrganizationId, OutboxMessage, RevokeFact, Role,
-    RotateBatch, RotateFact, TargetId, TargetKind, Timestamp, UserId, UserRef,
+    AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, CreateInvitations,
+    CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin, IdempotencyState, InvitationFilter,
+    InvitationId, InvitationQuery, InvitationRecord, MessageId, OrganizationId, OutboxMessage,
+    RevokeFact, Role, RotateBatch, RotateFact, StoredStatus, TargetId, TargetKind, Timestamp,
+    UserId, UserRef,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
@@ -92,7 +97,7 @@ fn insert_membership(
 fn set_invitation_status(
     conn: &Connection,
     id: InvitationId,
-    status: InvitationStatus,
+    status: StoredStatus,
 ) -> Result<(), Error> {
     conn.prepare_cached("UPDATE invitations SET status = ?2 WHERE id = ?1")?
         .execute(params![id.0.as_bytes(), status.as_str()])?;
@@ -125,21 +130,23 @@ pub(crate) fn add_members(tx: &Connection, cmd: &AddMembers) -> Result<AddMember
 
     let mut slots = Vec::with_capacity(cmd.targets.len());
     for &target in &cmd.targets {
-        if !existing.contains(&target) {
-            slots.push(Ok(AddFact::TargetNotFound));
-            continue;
-        }
-        if let Some(&role) = memberships.get(&target) {
-            slots.push(Ok(AddFact::AlreadyMember { role }));
-            continue;
-        }
-        if org_member {
-            slots.push(Ok(AddFact::OrgMember));
-            continue;
-        }
+        let facts = AddFacts {
+            access: TargetAccess {
+                exists: existing.contains(&target),
+                membership: memberships.get(&target).copied(),
+                org_member,
+            },
+            pending: pending.get(&target).map(|&(id, _)| id),
+        };
+        let superseded = match rules::decide_add(&facts) {
+            AddDecision::Report(fact) => {
+                slots.push(Ok(fact));
+                continue;
+            }
+            AddDecision::Add { supersede } => supersede,
+        };
         let create_user = user.is_none();
         let user_id = user.map_or(cmd.new_user.id, |u| u.id);
-        let superseded = pending.get(&target).map(|&(id, _)| id);
         let done = unit(tx, |c| {
             if create_user {
                 insert_user(
@@ -155,7 +162,7 @@ pub(crate) fn add_members(tx: &Connection, cmd: &AddMembers) -> Result<AddMember
             // The pending invitation for (target, email), live or expired, can no longer be
             // accepted or renewed by a resend.
             if let Some(id) = superseded {
-                set_invitation_status(c, id, InvitationStatus::Superseded)?;
+                set_invitation_status(c, id, StoredStatus::Superseded)?;
             }
             Ok(())
         })?;
@@ -168,7 +175,7 @@ pub(crate) fn add_members(tx: &Connection, cmd: &AddMembers) -> Result<AddMember
                     });
                 }
                 memberships.insert(target, cmd.role);
-                slots.push(Ok(AddFact::Added));
+                slots.push(Ok(invites_core::AddFact::Added));
             }
             Err(e) => slots.push(Err(e.into())),
         }
@@ -206,26 +213,23 @@ pub(crate) fn create_invitations(
     let mut batch_stored = false;
     let mut slots = Vec::with_capacity(cmd.targets.len());
     for &(target, invitation) in &cmd.targets {
-        if !existing.contains(&target) {
-            slots.push(Ok(InviteFact::TargetNotFound));
-            continue;
-        }
-        if let Some(&role) = memberships.get(&target) {
-            slots.push(Ok(InviteFact::AlreadyMember { role }));
-            continue;
-        }
-        if org_member {
-            slots.push(Ok(InviteFact::OrgMember));
-            continue;
-        }
-        // A stored-pending invitation is live until its expiry; an expired one is replaced.
-        let replaced = match pending.get(&target) {
-            Some(&(id, expires_at)) if expires_at > cmd.now => {
-                slots.push(Ok(InviteFact::AlreadyInvited { invitation: id }));
+        let facts = InviteFacts {
+            access: TargetAccess {
+                exists: existing.contains(&target),
+                membership: memberships.get(&target).copied(),
+                org_member,
+            },
+            pending: pending
+                .get(&target)
+                .map(|&(id, expires_at)| PendingInvitation { id, expires_at }),
+            now: cmd.now,
+        };
+        let replaced = match rules::decide_invite(&facts) {
+            InviteDecision::Report(fact) => {
+                slots.push(Ok(fact));
                 continue;
             }
-            Some(&(id, _)) => Some(id),
-            None => None,
+            InviteDecision::Invite { replace } => replace,
         };
         let store_batch = !batch_stored;
         let done = unit(tx, |c| {
@@ -255,7 +259,7 @@ pub(crate) fn create_invitations(
                 )?;
             }
             if let Some(old) = replaced {
-                set_invitation_status(c, old, InvitationStatus::Expired)?;
+                set_invitation_status(c, old, StoredStatus::Replaced)?;
             }
             c.prepare_cached(
                 "INSERT INTO invitations (id, batch_id, organization_id, target_kind, target_id, email, role, \
@@ -281,7 +285,7 @@ pub(crate) fn create_invitations(
             Ok(()) => {
                 batch_stored = true;
                 pending.insert(target, (invitation, cmd.expires_at));
-                slots.push(Ok(InviteFact::Invited));
+                slots.push(Ok(invites_core::InviteFact::Invited));
             }
             Err(e) => slots.push(Err(e.into())),
         }
@@ -355,34 +359,36 @@ pub(crate) fn accept_batch(
 
     let mut results = Vec::with_capacity(invitations.len());
     for (mut record, target_exists) in invitations {
-        let fact = match record.status {
-            InvitationStatus::Revoked => Ok(AcceptFact::Revoked),
-            InvitationStatus::Superseded => Ok(AcceptFact::Superseded),
-            InvitationStatus::Accepted => Ok(AcceptFact::AlreadyAccepted),
-            InvitationStatus::Expired => Ok(AcceptFact::Expired),
-            InvitationStatus::Pending if record.expires_at <= cmd.now => Ok(AcceptFact::Expired),
-            InvitationStatus::Pending if !target_exists => Ok(AcceptFact::TargetNotFound),
-            InvitationStatus::Pending => {
-                let is_member = memberships.contains_key(&record.target);
+        let facts = AcceptFacts {
+            status: record.status,
+            expires_at: record.expires_at,
+            now: cmd.now,
+            access: TargetAccess {
+                exists: target_exists,
+                membership: memberships.get(&record.target).copied(),
+                org_member,
+            },
+        };
+        let fact = match rules::decide_accept(&facts) {
+            AcceptDecision::Report(fact) => Ok(fact),
+            AcceptDecision::Accept {
+                fact,
+                create_membership,
+            } => {
                 let done = unit(&tx, |c| {
-                    let fact = if is_member {
-                        AcceptFact::AlreadyMember
-                    } else if org_member {
-                        AcceptFact::OrgMember
-                    } else {
+                    if create_membership {
                         insert_membership(c, record.target, user.id, record.role, cmd.now)?;
-                        AcceptFact::Added
-                    };
-                    set_invitation_status(c, record.id, InvitationStatus::Accepted)?;
-                    Ok(fact)
+                    }
+                    set_invitation_status(c, record.id, StoredStatus::Accepted)?;
+                    Ok(())
                 })?;
-                if let Ok(fact) = &done {
-                    record.status = InvitationStatus::Accepted;
-                    if *fact == AcceptFact::Added {
+                if done.is_ok() {
+                    record.status = StoredStatus::Accepted;
+                    if create_membership {
                         memberships.insert(record.target, record.role);
                     }
                 }
-                done.map_err(Into::into)
+                done.map(|()| fact).map_err(Into::into)
             }
         };
         results.push((record, fact));
@@ -409,19 +415,14 @@ pub(crate) fn revoke_invitation(
             crate::sql::get_invitation_status(row, 0)
         })
         .optional()?;
-    let fact = match status {
-        None => RevokeFact::NotFound,
-        // Pending, whether or not its expiry has passed.
-        Some(InvitationStatus::Pending) => {
-            set_invitation_status(&tx, id, InvitationStatus::Revoked)?;
-            RevokeFact::Revoked
+    match rules::decide_revoke(status) {
+        RevokeDecision::Report(fact) => Ok(fact),
+        RevokeDecision::Revoke => {
+            set_invitation_status(&tx, id, StoredStatus::Revoked)?;
+            tx.commit()?;
+            Ok(RevokeFact::Revoked)
         }
-        Some(InvitationStatus::Revoked) => RevokeFact::AlreadyRevoked,
-        Some(InvitationStatus::Accepted) => RevokeFact::AlreadyAccepted,
-        Some(InvitationStatus::Superseded | InvitationStatus::Expired) => RevokeFact::AlreadyDead,
-    };
-    tx.commit()?;
-    Ok(fact)
+    }
 }
 
 pub(crate) fn rotate_batch(conn: &mut Connection, cmd: &RotateBatch) -> Result<RotateFact, Error> {
@@ -435,24 +436,36 @@ pub(crate) fn rotate_batch(conn: &mut Connection, cmd: &RotateBatch) -> Result<R
             |row| Ok((get_email(row, 0)?, get_ts(row, 1)?)),
         )
         .optional()?;
-    let Some((email, last_sent_at)) = found else {
+    let renewable = tx
+        .prepare_cached("SELECT status FROM invitations WHERE batch_id = ?1")?
+        .query_map([cmd.batch_id.0.as_bytes()], |row| {
+            crate::sql::get_invitation_status(row, 0)
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .filter(StoredStatus::is_renewable)
+        .count();
+    let facts = found.as_ref().map(|(_, last_sent_at)| RotateFacts {
+        last_sent_at: *last_sent_at,
+        renewable,
+        not_sent_after: cmd.not_sent_after,
+    });
+    if let RotateDecision::Report(fact) = rules::decide_rotate(facts.as_ref()) {
+        return Ok(fact);
+    }
+    let Some((email, _)) = found else {
         return Ok(RotateFact::NotFound);
     };
-    if last_sent_at > cmd.not_sent_after {
-        return Ok(RotateFact::TooSoon { last_sent_at });
-    }
-    // Stored-pending invitations, including those whose expiry has passed.
+    // The renewable ones (stored pending, whether or not their expiry has passed).
     let renewed = tx
-        .prepare_cached(
-            "UPDATE invitations SET expires_at = ?2 WHERE batch_id = ?1 AND status = 'pending'",
-        )?
+        .prepare_cached(&format!(
+            "UPDATE invitations SET expires_at = ?2 WHERE batch_id = ?1 AND status = '{}'",
+            StoredStatus::Pending.as_str()
+        ))?
         .execute(params![
             cmd.batch_id.0.as_bytes(),
             cmd.expires_at.as_millis()
         ])?;
-    if renewed == 0 {
-        return Ok(RotateFact::NothingToResend);
-    }
     tx.prepare_cached("UPDATE batches SET token_hash = ?2, last_sent_at = ?3 WHERE id = ?1")?
         .execute(params![
             cmd.batch_id.0.as_bytes(),
@@ -594,20 +607,26 @@ pub(crate) fn list_invitations(
             sql.push_str(" AND i.email = ?");
             values.push(Value::Text(email.as_str().to_owned()));
         }
-        // The status as seen at `now` (`InvitationRecord::status_at`).
-        InvitationFilter::Status(InvitationStatus::Pending) => {
-            sql.push_str(" AND i.status = 'pending' AND i.expires_at > ?");
-            values.push(Value::Integer(query.now.as_millis()));
-        }
-        InvitationFilter::Status(InvitationStatus::Expired) => {
-            sql.push_str(
-                " AND (i.status = 'expired' OR (i.status = 'pending' AND i.expires_at <= ?))",
-            );
-            values.push(Value::Integer(query.now.as_millis()));
-        }
-        InvitationFilter::Status(status) => {
-            sql.push_str(" AND i.status = ?");
-            values.push(Value::Text(status.as_str().to_owned()));
+        // The status as seen at `now`: its stored forms, from the core's rules.
+        InvitationFilter::Status(view) => {
+            let forms: Vec<String> = rules::stored_forms(*view)
+                .iter()
+                .map(|(status, bound)| {
+                    values.push(Value::Text(status.as_str().to_owned()));
+                    match bound {
+                        ExpiryBound::Any => "i.status = ?".to_owned(),
+                        ExpiryBound::After => {
+                            values.push(Value::Integer(query.now.as_millis()));
+                            "(i.status = ? AND i.expires_at > ?)".to_owned()
+                        }
+                        ExpiryBound::AtOrBefore => {
+                            values.push(Value::Integer(query.now.as_millis()));
+                            "(i.status = ? AND i.expires_at <= ?)".to_owned()
+                        }
+                    }
+                })
+                .collect();
+            sql.push_str(&format!(" AND ({})", forms.join(" OR ")));
         }
     }
     if let Some((created_at, id)) = query.after {
@@ -651,26 +670,15 @@ pub(crate) fn idempotency_begin(
             ))
         })
         .optional()?;
-    let state = match found {
-        // Dead: replaced below.
-        Some((_, _, created_at)) if created_at < begin.expired_before => None,
-        Some((fingerprint, Some(response), _)) => Some(IdempotencyState::Completed {
-            fingerprint,
-            response,
-        }),
-        // A crashed run of the same request: taken over (restarted) below.
-        Some((fingerprint, None, created_at))
-            if created_at < begin.stale_before && fingerprint == begin.fingerprint =>
-        {
-            None
-        }
-        Some((fingerprint, None, _)) => Some(IdempotencyState::InProgress { fingerprint }),
-        None => None,
-    };
-    if let Some(state) = state {
+    let found = found.map(|(fingerprint, response, created_at)| StoredIdempotency {
+        fingerprint,
+        response,
+        created_at,
+    });
+    if let IdempotencyDecision::Report(state) = rules::decide_idempotency(found, begin) {
         return Ok(state);
     }
-    // No live record (none, dead, or a crashed request's): hold a fresh one for the caller.
+    // Start: hold a fresh record for the caller (replacing a dead or crashed request's).
     tx.prepare_cached(
         "INSERT INTO idempotency (organization_id, key_id, key, fingerprint, response, created_at) \
          VALUES (?1, ?2, ?3, ?4, NULL, ?5) \

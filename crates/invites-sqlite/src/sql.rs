@@ -2,9 +2,9 @@
 
 use crate::error::{Corrupt, Error};
 use invites_core::{
-    BatchId, BatchRecord, Email, InvitationId, InvitationRecord, InvitationStatus, MessageId,
-    MessageStatus, OrgRole, OrganizationId, OutboxMessage, PersonName, Role, TargetId, TargetKind,
-    Timestamp, User, UserId,
+    BatchId, BatchRecord, Email, InvitationId, InvitationRecord, MessageId, MessageStatus, OrgRole,
+    OrganizationId, OutboxMessage, PersonName, Role, StoredStatus, TargetId, TargetKind, Timestamp,
+    User, UserId,
 };
 use rusqlite::types::{Type, Value};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -74,11 +74,8 @@ pub(crate) fn get_kind(row: &Row<'_>, index: usize) -> rusqlite::Result<TargetKi
     get_tag(row, index, TargetKind::parse)
 }
 
-pub(crate) fn get_invitation_status(
-    row: &Row<'_>,
-    index: usize,
-) -> rusqlite::Result<InvitationStatus> {
-    get_tag(row, index, InvitationStatus::parse)
+pub(crate) fn get_invitation_status(row: &Row<'_>, index: usize) -> rusqlite::Result<StoredStatus> {
+    get_tag(row, index, StoredStatus::parse)
 }
 
 pub(crate) fn get_message_status(row: &Row<'_>, index: usize) -> rusqlite::Result<MessageStatus> {

@@ -1,7 +1,8 @@
-//! The adapter's own tests: migrations, pragmas, real per-target savepoints (with a fault
-//! injected by a trigger from a second connection), database-enforced uniqueness, busy
-//! handling, and the main flows. Behaviour shared with other backends is covered by the
-//! conformance suite.
+//! The adapter's own tests, for what only SQLite has: migrations, pragmas, checkpoints, the
+//! connection thread and its group commit, database-enforced uniqueness across connections
+//! and processes, busy handling. The port's contract (flows, per-target faults, commit
+//! failure, claims, concurrency) is checked by the store suite of `invites-testkit`
+//! (`tests/store_suite.rs`), the service's by the conformance suite.
 
 use crate::{SqliteOptions, SqliteStore, Synchronous};
 use invites_core::*;
@@ -12,10 +13,6 @@ use uuid::Uuid;
 
 const T0: Timestamp = Timestamp::from_millis(1_800_000_000_000);
 const DAY: i64 = 86_400_000;
-
-fn at(ms: i64) -> Timestamp {
-    Timestamp::from_millis(T0.as_millis() + ms)
-}
 
 fn id(n: u128) -> Uuid {
     Uuid::from_u128(n)
@@ -179,6 +176,89 @@ async fn migrations_run_on_a_fresh_file_and_are_kept_on_reopen() {
     assert_eq!(snap.memberships.len(), 1);
     // Seeding again is a no-op (idempotent directory).
     seed(&store).await;
+}
+
+/// Migration 2 rewrites the stored tag `expired` (an invitation replaced after it expired) to
+/// `replaced`, keeps every row, index and the one-pending rule, and the store reads the rows.
+#[tokio::test]
+async fn migration_2_stores_replaced_instead_of_expired() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(crate::schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        let org = ORG.0.as_bytes().to_vec();
+        conn.execute(
+            "INSERT INTO organizations (id, name) VALUES (?1, 'Acme')",
+            [&org],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO websites (id, organization_id, name, url) VALUES (?1, ?2, 'A', 'https://a.example')",
+            [A.0.as_bytes().to_vec(), org.clone()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO batches (id, organization_id, email, token_hash, created_at, last_sent_at) \
+             VALUES (?1, ?2, 'ann@example.com', zeroblob(32), 0, 0)",
+            [id(0xba).as_bytes().to_vec(), org.clone()],
+        )
+        .unwrap();
+        for (n, status) in [(1u128, "expired"), (2, "pending"), (3, "accepted")] {
+            conn.execute(
+                "INSERT INTO invitations (id, batch_id, organization_id, target_kind, target_id, email, role, \
+                                          first_name, last_name, status, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, 'website', ?4, 'ann@example.com', 'viewer', NULL, NULL, ?5, ?6, 10)",
+                rusqlite::params![
+                    id(n).as_bytes().to_vec(),
+                    id(0xba).as_bytes().to_vec(),
+                    org,
+                    A.0.as_bytes().to_vec(),
+                    status,
+                    i64::try_from(n).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path).await.unwrap();
+    let snap = store.snapshot().await.unwrap();
+    let statuses: Vec<StoredStatus> = snap.invitations.iter().map(|i| i.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            StoredStatus::Replaced,
+            StoredStatus::Pending,
+            StoredStatus::Accepted
+        ]
+    );
+    let conn = raw(&path);
+    let tags: Vec<String> = conn
+        .prepare("SELECT status FROM invitations ORDER BY created_at")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tags, ["replaced", "pending", "accepted"]);
+    // The one-pending index came back with the table.
+    let second_pending = conn.execute(
+        "UPDATE invitations SET status = 'pending' WHERE created_at = 1",
+        [],
+    );
+    assert!(
+        second_pending.is_err(),
+        "a second pending row must be refused"
+    );
+    // And 'expired' is no longer a storable tag.
+    assert!(
+        conn.execute(
+            "UPDATE invitations SET status = 'expired' WHERE created_at = 3",
+            []
+        )
+        .is_err()
+    );
 }
 
 #[tokio::test]
@@ -358,7 +438,7 @@ async fn in_memory_store_works_and_clones_share_it() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-target savepoints, with a real fault injected by a trigger
+// Fault injection by triggers (the fault tests themselves are in the store suite)
 
 fn install_fault(path: &Path, website: WebsiteId) {
     let conn = raw(path);
@@ -368,104 +448,6 @@ fn install_fault(path: &Path, website: WebsiteId) {
         website.0.simple()
     ))
     .unwrap();
-}
-
-#[tokio::test]
-async fn a_failing_target_is_rolled_back_to_its_savepoint_and_the_others_commit() {
-    let f = fixture().await;
-    install_fault(&f.path, X);
-    let out = f
-        .store
-        .add_members(&add("ann@example.com", 1, &[web(A), web(X), web(B)], T0))
-        .await
-        .unwrap();
-    assert_eq!(
-        out.user,
-        Some(UserRef {
-            id: UserId(id(1)),
-            created: true
-        })
-    );
-    assert_eq!(out.targets[0].as_ref().unwrap(), &AddFact::Added);
-    let err = out.targets[1].as_ref().unwrap_err();
-    assert!(matches!(err, StoreError::Backend { .. }), "{err:?}");
-    assert!(!err.is_retryable());
-    assert_eq!(out.targets[2].as_ref().unwrap(), &AddFact::Added);
-
-    let snap = f.store.snapshot().await.unwrap();
-    assert_eq!(snap.users.len(), 1, "user created once");
-    assert!(!snap.users[0].email_verified);
-    assert_eq!(snap.users[0].first_name, name("Ann"));
-    let targets: Vec<TargetId> = snap.memberships.iter().map(|m| m.target).collect();
-    assert_eq!(targets, vec![web(A), web(B)]);
-}
-
-#[tokio::test]
-async fn when_the_first_target_fails_the_user_is_created_in_the_next_ones_savepoint() {
-    let f = fixture().await;
-    install_fault(&f.path, X);
-    let out = f
-        .store
-        .add_members(&add("ann@example.com", 1, &[web(X), web(A), web(B)], T0))
-        .await
-        .unwrap();
-    assert!(out.targets[0].is_err());
-    assert_eq!(ok(&out.targets[1..]), vec![AddFact::Added, AddFact::Added]);
-    assert_eq!(
-        out.user,
-        Some(UserRef {
-            id: UserId(id(1)),
-            created: true
-        })
-    );
-    let snap = f.store.snapshot().await.unwrap();
-    assert_eq!(snap.users.len(), 1);
-    assert_eq!(snap.memberships.len(), 2);
-}
-
-#[tokio::test]
-async fn a_batch_where_every_target_fails_creates_no_user() {
-    let f = fixture().await;
-    install_fault(&f.path, X);
-    let missing = web(WebsiteId(id(0xdead)));
-    let out = f
-        .store
-        .add_members(&add(
-            "ann@example.com",
-            1,
-            &[web(X), missing, web(FOREIGN)],
-            T0,
-        ))
-        .await
-        .unwrap();
-    assert!(out.targets[0].is_err());
-    assert_eq!(
-        ok(&out.targets[1..]),
-        vec![AddFact::TargetNotFound, AddFact::TargetNotFound]
-    );
-    assert_eq!(out.user, None);
-    let snap = f.store.snapshot().await.unwrap();
-    assert!(snap.users.is_empty());
-    assert!(snap.memberships.is_empty());
-}
-
-#[tokio::test]
-async fn a_failing_invitation_leaves_no_batch_when_nothing_else_succeeds() {
-    let f = fixture().await;
-    raw(&f.path)
-        .execute_batch(
-            "CREATE TRIGGER inject_fault BEFORE INSERT ON invitations \
-             BEGIN SELECT RAISE(ABORT, 'injected'); END;",
-        )
-        .unwrap();
-    let out = f
-        .store
-        .create_invitations(&invite("bo@example.com", 7, &[web(A), web(B)], T0))
-        .await
-        .unwrap();
-    assert!(out.targets.iter().all(Result::is_err));
-    let snap = f.store.snapshot().await.unwrap();
-    assert!(snap.batches.is_empty() && snap.invitations.is_empty() && snap.outbox.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,22 +462,6 @@ fn install_outbox_fault(path: &Path, recipient: &str) {
              WHEN NEW.recipient = '{recipient}' BEGIN SELECT RAISE(ABORT, 'injected'); END;"
         ))
         .unwrap();
-}
-
-#[tokio::test]
-async fn a_batch_whose_message_cannot_be_stored_creates_nothing() {
-    let f = fixture().await;
-    install_outbox_fault(&f.path, "cy@example.com");
-    let out = f
-        .store
-        .create_invitations(&invite("cy@example.com", 3, &[web(A), web(B)], T0))
-        .await
-        .unwrap();
-    // The batch and its message are stored in the first unit that creates an invitation, so
-    // each unit fails in turn.
-    assert!(out.targets.iter().all(Result::is_err), "{out:?}");
-    let snap = f.store.snapshot().await.unwrap();
-    assert!(snap.batches.is_empty() && snap.invitations.is_empty() && snap.outbox.is_empty());
 }
 
 /// Holds the connection thread until the returned sender is used, so that writes sent in the
@@ -773,819 +739,6 @@ async fn a_held_write_lock_gives_a_retryable_error_after_the_busy_timeout() {
         .add_members(&add("ann@example.com", 1, &[web(A)], T0))
         .await
         .unwrap();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Flows
-
-#[tokio::test]
-async fn direct_add_follows_the_precedence_and_supersedes_pending_invitations() {
-    let f = fixture().await;
-    let s = &f.store;
-    // A live invitation on A, an expired one on B.
-    s.create_invitations(&invite("ann@example.com", 7, &[web(A)], T0))
-        .await
-        .unwrap();
-    s.create_invitations(&invite("ann@example.com", 8, &[web(B)], at(-8 * DAY)))
-        .await
-        .unwrap();
-
-    let missing = web(WebsiteId(id(0xdead)));
-    let out = s
-        .add_members(&add(
-            "ann@example.com",
-            1,
-            &[web(A), web(B), missing, web(FOREIGN)],
-            T0,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(
-        ok(&out.targets),
-        vec![
-            AddFact::Added,
-            AddFact::Added,
-            AddFact::TargetNotFound,
-            AddFact::TargetNotFound
-        ]
-    );
-    let snap = s.snapshot().await.unwrap();
-    let status: Vec<(TargetId, InvitationStatus)> = snap
-        .invitations
-        .iter()
-        .map(|i| (i.target, i.status))
-        .collect();
-    assert!(status.contains(&(web(A), InvitationStatus::Superseded)));
-    assert!(
-        status.contains(&(web(B), InvitationStatus::Superseded)),
-        "expired pending ones are superseded too, so a resend cannot revive them"
-    );
-
-    // Again: already a member (role unchanged), names untouched.
-    let mut again = add("ann@example.com", 2, &[web(A), TargetId::Group(G)], at(1));
-    again.role = Role::Viewer;
-    again.new_user.first_name = name("Zed");
-    let out = s.add_members(&again).await.unwrap();
-    assert_eq!(
-        ok(&out.targets),
-        vec![AddFact::AlreadyMember { role: Role::Admin }, AddFact::Added]
-    );
-    assert_eq!(
-        out.user,
-        Some(UserRef {
-            id: UserId(id(1)),
-            created: false
-        })
-    );
-    let user = s
-        .find_user(&email("ann@example.com"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(user.first_name, name("Ann"));
-    assert_eq!(s.get_user(user.id).await.unwrap(), Some(user.clone()));
-
-    // An org member: explicit membership first, then OrgMember.
-    s.add_org_member(ORG, user.id, OrgRole::Viewer)
-        .await
-        .unwrap();
-    let out = s
-        .add_members(&add("ann@example.com", 3, &[web(A), web(X)], at(2)))
-        .await
-        .unwrap();
-    assert_eq!(
-        ok(&out.targets),
-        vec![
-            AddFact::AlreadyMember { role: Role::Admin },
-            AddFact::OrgMember
-        ]
-    );
-}
-
-#[tokio::test]
-async fn email_mode_creates_one_batch_one_message_and_replaces_expired_invitations() {
-    let f = fixture().await;
-    let s = &f.store;
-    let first = invite("bo@example.com", 7, &[web(A)], at(-8 * DAY));
-    s.create_invitations(&first).await.unwrap();
-
-    let cmd = invite("bo@example.com", 8, &[web(A), web(B), web(FOREIGN)], T0);
-    let out = s.create_invitations(&cmd).await.unwrap();
-    assert_eq!(out.existing_user, None);
-    assert_eq!(
-        ok(&out.targets),
-        vec![
-            InviteFact::Invited,
-            InviteFact::Invited,
-            InviteFact::TargetNotFound
-        ]
-    );
-    let old = s
-        .get_invitation(ORG, first.targets[0].1)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(old.status, InvitationStatus::Expired);
-
-    // Live ones block; the batch is not stored when nothing is invited.
-    let out = s
-        .create_invitations(&invite("bo@example.com", 9, &[web(A)], at(1)))
-        .await
-        .unwrap();
-    assert_eq!(
-        ok(&out.targets),
-        vec![InviteFact::AlreadyInvited {
-            invitation: cmd.targets[0].1
-        }]
-    );
-    assert!(s.get_batch(ORG, BatchId(id(9))).await.unwrap().is_none());
-
-    let batch = s.find_batch_by_token(&token(8)).await.unwrap().unwrap();
-    assert_eq!(batch.id, BatchId(id(8)));
-    assert_eq!((batch.created_at, batch.last_sent_at), (T0, T0));
-    assert_eq!(batch.invitations.len(), 2);
-    assert!(
-        batch
-            .invitations
-            .iter()
-            .all(|i| i.first_name == name("Bo") && i.last_name.is_none())
-    );
-    let names: Vec<&str> = batch
-        .invitations
-        .iter()
-        .map(|i| i.target_name.as_str())
-        .collect();
-    assert!(names.contains(&"Alpha") && names.contains(&"Beta"));
-    assert_eq!(s.get_batch(OTHER_ORG, batch.id).await.unwrap(), None);
-    assert_eq!(s.get_batch(ORG, batch.id).await.unwrap(), Some(batch));
-
-    let messages = s.batch_messages(BatchId(id(8))).await.unwrap();
-    assert_eq!(messages.len(), 1);
-    let m = &messages[0];
-    assert_eq!(
-        (m.status, m.attempts, m.created_at),
-        (MessageStatus::Queued, 0, T0)
-    );
-    assert_eq!(m.next_attempt_at, cmd.batch.message_due_at);
-    assert_eq!(
-        m.accept_url.as_deref(),
-        Some("https://app.example/accept/8")
-    );
-    assert_eq!(
-        (m.organization, &m.recipient),
-        (ORG, &email("bo@example.com"))
-    );
-
-    // An existing member / org member is reported with precedence over AlreadyInvited.
-    let user = s
-        .create_user(&User {
-            id: UserId(id(5)),
-            email: email("bo@example.com"),
-            email_verified: false,
-            first_name: None,
-            last_name: None,
-        })
-        .await
-        .unwrap();
-    s.add_members(&add("bo@example.com", 6, &[web(X)], at(2)))
-        .await
-        .unwrap();
-    s.add_org_member(ORG, user, OrgRole::Admin).await.unwrap();
-    let out = s
-        .create_invitations(&invite("bo@example.com", 10, &[web(X), web(A)], at(3)))
-        .await
-        .unwrap();
-    assert_eq!(out.existing_user, Some(user));
-    assert_eq!(
-        ok(&out.targets),
-        vec![
-            InviteFact::AlreadyMember { role: Role::Admin },
-            InviteFact::OrgMember
-        ]
-    );
-}
-
-#[tokio::test]
-async fn accepting_a_batch_creates_a_verified_user_and_reports_each_invitation() {
-    let f = fixture().await;
-    let s = &f.store;
-    let cmd = invite(
-        "bo@example.com",
-        8,
-        &[web(A), web(B), web(X), TargetId::Group(G)],
-        T0,
-    );
-    s.create_invitations(&cmd).await.unwrap();
-    let [ia, ib, ix, ig] = [0, 1, 2, 3].map(|i| cmd.targets[i].1);
-    assert_eq!(
-        s.revoke_invitation(ORG, ib, T0).await.unwrap(),
-        RevokeFact::Revoked
-    );
-    s.delete_website(X).await.unwrap();
-    assert!(
-        s.get_invitation(ORG, ix).await.unwrap().is_none(),
-        "deleted with its website"
-    );
-
-    let accept = |hash, now| AcceptBatch {
-        batch_id: BatchId(id(8)),
-        token_hash: hash,
-        new_user: NewUser {
-            id: UserId(id(77)),
-            first_name: name("New"),
-            last_name: None,
-        },
-        now,
-    };
-    assert!(
-        s.accept_batch(&accept(token(999), at(1)))
-            .await
-            .unwrap()
-            .is_none(),
-        "wrong token"
-    );
-    assert!(s.snapshot().await.unwrap().users.is_empty());
-
-    let out = s
-        .accept_batch(&accept(token(8), at(1)))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        out.user,
-        UserRef {
-            id: UserId(id(77)),
-            created: true
-        }
-    );
-    let facts: HashMapById = out
-        .invitations
-        .iter()
-        .map(|(r, f)| (r.id, (r.status, *f.as_ref().unwrap())))
-        .collect();
-    assert_eq!(facts[&ia], (InvitationStatus::Accepted, AcceptFact::Added));
-    assert_eq!(facts[&ib], (InvitationStatus::Revoked, AcceptFact::Revoked));
-    assert_eq!(facts[&ig], (InvitationStatus::Accepted, AcceptFact::Added));
-    assert_eq!(facts.len(), 3);
-    let user = s.get_user(UserId(id(77))).await.unwrap().unwrap();
-    assert!(user.email_verified);
-    assert_eq!(user.first_name, name("New"));
-    let snap = s.snapshot().await.unwrap();
-    assert_eq!(snap.memberships.len(), 2);
-    assert!(
-        snap.memberships
-            .iter()
-            .all(|m| m.role == Role::Viewer && m.created_at == at(1))
-    );
-
-    // Accepting again: every invitation is reported as it is.
-    let out = s
-        .accept_batch(&accept(token(8), at(2)))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        out.user,
-        UserRef {
-            id: UserId(id(77)),
-            created: false
-        }
-    );
-    assert!(
-        out.invitations
-            .iter()
-            .all(|(_, f)| matches!(f, Ok(AcceptFact::AlreadyAccepted | AcceptFact::Revoked)))
-    );
-    assert_eq!(
-        s.revoke_invitation(ORG, ia, at(3)).await.unwrap(),
-        RevokeFact::AlreadyAccepted
-    );
-    assert_eq!(
-        s.revoke_invitation(ORG, ib, at(3)).await.unwrap(),
-        RevokeFact::AlreadyRevoked
-    );
-    assert_eq!(
-        s.revoke_invitation(OTHER_ORG, ia, at(3)).await.unwrap(),
-        RevokeFact::NotFound
-    );
-}
-
-type HashMapById = std::collections::HashMap<InvitationId, (InvitationStatus, AcceptFact)>;
-
-#[tokio::test]
-async fn accepting_after_expiry_and_as_member_or_org_member() {
-    let f = fixture().await;
-    let s = &f.store;
-    let cmd = invite("bo@example.com", 8, &[web(A), web(B), web(X)], T0);
-    s.create_invitations(&cmd).await.unwrap();
-    // Bo already exists, is a member of A, and an org member.
-    s.add_members(&add("bo@example.com", 5, &[web(A)], at(1)))
-        .await
-        .unwrap();
-    let accept = AcceptBatch {
-        batch_id: BatchId(id(8)),
-        token_hash: token(8),
-        new_user: NewUser {
-            id: UserId(id(77)),
-            first_name: None,
-            last_name: None,
-        },
-        now: at(2),
-    };
-    let mut state = s.snapshot().await.unwrap();
-    // The direct add superseded A's invitation.
-    assert_eq!(
-        state
-            .invitations
-            .iter()
-            .filter(|i| i.status == InvitationStatus::Superseded)
-            .count(),
-        1
-    );
-    s.add_org_member(ORG, UserId(id(5)), OrgRole::Viewer)
-        .await
-        .unwrap();
-    let out = s.accept_batch(&accept).await.unwrap().unwrap();
-    assert_eq!(
-        out.user,
-        UserRef {
-            id: UserId(id(5)),
-            created: false
-        }
-    );
-    let by_target: std::collections::HashMap<TargetId, AcceptFact> = out
-        .invitations
-        .iter()
-        .map(|(r, f)| (r.target, *f.as_ref().unwrap()))
-        .collect();
-    assert_eq!(by_target[&web(A)], AcceptFact::Superseded);
-    assert_eq!(by_target[&web(B)], AcceptFact::OrgMember);
-    assert_eq!(by_target[&web(X)], AcceptFact::OrgMember);
-    state = s.snapshot().await.unwrap();
-    assert!(state.users[0].email_verified);
-
-    // Expiry: stored pending past expires_at is Expired and left unchanged.
-    let cmd = invite("cy@example.com", 9, &[web(A)], T0);
-    s.create_invitations(&cmd).await.unwrap();
-    let accept = AcceptBatch {
-        batch_id: BatchId(id(9)),
-        token_hash: token(9),
-        now: at(7 * DAY),
-        ..accept
-    };
-    let out = s.accept_batch(&accept).await.unwrap().unwrap();
-    assert_eq!(out.invitations[0].1.as_ref().unwrap(), &AcceptFact::Expired);
-    assert_eq!(out.invitations[0].0.status, InvitationStatus::Pending);
-}
-
-#[tokio::test]
-async fn rotating_a_batch_renews_pending_invitations_and_replaces_the_queued_message() {
-    let f = fixture().await;
-    let s = &f.store;
-    let cmd = invite("bo@example.com", 8, &[web(A), web(B)], T0);
-    s.create_invitations(&cmd).await.unwrap();
-    s.revoke_invitation(ORG, cmd.targets[1].1, T0)
-        .await
-        .unwrap();
-    let rotate = |not_sent_after, now| RotateBatch {
-        organization: ORG,
-        batch_id: BatchId(id(8)),
-        new_token_hash: token(80),
-        expires_at: at(20 * DAY),
-        message_id: MessageId(id(8080)),
-        accept_url: "https://app.example/accept/80".into(),
-        message_due_at: now,
-        not_sent_after,
-        now,
-    };
-    assert_eq!(
-        s.rotate_batch(&rotate(at(-1), at(1))).await.unwrap(),
-        RotateFact::TooSoon { last_sent_at: T0 }
-    );
-    assert_eq!(
-        s.rotate_batch(&RotateBatch {
-            organization: OTHER_ORG,
-            ..rotate(T0, at(1))
-        })
-        .await
-        .unwrap(),
-        RotateFact::NotFound
-    );
-    // Expired by the clock, still renewed.
-    let now = at(8 * DAY);
-    assert_eq!(
-        s.rotate_batch(&rotate(now, now)).await.unwrap(),
-        RotateFact::Rotated { renewed: 1 }
-    );
-    assert!(
-        s.find_batch_by_token(&token(8)).await.unwrap().is_none(),
-        "old link dead"
-    );
-    let batch = s.find_batch_by_token(&token(80)).await.unwrap().unwrap();
-    assert_eq!(batch.last_sent_at, now);
-    assert_eq!(
-        batch.invitations[0]
-            .expires_at
-            .max(batch.invitations[1].expires_at),
-        at(20 * DAY)
-    );
-    let messages = s.batch_messages(batch.id).await.unwrap();
-    assert_eq!(messages.len(), 2);
-    assert_eq!(
-        (messages[0].status, messages[0].accept_url.as_deref()),
-        (MessageStatus::Cancelled, None)
-    );
-    assert_eq!(messages[1].status, MessageStatus::Queued);
-    assert_eq!(messages[1].id, MessageId(id(8080)));
-
-    s.revoke_invitation(ORG, cmd.targets[0].1, now)
-        .await
-        .unwrap();
-    let later = at(9 * DAY);
-    assert_eq!(
-        s.rotate_batch(&rotate(later, later)).await.unwrap(),
-        RotateFact::NothingToResend
-    );
-}
-
-#[tokio::test]
-async fn the_outbox_is_claimed_with_a_lease_and_records_deliveries() {
-    let f = fixture().await;
-    let s = &f.store;
-    for seed in [8, 9, 10] {
-        let cmd = invite(
-            &format!("u{seed}@example.com"),
-            seed,
-            &[web(A)],
-            at(seed as i64),
-        );
-        s.create_invitations(&cmd).await.unwrap();
-    }
-    // Due at created + 60 s.
-    assert!(
-        s.claim_due_messages(at(1000), at(100_000), 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let due = at(70_000);
-    let claimed = s.claim_due_messages(due, at(200_000), 2).await.unwrap();
-    assert_eq!(
-        claimed.iter().map(|m| m.batch_id).collect::<Vec<_>>(),
-        vec![BatchId(id(8)), BatchId(id(9))]
-    );
-    // Leased: a second claim skips them.
-    let rest = s.claim_due_messages(due, at(200_000), 10).await.unwrap();
-    assert_eq!(rest.len(), 1);
-    let stored = s.batch_messages(BatchId(id(8))).await.unwrap();
-    assert_eq!(stored[0].next_attempt_at, at(200_000));
-
-    let [m8, m9, m10] = [&claimed[0], &claimed[1], &rest[0]].map(|m| m.id);
-    s.record_delivery(m8, DeliveryUpdate::Sent { attempts: 1 })
-        .await
-        .unwrap();
-    s.record_delivery(
-        m9,
-        DeliveryUpdate::Retry {
-            attempts: 1,
-            next_attempt_at: at(300_000),
-            error: "later".into(),
-        },
-    )
-    .await
-    .unwrap();
-    s.record_delivery(
-        m10,
-        DeliveryUpdate::Failed {
-            attempts: 3,
-            error: "no".into(),
-        },
-    )
-    .await
-    .unwrap();
-    assert!(
-        s.record_delivery(MessageId(id(4242)), DeliveryUpdate::Cancelled)
-            .await
-            .is_err()
-    );
-
-    let snap = s.snapshot().await.unwrap();
-    let by_id = |m| snap.outbox.iter().find(|o| o.id == m).unwrap().clone();
-    let (o8, o9, o10) = (by_id(m8), by_id(m9), by_id(m10));
-    assert_eq!(
-        (o8.status, o8.attempts, o8.accept_url),
-        (MessageStatus::Sent, 1, None)
-    );
-    assert_eq!(
-        (o9.status, o9.next_attempt_at),
-        (MessageStatus::Queued, at(300_000))
-    );
-    assert_eq!(
-        (o9.last_error.as_deref(), o9.accept_url.is_some()),
-        (Some("later"), true)
-    );
-    assert_eq!(
-        (o10.status, o10.last_error.as_deref(), o10.accept_url),
-        (MessageStatus::Failed, Some("no"), None)
-    );
-    s.record_delivery(m9, DeliveryUpdate::Cancelled)
-        .await
-        .unwrap();
-    let o9 = s.batch_messages(BatchId(id(9))).await.unwrap().remove(0);
-    assert_eq!((o9.status, o9.accept_url), (MessageStatus::Cancelled, None));
-    assert!(
-        s.claim_due_messages(at(400_000), at(500_000), 0)
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
-
-#[tokio::test]
-async fn listing_filters_by_derived_status_and_pages_by_keyset() {
-    let f = fixture().await;
-    let s = &f.store;
-    s.create_invitations(&invite("a@example.com", 8, &[web(A), web(B), web(X)], T0))
-        .await
-        .unwrap();
-    s.create_invitations(&invite("b@example.com", 9, &[web(A)], at(-8 * DAY)))
-        .await
-        .unwrap();
-    let query = |filter, after, limit| InvitationQuery {
-        organization: ORG,
-        filter,
-        after,
-        limit,
-        now: at(1),
-    };
-    let all_a = s
-        .list_invitations(&query(
-            InvitationFilter::Email(email("a@example.com")),
-            None,
-            10,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(all_a.len(), 3);
-    let mut keys: Vec<_> = all_a.iter().map(|i| (i.created_at, i.id)).collect();
-    keys.sort();
-    assert_eq!(
-        all_a
-            .iter()
-            .map(|i| (i.created_at, i.id))
-            .collect::<Vec<_>>(),
-        keys
-    );
-
-    // Pages of 2.
-    let page1 = s
-        .list_invitations(&query(
-            InvitationFilter::Status(InvitationStatus::Pending),
-            None,
-            2,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(page1.len(), 2);
-    let last = page1.last().map(|i| (i.created_at, i.id));
-    let page2 = s
-        .list_invitations(&query(
-            InvitationFilter::Status(InvitationStatus::Pending),
-            last,
-            2,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(page2.len(), 1);
-    assert!(page2.iter().all(|i| i.email == email("a@example.com")));
-
-    let expired = s
-        .list_invitations(&query(
-            InvitationFilter::Status(InvitationStatus::Expired),
-            None,
-            10,
-        ))
-        .await
-        .unwrap();
-    assert_eq!(expired.len(), 1);
-    assert_eq!(
-        expired[0].status,
-        InvitationStatus::Pending,
-        "stored status is returned"
-    );
-    assert_eq!(expired[0].status_at(at(1)), InvitationStatus::Expired);
-
-    let on_a = s
-        .list_invitations(&query(InvitationFilter::Target(web(A)), None, 10))
-        .await
-        .unwrap();
-    assert_eq!(on_a.len(), 2);
-    let other = InvitationQuery {
-        organization: OTHER_ORG,
-        ..query(InvitationFilter::Target(web(A)), None, 10)
-    };
-    assert!(s.list_invitations(&other).await.unwrap().is_empty());
-}
-
-#[tokio::test]
-async fn idempotency_records_start_complete_expire_and_are_taken_over_when_stale() {
-    let f = fixture().await;
-    let s = &f.store;
-    let key = ApiKeyId(id(3));
-    let begin = |fingerprint: u8, now: Timestamp| IdempotencyBegin {
-        organization: ORG,
-        key_id: key,
-        key: "k1".into(),
-        fingerprint: [fingerprint; 32],
-        expired_before: Timestamp::from_millis(now.as_millis() - DAY),
-        stale_before: Timestamp::from_millis(now.as_millis() - 60_000),
-        now,
-    };
-    assert_eq!(
-        s.idempotency_begin(&begin(1, T0)).await.unwrap(),
-        IdempotencyState::Started
-    );
-    assert_eq!(
-        s.idempotency_begin(&begin(2, at(1))).await.unwrap(),
-        IdempotencyState::InProgress {
-            fingerprint: [1; 32]
-        }
-    );
-    // Stale and the same request: taken over. A different request is not.
-    assert_eq!(
-        s.idempotency_begin(&begin(2, at(120_000))).await.unwrap(),
-        IdempotencyState::InProgress {
-            fingerprint: [1; 32]
-        }
-    );
-    assert_eq!(
-        s.idempotency_begin(&begin(1, at(120_000))).await.unwrap(),
-        IdempotencyState::Started
-    );
-    assert_eq!(
-        s.idempotency_begin(&begin(1, at(120_001))).await.unwrap(),
-        IdempotencyState::InProgress {
-            fingerprint: [1; 32]
-        }
-    );
-    s.idempotency_finish(ORG, key, "k1", Some("{\"ok\":true}"))
-        .await
-        .unwrap();
-    assert_eq!(
-        s.idempotency_begin(&begin(2, at(200_000))).await.unwrap(),
-        IdempotencyState::Completed {
-            fingerprint: [1; 32],
-            response: "{\"ok\":true}".into()
-        }
-    );
-    // Dead after a day: replaced.
-    assert_eq!(
-        s.idempotency_begin(&begin(2, at(120_000 + DAY + 1)))
-            .await
-            .unwrap(),
-        IdempotencyState::Started
-    );
-    // Released: usable again.
-    s.idempotency_finish(ORG, key, "k1", None).await.unwrap();
-    assert_eq!(
-        s.idempotency_begin(&begin(3, at(2 * DAY))).await.unwrap(),
-        IdempotencyState::Started
-    );
-    // Keys are per principal.
-    let other = IdempotencyBegin {
-        key_id: ApiKeyId(id(4)),
-        ..begin(9, at(2 * DAY))
-    };
-    assert_eq!(
-        s.idempotency_begin(&other).await.unwrap(),
-        IdempotencyState::Started
-    );
-}
-
-#[tokio::test]
-async fn the_directory_is_idempotent_and_refuses_conflicts() {
-    let f = fixture().await;
-    let s = &f.store;
-    seed(s).await;
-    assert!(s.create_organization(ORG, "Renamed").await.is_err());
-    let site = Website {
-        id: A,
-        organization: ORG,
-        name: "Other name".into(),
-        url: "https://x".into(),
-    };
-    assert!(s.create_website(&site).await.is_err());
-    let orphan = Website {
-        id: WebsiteId(id(0x77)),
-        organization: OrganizationId(id(0x78)),
-        ..site
-    };
-    assert!(s.create_website(&orphan).await.is_err());
-    assert!(
-        s.create_group(&Group {
-            id: G,
-            organization: ORG,
-            name: "Other".into()
-        })
-        .await
-        .is_err()
-    );
-    assert!(
-        s.add_website_to_group(G, FOREIGN).await.is_err(),
-        "cross-organization"
-    );
-    assert!(s.add_website_to_group(GroupId(id(0x99)), A).await.is_err());
-    s.add_website_to_group(G, B).await.unwrap();
-    s.add_website_to_group(G, B).await.unwrap();
-
-    let user = User {
-        id: UserId(id(5)),
-        email: email("Cy@Example.com"),
-        email_verified: true,
-        first_name: name("Cy"),
-        last_name: name("Dee"),
-    };
-    assert_eq!(s.create_user(&user).await.unwrap(), user.id);
-    let again = User {
-        id: UserId(id(6)),
-        ..user.clone()
-    };
-    assert_eq!(
-        s.create_user(&again).await.unwrap(),
-        user.id,
-        "the existing user's id"
-    );
-    let clash = User {
-        email: email("other@example.com"),
-        ..user.clone()
-    };
-    assert!(
-        s.create_user(&clash).await.is_err(),
-        "same id, another email"
-    );
-    assert!(
-        s.add_org_member(ORG, UserId(id(0x55)), OrgRole::Admin)
-            .await
-            .is_err()
-    );
-    s.add_org_member(ORG, user.id, OrgRole::Admin)
-        .await
-        .unwrap();
-    s.add_org_member(ORG, user.id, OrgRole::Owner)
-        .await
-        .unwrap();
-    let snap = s.snapshot().await.unwrap();
-    assert_eq!(snap.users, vec![user.clone()]);
-    assert_eq!(snap.org_members, vec![(ORG, user.id, OrgRole::Owner)]);
-}
-
-#[tokio::test]
-async fn the_snapshot_is_in_canonical_order() {
-    let f = fixture().await;
-    let s = &f.store;
-    for (n, address) in [
-        (3u128, "zed@example.com"),
-        (1, "amy@example.com"),
-        (2, "max@example.com"),
-    ] {
-        s.add_members(&add(
-            address,
-            n,
-            &[web(B), web(A), TargetId::Group(G)],
-            at(n as i64),
-        ))
-        .await
-        .unwrap();
-        s.create_invitations(&invite(address, 10 + n, &[web(X)], at(10 - n as i64)))
-            .await
-            .unwrap();
-    }
-    let snap = s.snapshot().await.unwrap();
-    let emails: Vec<&str> = snap.users.iter().map(|u| u.email.as_str()).collect();
-    assert_eq!(
-        emails,
-        vec!["amy@example.com", "max@example.com", "zed@example.com"]
-    );
-    let mut sorted = snap.memberships.clone();
-    sorted.sort();
-    assert_eq!(snap.memberships, sorted);
-    assert_eq!(snap.memberships.len(), 9);
-    let keys: Vec<_> = snap
-        .invitations
-        .iter()
-        .map(|i| (i.created_at, i.id))
-        .collect();
-    let mut sorted_keys = keys.clone();
-    sorted_keys.sort();
-    assert_eq!(keys, sorted_keys);
-    let batch_ids: Vec<BatchId> = snap.batches.iter().map(|b| b.0).collect();
-    let mut sorted_ids = batch_ids.clone();
-    sorted_ids.sort();
-    assert_eq!(batch_ids, sorted_ids);
-    let outbox_keys: Vec<_> = snap.outbox.iter().map(|m| (m.created_at, m.id)).collect();
-    let mut sorted_outbox = outbox_keys.clone();
-    sorted_outbox.sort();
-    assert_eq!(outbox_keys, sorted_outbox);
 }
 
 /// The environment variable that turns [`child_process_writer`] on (set only by

@@ -258,7 +258,7 @@ fn stored_pending(s: &Snapshot, target: TargetId, address: &str) -> usize {
     let e = email(address);
     s.invitations
         .iter()
-        .filter(|i| i.target == target && i.email == e && i.status == InvitationStatus::Pending)
+        .filter(|i| i.target == target && i.email == e && i.status == StoredStatus::Pending)
         .count()
 }
 
@@ -1205,19 +1205,19 @@ pub async fn direct_add_supersedes_live_invitation(backend: Arc<dyn Backend>) {
     let s = snapshot(&backend).await;
     assert_eq!(
         invitation(&s, invite_id(&a, 0)).status,
-        InvitationStatus::Superseded
+        StoredStatus::Superseded
     );
     assert_eq!(
         invitation(&s, invite_id(&b, 0)).status,
-        InvitationStatus::Superseded
+        StoredStatus::Superseded
     );
     assert_eq!(
         invitation(&s, invite_id(&b, 1)).status,
-        InvitationStatus::Pending
+        StoredStatus::Pending
     );
     assert_eq!(
         invitation(&s, invite_id(&bob, 0)).status,
-        InvitationStatus::Pending
+        StoredStatus::Pending
     );
     assert_eq!(stored_pending(&s, web(ws[0]), "ann@new.test"), 0);
 
@@ -1317,7 +1317,7 @@ pub async fn email_sends_one_consolidated_message(backend: Arc<dyn Backend>) {
         assert_eq!(inv.organization, w.org);
         assert_eq!(inv.role, Role::Admin);
         assert_eq!(inv.email, email("existing@acme.test"));
-        assert_eq!(inv.status, InvitationStatus::Pending);
+        assert_eq!(inv.status, StoredStatus::Pending);
         assert_eq!(inv.created_at, t0);
         assert_eq!(inv.expires_at, t0.plus(TTL), "default time to live 7 days");
     }
@@ -1518,8 +1518,8 @@ pub async fn expired_or_revoked_invitation_does_not_block(backend: Arc<dyn Backe
     expect_codes(&r3, &[(web(w0), Invited)]);
     let third = invite_id(&r3, 0);
     let s = snapshot(&backend).await;
-    assert_eq!(invitation(&s, second).status, InvitationStatus::Revoked);
-    assert_eq!(invitation(&s, third).status, InvitationStatus::Pending);
+    assert_eq!(invitation(&s, second).status, StoredStatus::Revoked);
+    assert_eq!(invitation(&s, third).status, StoredStatus::Pending);
     assert_eq!(stored_pending(&s, web(w0), "ann@new.test"), 1);
     assert_eq!(invitations_to(&s, "ann@new.test").len(), 3);
     assert_eq!(h.mailer.sent().len(), 3);
@@ -1748,7 +1748,7 @@ pub async fn permanent_mail_error_marks_failed(backend: Arc<dyn Backend>) {
     assert!(row.last_error.is_some());
     assert_eq!(
         invitation(&s, invite_id(&r, 0)).status,
-        InvitationStatus::Pending
+        StoredStatus::Pending
     );
     clock.advance(DAY);
     assert_eq!(
@@ -2025,15 +2025,15 @@ pub async fn accept_creates_verified_user_and_memberships(backend: Arc<dyn Backe
     assert!(membership(&s, web(ws[2]), uid).is_none());
     assert_eq!(
         invitation(&s, invite_id(&r, 0)).status,
-        InvitationStatus::Accepted
+        StoredStatus::Accepted
     );
     assert_eq!(
         invitation(&s, invite_id(&r, 1)).status,
-        InvitationStatus::Accepted
+        StoredStatus::Accepted
     );
     assert_eq!(
         invitation(&s, invite_id(&r, 2)).status,
-        InvitationStatus::Revoked
+        StoredStatus::Revoked
     );
 }
 
@@ -2077,7 +2077,7 @@ pub async fn accept_reports_per_invitation_codes(backend: Arc<dyn Backend>) {
     assert!(user(&s, to).expect("user").email_verified);
     assert_eq!(
         invitation(&s, invite_id(&a, 0)).status,
-        InvitationStatus::Accepted
+        StoredStatus::Accepted
     );
     assert_eq!(
         invitation(&s, invite_id(&a, 3)).status_at(h.clock.now()),
@@ -2085,7 +2085,7 @@ pub async fn accept_reports_per_invitation_codes(backend: Arc<dyn Backend>) {
     );
     assert_eq!(
         invitation(&s, invite_id(&b, 0)).status,
-        InvitationStatus::Pending,
+        StoredStatus::Pending,
         "the newer invitation is not touched"
     );
     assert!(membership(&s, web(ws[3]), w.existing_user).is_none());
@@ -2123,7 +2123,7 @@ pub async fn accept_reports_org_access(backend: Arc<dyn Backend>) {
     for i in 0..2 {
         assert_eq!(
             invitation(&s, invite_id(&r, i)).status,
-            InvitationStatus::Accepted
+            StoredStatus::Accepted
         );
     }
     assert_code(
@@ -2326,7 +2326,7 @@ pub async fn revoke_rules(backend: Arc<dyn Backend>) {
     let s1 = snapshot(&backend).await;
     assert_eq!(
         invitation(&s1, invite_id(&r, 0)).status,
-        InvitationStatus::Revoked
+        StoredStatus::Revoked
     );
     let again = h.service.revoke(&p, invite_id(&r, 0)).await.expect("again");
     assert!(!again.changed);
@@ -2342,7 +2342,7 @@ pub async fn revoke_rules(backend: Arc<dyn Backend>) {
     assert_eq!(snapshot(&backend).await, s2);
     assert_eq!(
         invitation(&s2, invite_id(&r, 1)).status,
-        InvitationStatus::Accepted
+        StoredStatus::Accepted
     );
 
     let b = run(&h, &p, sites(ByEmail, "bob@new.test", &[ws[3]])).await;
@@ -2355,7 +2355,7 @@ pub async fn revoke_rules(backend: Arc<dyn Backend>) {
     assert!(!rev.changed);
     assert_eq!(
         invitation(&snapshot(&backend).await, invite_id(&b, 0)).status,
-        InvitationStatus::Superseded
+        StoredStatus::Superseded
     );
 }
 
@@ -2426,7 +2426,7 @@ pub async fn resend_rotates_token_and_renews(backend: Arc<dyn Backend>) {
     assert_eq!(invitation(&s, invite_id(&r, 2)).expires_at, t0.plus(TTL));
     assert_eq!(
         invitation(&s, invite_id(&r, 2)).status,
-        InvitationStatus::Revoked
+        StoredStatus::Revoked
     );
     let out = outbox_of(&s, batch);
     assert_eq!(out.len(), 2);
@@ -2965,7 +2965,7 @@ pub async fn concurrent_invites_keep_uniqueness(backend: Arc<dyn Backend>) {
                     s.invitations
                         .iter()
                         .filter(|i| i.batch_id == b)
-                        .all(|i| i.status == InvitationStatus::Superseded),
+                        .all(|i| i.status == StoredStatus::Superseded),
                     "batch {b} was not mailed although an invitation of it is alive"
                 );
             }
@@ -3031,7 +3031,7 @@ pub async fn concurrent_invites_keep_uniqueness(backend: Arc<dyn Backend>) {
     assert_eq!(pairs.len(), s.memberships.len(), "one membership per pair");
     let mut pending: BTreeMap<(TargetId, &Email), usize> = BTreeMap::new();
     for i in &s.invitations {
-        if i.status == InvitationStatus::Pending {
+        if i.status == StoredStatus::Pending {
             *pending.entry((i.target, &i.email)).or_default() += 1;
         }
     }

@@ -154,8 +154,11 @@ impl FaultyStore {
     }
 }
 
+// Every part forwards every method: a method added to the port cannot be forgotten here.
+
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
-impl MembershipStore for FaultyStore {
+impl BulkStore for FaultyStore {
     async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
         let f = self.fault();
         if f.fail_batches {
@@ -207,17 +210,36 @@ impl MembershipStore for FaultyStore {
             targets: Self::merge(out.targets, &failing),
         })
     }
+}
 
-    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        self.other()?;
-        self.inner.find_user(email).await
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl LifecycleStore for FaultyStore {
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
+        if self.fault().fail_batches {
+            return Err(injected());
+        }
+        self.inner.accept_batch(cmd).await
     }
 
-    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+    async fn revoke_invitation(
+        &self,
+        o: OrganizationId,
+        id: InvitationId,
+    ) -> Result<RevokeFact, StoreError> {
         self.other()?;
-        self.inner.get_user(id).await
+        self.inner.revoke_invitation(o, id).await
     }
 
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+        self.other()?;
+        self.inner.rotate_batch(cmd).await
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl OutboxStore for FaultyStore {
     async fn claim_due_messages(
         &self,
         now: Timestamp,
@@ -241,6 +263,43 @@ impl MembershipStore for FaultyStore {
         self.other()?;
         self.inner.batch_messages(batch).await
     }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl IdempotencyStore for FaultyStore {
+    async fn idempotency_begin(
+        &self,
+        b: &IdempotencyBegin,
+    ) -> Result<IdempotencyState, StoreError> {
+        self.other()?;
+        self.inner.idempotency_begin(b).await
+    }
+
+    async fn idempotency_finish(
+        &self,
+        o: OrganizationId,
+        k: ApiKeyId,
+        key: &str,
+        r: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.other()?;
+        self.inner.idempotency_finish(o, k, key, r).await
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl ReadStore for FaultyStore {
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        self.other()?;
+        self.inner.find_user(email).await
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.other()?;
+        self.inner.get_user(id).await
+    }
 
     async fn find_batch_by_token(
         &self,
@@ -259,23 +318,6 @@ impl MembershipStore for FaultyStore {
         self.inner.get_batch(organization, batch).await
     }
 
-    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
-        if self.fault().fail_batches {
-            return Err(injected());
-        }
-        self.inner.accept_batch(cmd).await
-    }
-
-    async fn revoke_invitation(
-        &self,
-        o: OrganizationId,
-        id: InvitationId,
-        now: Timestamp,
-    ) -> Result<RevokeFact, StoreError> {
-        self.other()?;
-        self.inner.revoke_invitation(o, id, now).await
-    }
-
     async fn get_invitation(
         &self,
         o: OrganizationId,
@@ -285,36 +327,12 @@ impl MembershipStore for FaultyStore {
         self.inner.get_invitation(o, id).await
     }
 
-    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
-        self.other()?;
-        self.inner.rotate_batch(cmd).await
-    }
-
     async fn list_invitations(
         &self,
         q: &InvitationQuery,
     ) -> Result<Vec<InvitationRecord>, StoreError> {
         self.other()?;
         self.inner.list_invitations(q).await
-    }
-
-    async fn idempotency_begin(
-        &self,
-        b: &IdempotencyBegin,
-    ) -> Result<IdempotencyState, StoreError> {
-        self.other()?;
-        self.inner.idempotency_begin(b).await
-    }
-
-    async fn idempotency_finish(
-        &self,
-        o: OrganizationId,
-        k: ApiKeyId,
-        key: &str,
-        r: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.other()?;
-        self.inner.idempotency_finish(o, k, key, r).await
     }
 }
 

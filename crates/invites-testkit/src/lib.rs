@@ -2,6 +2,8 @@
 //!
 //! - [`conformance`]: the suite every backend must pass, written once as plain `pub async fn`s
 //!   over a [`Backend`]; [`conformance_suite!`] turns it into `#[tokio::test]`s for a backend.
+//! - [`store_suite`]: the contract of the storage port itself, method by method, as plain
+//!   `pub async fn`s; [`store_suite!`] and [`store_fault_suite!`] expand it for a backend.
 //! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
 //!   whole operations), and the recording mailer re-exported from `invites-memory`.
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
@@ -30,6 +32,7 @@ pub mod differential;
 mod doubles;
 mod fixtures;
 pub mod model;
+pub mod store_suite;
 pub mod strategies;
 
 pub use doubles::{Fault, FaultyStore, ManualClock, SeededRandom};

@@ -428,7 +428,7 @@ impl Model {
     }
 
     fn is_live(&self, inv: &InvitationRecord) -> bool {
-        inv.status == InvitationStatus::Pending && self.now < inv.expires_at
+        inv.status == StoredStatus::Pending && self.now < inv.expires_at
     }
 
     /// Indices into `invitations` of a batch, ordered by (created_at, id).
@@ -612,9 +612,9 @@ impl Model {
                     // Live or expired: a pending invitation the add made moot.
                     if inv.target == t
                         && inv.email == v.email
-                        && inv.status == InvitationStatus::Pending
+                        && inv.status == StoredStatus::Pending
                     {
-                        inv.status = InvitationStatus::Superseded;
+                        inv.status = StoredStatus::Superseded;
                     }
                 }
                 OutcomeCode::Added
@@ -677,9 +677,9 @@ impl Model {
                 for old in &mut self.invitations {
                     if old.target == t
                         && old.email == v.email
-                        && old.status == InvitationStatus::Pending
+                        && old.status == StoredStatus::Pending
                     {
-                        old.status = InvitationStatus::Expired;
+                        old.status = StoredStatus::Replaced;
                     }
                 }
                 self.invitations.push(InvitationRecord {
@@ -692,7 +692,7 @@ impl Model {
                     role: v.role,
                     first_name: v.first_name.clone(),
                     last_name: v.last_name.clone(),
-                    status: InvitationStatus::Pending,
+                    status: StoredStatus::Pending,
                     created_at: now,
                     expires_at,
                 });
@@ -967,18 +967,16 @@ impl Model {
         for i in invs {
             let inv = self.invitations[i].clone();
             let code = match inv.status {
-                InvitationStatus::Revoked => OutcomeCode::Revoked,
-                InvitationStatus::Superseded | InvitationStatus::Accepted => {
-                    OutcomeCode::AlreadyMember
-                }
-                InvitationStatus::Expired => OutcomeCode::Expired,
-                InvitationStatus::Pending if now >= inv.expires_at => OutcomeCode::Expired,
-                InvitationStatus::Pending
+                StoredStatus::Revoked => OutcomeCode::Revoked,
+                StoredStatus::Superseded | StoredStatus::Accepted => OutcomeCode::AlreadyMember,
+                StoredStatus::Replaced => OutcomeCode::Expired,
+                StoredStatus::Pending if now >= inv.expires_at => OutcomeCode::Expired,
+                StoredStatus::Pending
                     if self.target_org(inv.target) != Some(batch.organization) =>
                 {
                     OutcomeCode::TargetNotFound
                 }
-                InvitationStatus::Pending => {
+                StoredStatus::Pending => {
                     let code = if self.is_member(inv.target, uid) {
                         OutcomeCode::AlreadyMember
                     } else if org_member {
@@ -992,7 +990,7 @@ impl Model {
                         });
                         OutcomeCode::Added
                     };
-                    self.invitations[i].status = InvitationStatus::Accepted;
+                    self.invitations[i].status = StoredStatus::Accepted;
                     code
                 }
             };
@@ -1030,19 +1028,17 @@ impl Model {
             return Err(forbidden(inv.target));
         }
         let changed = match inv.status {
-            InvitationStatus::Pending => {
-                inv.status = InvitationStatus::Revoked;
+            StoredStatus::Pending => {
+                inv.status = StoredStatus::Revoked;
                 true
             }
-            InvitationStatus::Accepted => {
+            StoredStatus::Accepted => {
                 return Err(InviteError::Conflict {
                     code: ErrorCode::AlreadyAccepted,
                     reason: "accepted".into(),
                 });
             }
-            InvitationStatus::Revoked
-            | InvitationStatus::Superseded
-            | InvitationStatus::Expired => false,
+            StoredStatus::Revoked | StoredStatus::Superseded | StoredStatus::Replaced => false,
         };
         Ok(RevokeResponse {
             invite_id: id,
@@ -1085,7 +1081,7 @@ impl Model {
         }
         let renew: Vec<usize> = invs
             .into_iter()
-            .filter(|i| self.invitations[*i].status == InvitationStatus::Pending)
+            .filter(|i| self.invitations[*i].status == StoredStatus::Pending)
             .collect();
         if renew.is_empty() {
             return Err(InviteError::Conflict {
@@ -1164,12 +1160,13 @@ impl Model {
                 Some(parsed.ok_or_else(|| invalid(ErrorCode::InvalidQuery, "cursor", ""))?)
             }
         };
-        let status_now = |i: &InvitationRecord| {
-            if self.is_live(i) || i.status != InvitationStatus::Pending {
-                i.status
-            } else {
-                InvitationStatus::Expired
-            }
+        // Written out here rather than taken from the core's rules: the model is the oracle.
+        let status_now = |i: &InvitationRecord| match i.status {
+            StoredStatus::Pending if self.is_live(i) => InvitationStatus::Pending,
+            StoredStatus::Pending | StoredStatus::Replaced => InvitationStatus::Expired,
+            StoredStatus::Accepted => InvitationStatus::Accepted,
+            StoredStatus::Revoked => InvitationStatus::Revoked,
+            StoredStatus::Superseded => InvitationStatus::Superseded,
         };
         let mut rows: Vec<&InvitationRecord> = self
             .invitations

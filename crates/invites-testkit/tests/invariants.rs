@@ -293,8 +293,8 @@ proptest! {
                         prop_assert_eq!(i0.len(), i1.len());
                         for (a, b) in i0.iter().zip(&i1) {
                             let mut expected = a.clone();
-                            if a.status == InvitationStatus::Pending {
-                                expected.status = InvitationStatus::Superseded;
+                            if a.status == StoredStatus::Pending {
+                                expected.status = StoredStatus::Superseded;
                             }
                             prop_assert_eq!(&expected, b);
                         }
@@ -307,7 +307,7 @@ proptest! {
                         prop_assert_eq!(new.len(), 1);
                         let inv = new[0];
                         prop_assert_eq!(inv.id, id);
-                        prop_assert_eq!(inv.status, InvitationStatus::Pending);
+                        prop_assert_eq!(inv.status, StoredStatus::Pending);
                         prop_assert!(inv.is_live(now));
                         prop_assert_eq!(inv.role, role);
                         prop_assert_eq!(Some(inv.batch_id), resp.email.and_then(|e| e.batch_id));
@@ -315,8 +315,8 @@ proptest! {
                         for old in &i0 {
                             let now_row = i1.iter().find(|x| x.id == old.id).expect("kept");
                             if old != now_row {
-                                prop_assert!(old.status == InvitationStatus::Pending && !old.is_live(now));
-                                prop_assert_eq!(now_row.status, InvitationStatus::Expired);
+                                prop_assert!(old.status == StoredStatus::Pending && !old.is_live(now));
+                                prop_assert_eq!(now_row.status, StoredStatus::Replaced);
                             }
                         }
                     }

@@ -1,0 +1,455 @@
+//! The storage port of [`InviteService`](crate::InviteService), shaped by role.
+//!
+//! The contract is on [`MembershipStore`] (what every method keeps) and on each part.
+
+use crate::error::StoreError;
+use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId};
+use crate::random::TokenHash;
+use crate::store::{
+    AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, BatchRecord, CreateInvitations,
+    CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin, IdempotencyState, InvitationQuery,
+    InvitationRecord, OutboxMessage, RevokeFact, RotateBatch, RotateFact, User,
+};
+use crate::time::Timestamp;
+use crate::values::Email;
+use async_trait::async_trait;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// The two batch writes of a bulk request.
+///
+/// # Contract
+///
+/// The core hands over a whole request: up to 50 *distinct* targets in request order, with
+/// every id, hash and timestamp already decided. The store applies it with **each target as
+/// its own atomic unit** (a backend may use one transaction with a savepoint per target) and
+/// reports one slot per target, in order:
+///
+/// - `Ok(fact)`: what the rules decided for the target, and (for `Added` / `Invited`) the
+///   write is part of the call's commit;
+/// - `Err(e)`: that target's unit failed and left no trace; the other targets are as if it
+///   had not been in the request.
+///
+/// If the call as a whole fails (e.g. the final commit), it returns `Err` and **nothing** of
+/// it is stored, so the core can report every target as `internal_error`. A target outside
+/// `organization` (or unknown) is the `TargetNotFound` fact, not an error.
+///
+/// The facts of each target are read in the call's transaction *after* the earlier targets
+/// of the same call were applied (a user created for the first target is the user of the
+/// second).
+#[async_trait]
+pub trait BulkStore: Send + Sync + Debug + 'static {
+    /// Direct mode. For each target on its own, fill [`AddFacts`](crate::rules::AddFacts)
+    /// (target in the organization; the user with `cmd.email`, his explicit membership and
+    /// his organization membership; the stored-pending invitation for (target, email)) and
+    /// apply [`decide_add`](crate::rules::decide_add). On `Add`: create the user (unverified,
+    /// `cmd.new_user`'s id and names) if none has the email yet — inside this target's unit,
+    /// so it exists iff some target added —, insert the membership (`cmd.role`, `created_at =
+    /// cmd.now`) and mark the superseded invitation `Superseded`.
+    ///
+    /// [`AddMembersOutcome::user`] is the user with the email after the call: existing
+    /// (`created: false`), created by it (`created: true`), or `None` when none existed and
+    /// nothing was added. An existing user's names are never changed.
+    ///
+    /// # Errors
+    /// `Err` when the call as a whole failed; nothing of it is stored.
+    async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError>;
+
+    /// Email mode. For each target on its own, fill
+    /// [`InviteFacts`](crate::rules::InviteFacts) and apply
+    /// [`decide_invite`](crate::rules::decide_invite). On `Invite`: mark the replaced
+    /// (expired) invitation `Replaced` and insert the new one (`Pending`, the id paired with
+    /// the target, `cmd`'s role, names, `created_at = cmd.now`, `expires_at`).
+    ///
+    /// The batch (`cmd.batch`: id, token hash, `created_at = last_sent_at = cmd.now`) and its
+    /// outbox message (status `Queued`, 0 attempts, the accept link, `next_attempt_at =
+    /// message_due_at`) are stored in the same commit as the invitations, **iff at least one
+    /// invitation was created** — a target unit that fails takes them back with it.
+    ///
+    /// No user is ever created; [`CreateInvitationsOutcome::existing_user`] is the user with
+    /// the email, if any.
+    ///
+    /// # Errors
+    /// `Err` when the call as a whole failed; nothing of it is stored.
+    async fn create_invitations(
+        &self,
+        cmd: &CreateInvitations,
+    ) -> Result<CreateInvitationsOutcome, StoreError>;
+}
+
+/// Accept, revoke and resend.
+///
+/// # Contract
+///
+/// Each method is one atomic, serializable operation (see [`MembershipStore`]); a batch
+/// or invitation outside the caller's organization is `NotFound` (`accept_batch` is opened by
+/// a token, which is its own proof, and has no organization argument).
+#[async_trait]
+pub trait LifecycleStore: Send + Sync + Debug + 'static {
+    /// Accept a batch. If the batch `cmd.batch_id` does not exist or its *current* token hash
+    /// is not `cmd.token_hash` (a concurrent resend rotated it), returns `Ok(None)` and
+    /// changes nothing. Otherwise: find the user with the batch's email or create it
+    /// (`cmd.new_user`'s id and names), mark it verified; then for each invitation of the
+    /// batch, in (created_at, id) order, on its own: fill
+    /// [`AcceptFacts`](crate::rules::AcceptFacts) (target in the batch's organization) and
+    /// apply [`decide_accept`](crate::rules::decide_accept).
+    ///
+    /// Returns each invitation record *as it is after the call* (status `Accepted` for the
+    /// accepting facts) with its slot; a slot is `Err` when that invitation's unit failed and
+    /// left no trace. The token is not consumed: accepting again reports every invitation as
+    /// it now is (`AlreadyAccepted`, ...).
+    ///
+    /// # Errors
+    /// `Err` when the call as a whole failed; nothing of it is stored (the user included).
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError>;
+
+    /// Revoke one invitation of `organization`: read its stored status (none if missing or
+    /// in another organization) and apply [`decide_revoke`](crate::rules::decide_revoke).
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<RevokeFact, StoreError>;
+
+    /// Resend. Read the batch of `cmd.organization` (none if missing or in another
+    /// organization), count its renewable invitations
+    /// ([`StoredStatus::is_renewable`](crate::StoredStatus::is_renewable)), and apply
+    /// [`decide_rotate`](crate::rules::decide_rotate). On `Rotate`, all at once: set the
+    /// renewable invitations' expiry to `cmd.expires_at`, replace the token hash (the old
+    /// token stops matching at once), set `last_sent_at = cmd.now`, cancel (and clear the link
+    /// of) every queued message of the batch, and queue the new message as
+    /// [`BulkStore::create_invitations`] does.
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError>;
+}
+
+/// The outbox: messages stored with their batch, delivered at least once.
+///
+/// # Contract
+///
+/// Claiming is how several deliverers (tasks, processes, machines) share the outbox: a claim
+/// is a *lease*, so a message claimed by one is not returned to another until the lease runs
+/// out. A message whose deliverer crashed is claimed again once its lease has passed.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + Debug + 'static {
+    /// Atomically select the `Queued` messages with `next_attempt_at <= now`, ordered by
+    /// (next_attempt_at, created_at, id), at most `limit` (`0`: none), and set their
+    /// `next_attempt_at` to `lease_until`. Returns them *as they were found* (their
+    /// `next_attempt_at` is the time they became due); the stored rows hold the lease.
+    /// Concurrent claims never return the same message while its lease holds.
+    ///
+    /// # Errors
+    /// Storage failure; nothing claimed.
+    async fn claim_due_messages(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Record how a delivery attempt ended ([`DeliveryUpdate`]): `Sent`, `Failed` and
+    /// `Cancelled` set the status and clear the accept link; `Retry` keeps the message
+    /// queued, with the link, until its `next_attempt_at`.
+    ///
+    /// # Errors
+    /// `Err(StoreError::Backend)` for an unknown message id (nothing written: the caller holds
+    /// an id the store gave it, so a missing one is a fault); storage failure.
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        update: DeliveryUpdate,
+    ) -> Result<(), StoreError>;
+
+    /// Every outbox message of a batch, whatever its status, ordered by (created_at, id);
+    /// empty for an unknown batch.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError>;
+}
+
+/// Idempotency records, one per (organization, key id, key).
+///
+/// # Contract
+///
+/// [`IdempotencyStore::idempotency_begin`] is a compare-and-set: of any number of concurrent
+/// begins for the same key, at most one gets `Started` while the record is live.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + Debug + 'static {
+    /// Start an idempotent request: atomically read the key's record (if any) and apply
+    /// [`decide_idempotency`](crate::rules::decide_idempotency); on `Start`, store the fresh
+    /// in-progress record (replacing any other record of the key).
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn idempotency_begin(
+        &self,
+        begin: &IdempotencyBegin,
+    ) -> Result<IdempotencyState, StoreError>;
+
+    /// Finish an idempotent request: with `Some(response)` (JSON), store it on the key's
+    /// record (a key without a record: no-op); with `None`, delete the record so the key can
+    /// be used again.
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn idempotency_finish(
+        &self,
+        organization: OrganizationId,
+        key_id: ApiKeyId,
+        key: &str,
+        response: Option<&str>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Point reads and lists. Read-only; a read sees only committed data.
+///
+/// # Contract
+///
+/// Records never carry a token or its hash. An invitation record carries its target's
+/// *current* name (empty if the target no longer exists). Batches list their invitations in
+/// (created_at, id) order.
+#[async_trait]
+pub trait ReadStore: Send + Sync + Debug + 'static {
+    /// The user with this normalised email, if any.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// The user with this id, if any.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The batch whose *current* token hash is `hash` (of any organization: the token is the
+    /// credential), with its invitations; `None` for an unknown or rotated-away hash.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn find_batch_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<BatchRecord>, StoreError>;
+
+    /// A batch of `organization`, with its invitations; `None` if missing or in another
+    /// organization.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn get_batch(
+        &self,
+        organization: OrganizationId,
+        batch: BatchId,
+    ) -> Result<Option<BatchRecord>, StoreError>;
+
+    /// One invitation of `organization`; `None` if missing or in another organization.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn get_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<InvitationRecord>, StoreError>;
+
+    /// One page of the invitations of `query.organization` matching `query.filter`, ordered by
+    /// (created_at, id), strictly after `query.after`, at most `query.limit`. A status filter
+    /// matches the status as seen at `query.now`
+    /// ([`rules::stored_forms`](crate::rules::stored_forms) gives its stored forms).
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn list_invitations(
+        &self,
+        query: &InvitationQuery,
+    ) -> Result<Vec<InvitationRecord>, StoreError>;
+}
+
+/// The whole storage port of [`InviteService`](crate::InviteService).
+///
+/// This is what the service holds (one `Arc<dyn MembershipStore>` for the whole
+/// store). It has no methods of its own: it is the sum of five parts, each a trait with its
+/// own contract, and every type implementing the five is a `MembershipStore` (blanket impl):
+///
+/// | trait | concern |
+/// |---|---|
+/// | [`BulkStore`] | the two batch writes of a bulk request (direct and email mode) |
+/// | [`LifecycleStore`] | accept, revoke, resend (token rotation) |
+/// | [`OutboxStore`] | claiming, recording and listing outbox messages |
+/// | [`IdempotencyStore`] | idempotency records |
+/// | [`ReadStore`] | point reads and paginated lists |
+///
+/// # Contract (every method)
+///
+/// - **Atomic.** Each call is atomic on its own: it either happens completely or, when it
+///   returns `Err`, changes nothing. The batch operations ([`BulkStore`] and
+///   [`LifecycleStore::accept_batch`]) refine this per target, see their docs.
+/// - **Serializable.** Any methods may run concurrently, from any number of tasks, processes
+///   or machines sharing the store; the result is as if they ran one after another in some
+///   order. The decisions of [`rules`](crate::rules) are taken on facts read *inside* the
+///   call's transaction, so they still hold when it writes.
+/// - **Uniqueness**, whatever the concurrency: one user per normalised email, one membership
+///   per (target, user), one stored-pending invitation per (target, email).
+/// - **Facts, not decisions.** A store reads facts and applies the `rules::decide_*`
+///   function for them; it never decides on its own which outcome wins or what "live" means.
+/// - **Not found is a value.** A missing or other-organization row is `Ok(None)`, an empty
+///   list, or the `NotFound` / `TargetNotFound` fact named in the method's docs — never an
+///   `Err`. Another organization's row looks exactly like a missing one. The one exception,
+///   [`OutboxStore::record_delivery`] for an unknown message, is documented there.
+/// - **Errors.** `Err(StoreError::Unavailable)` when a retry may help (busy, connection
+///   lost), `Incompatible` for data or schema this version cannot read, `Backend` otherwise;
+///   the original error is kept as the source.
+/// - **Secrets.** Token hashes are stored and compared, never returned; no record carries one.
+/// - All timestamps are given by the caller (`now`, `expires_at`, leases): a store never
+///   reads a clock.
+///
+/// # Wrappers
+///
+/// A wrapper (fault injection, tracing, metrics) implements the five traits by forwarding;
+/// mark each forwarding impl `#[deny(clippy::missing_trait_methods)]` so a method added later
+/// cannot be forgotten. `Arc<T>` and `Box<T>` forward already.
+///
+/// The store suite of `invites-testkit` (`store_suite!`) checks every clause above that a
+/// test can observe; a new backend runs it with one line.
+pub trait MembershipStore:
+    BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore
+{
+}
+
+impl<T> MembershipStore for T where
+    T: BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore + ?Sized
+{
+}
+
+/// Forwards the five parts through a smart pointer.
+macro_rules! forward_store {
+    ($ty:ty) => {
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: BulkStore + ?Sized> BulkStore for $ty {
+            async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
+                (**self).add_members(cmd).await
+            }
+            async fn create_invitations(
+                &self,
+                cmd: &CreateInvitations,
+            ) -> Result<CreateInvitationsOutcome, StoreError> {
+                (**self).create_invitations(cmd).await
+            }
+        }
+
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: LifecycleStore + ?Sized> LifecycleStore for $ty {
+            async fn accept_batch(
+                &self,
+                cmd: &AcceptBatch,
+            ) -> Result<Option<AcceptOutcome>, StoreError> {
+                (**self).accept_batch(cmd).await
+            }
+            async fn revoke_invitation(
+                &self,
+                o: OrganizationId,
+                id: InvitationId,
+            ) -> Result<RevokeFact, StoreError> {
+                (**self).revoke_invitation(o, id).await
+            }
+            async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+                (**self).rotate_batch(cmd).await
+            }
+        }
+
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: OutboxStore + ?Sized> OutboxStore for $ty {
+            async fn claim_due_messages(
+                &self,
+                now: Timestamp,
+                lease_until: Timestamp,
+                limit: usize,
+            ) -> Result<Vec<OutboxMessage>, StoreError> {
+                (**self).claim_due_messages(now, lease_until, limit).await
+            }
+            async fn record_delivery(
+                &self,
+                id: MessageId,
+                update: DeliveryUpdate,
+            ) -> Result<(), StoreError> {
+                (**self).record_delivery(id, update).await
+            }
+            async fn batch_messages(
+                &self,
+                batch: BatchId,
+            ) -> Result<Vec<OutboxMessage>, StoreError> {
+                (**self).batch_messages(batch).await
+            }
+        }
+
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: IdempotencyStore + ?Sized> IdempotencyStore for $ty {
+            async fn idempotency_begin(
+                &self,
+                b: &IdempotencyBegin,
+            ) -> Result<IdempotencyState, StoreError> {
+                (**self).idempotency_begin(b).await
+            }
+            async fn idempotency_finish(
+                &self,
+                o: OrganizationId,
+                k: ApiKeyId,
+                key: &str,
+                response: Option<&str>,
+            ) -> Result<(), StoreError> {
+                (**self).idempotency_finish(o, k, key, response).await
+            }
+        }
+
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: ReadStore + ?Sized> ReadStore for $ty {
+            async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+                (**self).find_user(email).await
+            }
+            async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+                (**self).get_user(id).await
+            }
+            async fn find_batch_by_token(
+                &self,
+                hash: &TokenHash,
+            ) -> Result<Option<BatchRecord>, StoreError> {
+                (**self).find_batch_by_token(hash).await
+            }
+            async fn get_batch(
+                &self,
+                o: OrganizationId,
+                b: BatchId,
+            ) -> Result<Option<BatchRecord>, StoreError> {
+                (**self).get_batch(o, b).await
+            }
+            async fn get_invitation(
+                &self,
+                o: OrganizationId,
+                id: InvitationId,
+            ) -> Result<Option<InvitationRecord>, StoreError> {
+                (**self).get_invitation(o, id).await
+            }
+            async fn list_invitations(
+                &self,
+                q: &InvitationQuery,
+            ) -> Result<Vec<InvitationRecord>, StoreError> {
+                (**self).list_invitations(q).await
+            }
+        }
+    };
+}
+
+forward_store!(Arc<T>);
+forward_store!(Box<T>);

@@ -1,0 +1,271 @@
+//! Managing invitations: revoke, resend, batch view, listing with keyset cursors.
+
+use super::views::view;
+use super::*;
+use crate::error::{ErrorCode, InviteError};
+use crate::ids::{BatchId, InvitationId, MessageId};
+use crate::principal::Principal;
+use crate::random::AcceptToken;
+use crate::response::EmailReport;
+use crate::store::{
+    BatchRecord, InvitationFilter, InvitationQuery, InvitationRecord, MessageStatus, OutboxMessage,
+    RevokeFact, RotateBatch, RotateFact,
+};
+use crate::time::Timestamp;
+
+const MAX_PAGE: usize = 500;
+
+impl InviteService {
+    /// Revokes one invitation. Revoking twice is harmless (`changed: false`).
+    ///
+    /// # Errors
+    /// [`InviteError::NotFound`] (not in the caller's organization), [`InviteError::Forbidden`]
+    /// (a scoped key that does not reach the target), `already_accepted`,
+    /// [`InviteError::Unavailable`].
+    pub async fn revoke(
+        &self,
+        principal: &Principal,
+        id: InvitationId,
+    ) -> Result<RevokeResponse, InviteError> {
+        let inv = self
+            .store
+            .get_invitation(principal.organization, id)
+            .await?
+            .ok_or(InviteError::NotFound { what: "invitation" })?;
+        if !principal.reaches(inv.target) {
+            return Err(forbidden(inv.target));
+        }
+        match self
+            .store
+            .revoke_invitation(principal.organization, id)
+            .await?
+        {
+            RevokeFact::Revoked => Ok(RevokeResponse {
+                invite_id: id,
+                changed: true,
+            }),
+            RevokeFact::AlreadyRevoked | RevokeFact::AlreadyDead => Ok(RevokeResponse {
+                invite_id: id,
+                changed: false,
+            }),
+            RevokeFact::AlreadyAccepted => Err(InviteError::Conflict {
+                code: ErrorCode::AlreadyAccepted,
+                reason: "the invitation was accepted and cannot be revoked".into(),
+            }),
+            RevokeFact::NotFound => Err(InviteError::NotFound { what: "invitation" }),
+        }
+    }
+
+    /// The batch, if it is in the caller's organization and the key reaches every target of it.
+    pub(super) async fn reachable_batch(
+        &self,
+        principal: &Principal,
+        batch_id: BatchId,
+    ) -> Result<BatchRecord, InviteError> {
+        let batch = self
+            .store
+            .get_batch(principal.organization, batch_id)
+            .await?
+            .ok_or(InviteError::NotFound { what: "batch" })?;
+        match batch
+            .invitations
+            .iter()
+            .find(|i| !principal.reaches(i.target))
+        {
+            Some(i) => Err(forbidden(i.target)),
+            None => Ok(batch),
+        }
+    }
+
+    /// Resends a batch: a new token (the old link dies at once), a new expiry for its pending
+    /// and expired invitations, and a new consolidated email listing exactly those. At most
+    /// once per `resend_interval` (one minute) per batch.
+    ///
+    /// # Errors
+    /// [`InviteError::NotFound`], [`InviteError::Forbidden`] (a scoped key must reach every
+    /// target of the batch), [`InviteError::ResendTooSoon`], `nothing_to_resend` (no pending
+    /// or expired invitation left), [`InviteError::Unavailable`].
+    pub async fn resend(
+        &self,
+        principal: &Principal,
+        batch_id: BatchId,
+    ) -> Result<ResendResponse, InviteError> {
+        let batch = self.reachable_batch(principal, batch_id).await?;
+        let now = self.now();
+        let token = AcceptToken::generate(self.config.random.as_ref());
+        let cmd = RotateBatch {
+            organization: principal.organization,
+            batch_id,
+            new_token_hash: token.hash(),
+            expires_at: now.plus(self.config.invitation_ttl),
+            message_id: MessageId(self.config.random.uuid()),
+            accept_url: self.config.accept_url(&token),
+            message_due_at: now.plus(self.config.delivery.lease),
+            not_sent_after: minus(now, self.config.resend_interval),
+            now,
+        };
+        match self.store.rotate_batch(&cmd).await? {
+            RotateFact::Rotated { renewed } => {
+                let message = OutboxMessage {
+                    id: cmd.message_id,
+                    batch_id,
+                    organization: principal.organization,
+                    recipient: batch.email.clone(),
+                    accept_url: Some(cmd.accept_url.clone()),
+                    status: crate::store::MessageStatus::Queued,
+                    attempts: 0,
+                    next_attempt_at: cmd.message_due_at,
+                    created_at: now,
+                    last_error: None,
+                };
+                let status = self.deliver_now(&message).await;
+                Ok(ResendResponse {
+                    batch_id,
+                    renewed,
+                    email: EmailReport {
+                        status,
+                        batch_id: Some(batch_id),
+                    },
+                })
+            }
+            RotateFact::TooSoon { last_sent_at } => Err(InviteError::ResendTooSoon {
+                retry_after_secs: now
+                    .seconds_until(last_sent_at.plus(self.config.resend_interval))
+                    .max(1),
+            }),
+            RotateFact::NothingToResend => Err(InviteError::Conflict {
+                code: ErrorCode::NothingToResend,
+                reason: "the batch has no pending or expired invitation to resend".into(),
+            }),
+            RotateFact::NotFound => Err(InviteError::NotFound { what: "batch" }),
+        }
+    }
+
+    /// A batch with its invitations and the delivery state of its messages (a message given up
+    /// after a permanent error or too many attempts shows as `failed` with its last error).
+    ///
+    /// # Errors
+    /// [`InviteError::NotFound`] (not in the caller's organization), [`InviteError::Forbidden`]
+    /// (a scoped key must reach every target of the batch), [`InviteError::Unavailable`].
+    pub async fn batch(
+        &self,
+        principal: &Principal,
+        batch_id: BatchId,
+    ) -> Result<BatchView, InviteError> {
+        let batch = self.reachable_batch(principal, batch_id).await?;
+        let messages = self.store.batch_messages(batch_id).await?;
+        let latest = messages.last().map(|m| m.status);
+        let now = self.now();
+        Ok(BatchView {
+            batch_id,
+            email: batch.email,
+            created_at: batch.created_at,
+            last_sent_at: batch.last_sent_at,
+            invitations: batch
+                .invitations
+                .into_iter()
+                .map(|r| view(r, now, latest))
+                .collect(),
+            messages: messages
+                .into_iter()
+                .map(|m| MessageView {
+                    id: m.id,
+                    status: m.status,
+                    attempts: m.attempts,
+                    last_error: m.last_error,
+                    created_at: m.created_at,
+                })
+                .collect(),
+        })
+    }
+
+    /// Lists invitations by target, email or status, oldest first, `limit` (1 to 500) per
+    /// page. Never shows a token or its hash. A website-scoped key sees only invitations to
+    /// its websites.
+    ///
+    /// # Errors
+    /// `invalid_query` for a bad limit or cursor, [`InviteError::Forbidden`] for a target the
+    /// key does not reach, [`InviteError::Unavailable`].
+    pub async fn list_invitations(
+        &self,
+        principal: &Principal,
+        filter: InvitationFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<InvitationPage, InviteError> {
+        if limit == 0 || limit > MAX_PAGE {
+            return Err(InviteError::validation(
+                ErrorCode::InvalidQuery,
+                "limit",
+                "must be 1 to 500",
+            ));
+        }
+        if let InvitationFilter::Target(t) = filter
+            && !principal.reaches(t)
+        {
+            return Err(forbidden(t));
+        }
+        let after = cursor
+            .map(|c| {
+                parse_cursor(c).ok_or_else(|| {
+                    InviteError::validation(
+                        ErrorCode::InvalidQuery,
+                        "cursor",
+                        "is not a cursor this API returned",
+                    )
+                })
+            })
+            .transpose()?;
+        let now = self.now();
+        let query = InvitationQuery {
+            organization: principal.organization,
+            filter,
+            after,
+            limit,
+            now,
+        };
+        let records = self.store.list_invitations(&query).await?;
+        let next_cursor = (records.len() == limit)
+            .then(|| {
+                records
+                    .last()
+                    .map(|r| format!("{}.{}", r.created_at.as_millis(), r.id))
+            })
+            .flatten();
+        let records: Vec<InvitationRecord> = records
+            .into_iter()
+            .filter(|r| principal.reaches(r.target))
+            .collect();
+        let mut delivery: Vec<(BatchId, Option<MessageStatus>)> = Vec::new();
+        for r in &records {
+            if !delivery.iter().any(|(b, _)| *b == r.batch_id) {
+                let latest = self
+                    .store
+                    .batch_messages(r.batch_id)
+                    .await?
+                    .last()
+                    .map(|m| m.status);
+                delivery.push((r.batch_id, latest));
+            }
+        }
+        let items = records
+            .into_iter()
+            .map(|r| {
+                let d = delivery
+                    .iter()
+                    .find(|(b, _)| *b == r.batch_id)
+                    .and_then(|(_, d)| *d);
+                view(r, now, d)
+            })
+            .collect();
+        Ok(InvitationPage { items, next_cursor })
+    }
+}
+
+pub(super) fn parse_cursor(c: &str) -> Option<(Timestamp, InvitationId)> {
+    let (ms, id) = c.split_once('.')?;
+    Some((
+        Timestamp::from_millis(ms.parse().ok()?),
+        InvitationId(uuid::Uuid::try_parse(id).ok()?),
+    ))
+}

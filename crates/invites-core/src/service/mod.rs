@@ -1,0 +1,163 @@
+//! [`InviteService`]: the rules of bulk invites over the ports, one file per capability:
+//! [`config`] (configuration), [`bulk`] (the bulk request), [`idempotency`], [`delivery`]
+//! (the outbox), [`accept`] (preview and accept), [`manage`] (revoke, resend, batch view,
+//! listing) and [`views`] (what the lifecycle calls return).
+
+mod accept;
+mod bulk;
+mod config;
+mod delivery;
+mod idempotency;
+mod manage;
+mod views;
+
+pub use config::{ConfigError, DeliveryPolicy, InviteConfig};
+pub use views::{
+    AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
+    InvitationView, MessageView, PreviewItem, ResendResponse, RevokeResponse,
+};
+
+use crate::error::{ErrorCode, InviteError, StoreError};
+use crate::ids::TargetId;
+use crate::mail::Mailer;
+use crate::port::MembershipStore;
+use crate::time::Timestamp;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The bulk invite service. Cheap to share (`Arc` it, or clone the ports into several).
+///
+/// See the crate docs for an end-to-end example.
+#[derive(Clone)]
+pub struct InviteService {
+    store: Arc<dyn MembershipStore>,
+    mailer: Arc<dyn Mailer>,
+    config: InviteConfig,
+}
+
+impl fmt::Debug for InviteService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InviteService")
+            .field("store", &self.store)
+            .field("mailer", &self.mailer)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl InviteService {
+    /// A service over a store and a mailer.
+    pub fn new(
+        store: Arc<dyn MembershipStore>,
+        mailer: Arc<dyn Mailer>,
+        config: InviteConfig,
+    ) -> Self {
+        InviteService {
+            store,
+            mailer,
+            config,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &InviteConfig {
+        &self.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn MembershipStore> {
+        &self.store
+    }
+
+    pub(super) fn now(&self) -> Timestamp {
+        self.config.clock.now()
+    }
+}
+
+/// Every store error the service does not return passes through here: the response stays
+/// true without the step that failed (a per-target unit reported as `internal_error`, a
+/// best-effort read, a delivery left to the worker). The one place where tracing will note
+/// them. Store errors carry no token or personal data.
+pub(super) fn note_dropped(context: &'static str, error: &StoreError) {
+    let _ = (context, error);
+}
+
+/// `result` as an `Option`, its error noted by [`note_dropped`].
+pub(super) fn dropped_ok<T>(context: &'static str, result: Result<T, StoreError>) -> Option<T> {
+    result.map_err(|e| note_dropped(context, &e)).ok()
+}
+
+pub(super) fn forbidden(target: TargetId) -> InviteError {
+    InviteError::Forbidden {
+        code: ErrorCode::Forbidden,
+        reason: format!(
+            "API key does not have access to this {}",
+            target.kind().noun()
+        ),
+    }
+}
+
+pub(super) fn minus(t: Timestamp, d: Duration) -> Timestamp {
+    Timestamp::from_millis(
+        t.as_millis()
+            .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::manage::parse_cursor;
+    use super::*;
+    use crate::{AcceptToken, BulkInviteRequest, InvitationId, Principal};
+
+    #[test]
+    fn futures_are_send() {
+        fn is_send<T: Send>(_: &T) {}
+        fn check(s: &InviteService, p: &Principal, r: BulkInviteRequest) {
+            is_send(&s.bulk_invite(p, r));
+            is_send(&s.deliver_due());
+            is_send(&s.accept("t", None));
+        }
+        let _ = check;
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = DeliveryPolicy {
+            base_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(100),
+            ..DeliveryPolicy::default()
+        };
+        assert_eq!(p.backoff(1), Duration::from_secs(10));
+        assert_eq!(p.backoff(2), Duration::from_secs(20));
+        assert_eq!(p.backoff(4), Duration::from_secs(80));
+        assert_eq!(p.backoff(5), Duration::from_secs(100));
+        assert_eq!(p.backoff(60), Duration::from_secs(100));
+    }
+
+    #[test]
+    fn accept_url_and_config_checks() {
+        let c = InviteConfig::new("https://a.test/accept").unwrap();
+        let t = AcceptToken::from_user("abc");
+        assert_eq!(c.accept_url(&t), "https://a.test/accept?token=abc");
+        let c = InviteConfig::new("https://a.test/accept?lang=en").unwrap();
+        assert_eq!(c.accept_url(&t), "https://a.test/accept?lang=en&token=abc");
+        for bad in [
+            "ftp://x",
+            "https://a b",
+            "https://a.test/#x",
+            "javascript:alert(1)",
+        ] {
+            assert!(InviteConfig::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let id = InvitationId(uuid::Uuid::from_u128(5));
+        let c = format!("{}.{}", 42, id);
+        assert_eq!(parse_cursor(&c), Some((Timestamp::from_millis(42), id)));
+        assert_eq!(parse_cursor("nope"), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! What the service returns besides the bulk response: previews, accept, revoke and resend results, invitation and batch views, delivery reports.
+
+use crate::ids::{BatchId, InvitationId, MessageId, TargetId, UserId};
+use crate::response::{EmailReport, TargetResult};
+use crate::store::{InvitationRecord, InvitationStatus, MessageStatus};
+use crate::time::Timestamp;
+use crate::values::{Email, Role};
+use serde::{Deserialize, Serialize};
+
+/// What one `deliver_due` call did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct DeliveryReport {
+    /// Messages handed to the mailer.
+    pub sent: usize,
+    /// Transient failures, rescheduled.
+    pub retried: usize,
+    /// Given up.
+    pub failed: usize,
+    /// Not sent: no live invitation left.
+    pub cancelled: usize,
+    /// Messages skipped because the store failed; they are retried once their lease ends.
+    pub store_errors: usize,
+}
+
+/// One invitation as shown on an accept page.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct PreviewItem {
+    /// The invitation.
+    pub invite_id: InvitationId,
+    /// Its target.
+    pub target: TargetId,
+    /// The target's name.
+    pub target_name: String,
+    /// Role to be granted.
+    pub role: Role,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// What a token opens (read-only).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct InvitationPreview {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// The invited address.
+    pub email: Email,
+    /// The live invitations, in request order.
+    pub invitations: Vec<PreviewItem>,
+}
+
+/// One invitation's result of accepting.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AcceptResult {
+    /// The invitation.
+    pub invite_id: InvitationId,
+    /// The target, named like in bulk results.
+    #[serde(flatten)]
+    pub result: TargetResult,
+}
+
+/// The result of accepting a token.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AcceptResponse {
+    /// The user (found or created), now verified.
+    pub user_id: UserId,
+    /// Whether accepting created the user.
+    pub user_created: bool,
+    /// One result per invitation of the batch.
+    pub results: Vec<AcceptResult>,
+}
+
+/// The result of revoking.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct RevokeResponse {
+    /// The invitation.
+    pub invite_id: InvitationId,
+    /// False when it was already revoked, superseded or replaced (revoking is harmless twice).
+    pub changed: bool,
+}
+
+/// The result of a resend.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct ResendResponse {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// Invitations whose expiry was reset.
+    pub renewed: usize,
+    /// The new message.
+    pub email: EmailReport,
+}
+
+/// An invitation as listed (never with a token or hash).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct InvitationView {
+    /// Id.
+    pub id: InvitationId,
+    /// Batch.
+    pub batch_id: BatchId,
+    /// Target.
+    pub target: TargetId,
+    /// Target name.
+    pub target_name: String,
+    /// Address.
+    pub email: Email,
+    /// Role.
+    pub role: Role,
+    /// Status at the time of listing (`expired` derived from the clock).
+    pub status: InvitationStatus,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Expires.
+    pub expires_at: Timestamp,
+    /// Status of the batch's latest email (`failed` when delivery was given up); `None` if
+    /// the batch has no message.
+    pub delivery: Option<MessageStatus>,
+}
+
+/// One outbox message of a batch, as shown to the host (never with its link).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct MessageView {
+    /// The stable message id.
+    pub id: MessageId,
+    /// Queued, sent, failed or cancelled.
+    pub status: MessageStatus,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+    /// The last delivery error, as text.
+    pub last_error: Option<String>,
+    /// When the message was stored.
+    pub created_at: Timestamp,
+}
+
+/// A batch with its invitations and its messages.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct BatchView {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// The invited address.
+    pub email: Email,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last (re)sent.
+    pub last_sent_at: Timestamp,
+    /// Its invitations, status as of now.
+    pub invitations: Vec<InvitationView>,
+    /// Its messages, oldest first (a resend adds one).
+    pub messages: Vec<MessageView>,
+}
+
+/// A page of invitations.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct InvitationPage {
+    /// The items.
+    pub items: Vec<InvitationView>,
+    /// Pass to get the next page; `None` at the end.
+    pub next_cursor: Option<String>,
+}
+
+pub(super) fn view(
+    r: InvitationRecord,
+    now: Timestamp,
+    delivery: Option<MessageStatus>,
+) -> InvitationView {
+    InvitationView {
+        id: r.id,
+        batch_id: r.batch_id,
+        target: r.target,
+        status: r.status_at(now),
+        target_name: r.target_name,
+        email: r.email,
+        role: r.role,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        delivery,
+    }
+}
