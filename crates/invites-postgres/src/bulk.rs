@@ -2,19 +2,19 @@
 //! mode), set-based, with a savepoint-per-target slow path (see the crate docs).
 
 use crate::error::Error;
-use crate::rules::{
-    self, AddDecision, AddFacts, InviteDecision, InviteFacts, PendingInvitation, TargetAccess,
-};
 use crate::sql::{
     INSERT_QUEUED_MESSAGE, LOCK_EMAIL, execute, ids_of_kind, locked_query, name_param, opt_role,
     opt_ts, opt_uuid, target_arrays,
 };
 use crate::{PgStore, transaction};
 use deadpool_postgres::{GenericClient, Transaction};
+use invites_core::rules::{
+    self, AddDecision, AddFacts, InviteDecision, InviteFacts, PendingInvitation, TargetAccess,
+};
 use invites_core::{
     AddFact, AddMembers, AddMembersOutcome, CreateInvitations, CreateInvitationsOutcome, Email,
-    InvitationId, InviteFact, OrganizationId, StoreError, TargetId, TargetKind, TargetSlot, UserId,
-    UserRef,
+    InvitationId, InviteFact, OrganizationId, StoreError, StoredStatus, TargetId, TargetKind,
+    TargetSlot, UserId, UserRef,
 };
 use tokio_postgres::types::ToSql;
 
@@ -305,7 +305,12 @@ async fn add_slow(
             )
             .await?;
             if let Some(id) = supersede {
-                execute(tx, &store.q(SET_STATUS), &[&id.0, &"superseded"]).await?;
+                execute(
+                    tx,
+                    &store.q(SET_STATUS),
+                    &[&id.0, &StoredStatus::Superseded.as_str()],
+                )
+                .await?;
             }
             Ok(())
         })
@@ -501,7 +506,12 @@ async fn invite_slow(
                 .await?;
             }
             if let Some(old) = replace {
-                execute(tx, &store.q(SET_STATUS), &[&old.0, &"replaced"]).await?;
+                execute(
+                    tx,
+                    &store.q(SET_STATUS),
+                    &[&old.0, &StoredStatus::Replaced.as_str()],
+                )
+                .await?;
             }
             execute(
                 tx,

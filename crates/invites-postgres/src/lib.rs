@@ -90,7 +90,6 @@ mod lifecycle;
 mod migrate;
 mod outbox;
 mod port;
-mod rules;
 mod sql;
 #[cfg(feature = "test-util")]
 pub mod testing;

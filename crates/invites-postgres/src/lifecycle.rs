@@ -2,10 +2,6 @@
 //! idempotency records.
 
 use crate::error::Error;
-use crate::rules::{
-    self, AcceptDecision, AcceptFacts, IdempotencyDecision, RevokeDecision, RotateDecision,
-    RotateFacts, StoredIdempotency, TargetAccess,
-};
 use crate::sql::{
     INVITATION_SELECT, LOCK_EMAIL, USER_COLUMNS, batch_invitations, batch_where, boolean, bytes32,
     email, execute, invitation_from_row, locked_query, name_param, opt_text, query, tag, ts,
@@ -13,10 +9,14 @@ use crate::sql::{
 };
 use crate::{PgStore, transaction};
 use deadpool_postgres::Transaction;
+use invites_core::rules::{
+    self, AcceptDecision, AcceptFacts, ExpiryBound, IdempotencyDecision, RevokeDecision,
+    RotateDecision, RotateFacts, StoredIdempotency, TargetAccess,
+};
 use invites_core::{
     AcceptBatch, AcceptFact, AcceptOutcome, ApiKeyId, BatchId, BatchRecord, Email,
     IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationId, InvitationQuery,
-    InvitationRecord, InvitationStatus, OrganizationId, RevokeFact, Role, RotateBatch, RotateFact,
+    InvitationRecord, OrganizationId, RevokeFact, Role, RotateBatch, RotateFact, StoredStatus,
     TargetId, TargetKind, TargetSlot, TokenHash, User, UserId, UserRef,
 };
 use std::collections::HashMap;
@@ -117,7 +117,8 @@ pub(crate) async fn list_invitations(
         Box::new(after_id),
         Box::new(limit),
     ];
-    let filter = match &q.filter {
+    let status_filter;
+    let filter: &str = match &q.filter {
         InvitationFilter::Target(t) => {
             params.push(Box::new(t.kind().as_str()));
             params.push(Box::new(t.uuid()));
@@ -127,18 +128,25 @@ pub(crate) async fn list_invitations(
             params.push(Box::new(e.as_str().to_owned()));
             "i.email = $5"
         }
-        // The status as seen at `now`: expired is derived from the clock.
-        InvitationFilter::Status(InvitationStatus::Pending) => {
+        // The status as seen at `now`, in the stored forms the core gives for it (an
+        // expired invitation is derived from the clock, never stored).
+        InvitationFilter::Status(view) => {
             params.push(Box::new(q.now.as_millis()));
-            "i.status = 'pending' AND i.expires_at > $5"
-        }
-        InvitationFilter::Status(InvitationStatus::Expired) => {
-            params.push(Box::new(q.now.as_millis()));
-            "(i.status = 'replaced' OR (i.status = 'pending' AND i.expires_at <= $5))"
-        }
-        InvitationFilter::Status(status) => {
-            params.push(Box::new(rules::stored_tag(*status)));
-            "i.status = $5"
+            let forms = rules::stored_forms(*view)
+                .iter()
+                .map(|(stored, bound)| {
+                    let expiry = match bound {
+                        ExpiryBound::Any => "",
+                        ExpiryBound::After => " AND i.expires_at > $5",
+                        ExpiryBound::AtOrBefore => " AND i.expires_at <= $5",
+                    };
+                    // Stored tags are fixed ASCII words (`StoredStatus::as_str`).
+                    format!("(i.status = '{}'{expiry})", stored.as_str())
+                })
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            status_filter = format!("({forms}) AND $5::bigint IS NOT NULL");
+            &status_filter
         }
     };
     let sql = store.q(&format!(
@@ -365,7 +373,7 @@ async fn accept(
             let fact = match decision {
                 AcceptDecision::Report(fact) => fact,
                 AcceptDecision::Accept { fact, .. } => {
-                    record.status = InvitationStatus::Accepted;
+                    record.status = StoredStatus::Accepted;
                     fact
                 }
             };
@@ -396,13 +404,17 @@ async fn accept(
                             )
                             .await?;
                         }
-                        execute(tx, &store.q(crate::bulk::SET_STATUS), &[&id.0, &"accepted"])
-                            .await?;
+                        execute(
+                            tx,
+                            &store.q(crate::bulk::SET_STATUS),
+                            &[&id.0, &StoredStatus::Accepted.as_str()],
+                        )
+                        .await?;
                         Ok(())
                     })
                     .await?;
                     if done.is_ok() {
-                        record.status = InvitationStatus::Accepted;
+                        record.status = StoredStatus::Accepted;
                     }
                     done.map(|()| fact)
                 }
@@ -434,12 +446,17 @@ pub(crate) async fn revoke_invitation(
         .await?;
         let status = rows
             .first()
-            .map(|row| tag(row, "status", rules::stored_status))
+            .map(|row| tag(row, "status", StoredStatus::parse))
             .transpose()?;
         let fact = match rules::decide_revoke(status) {
             RevokeDecision::Report(fact) => fact,
             RevokeDecision::Revoke => {
-                execute(&tx, &store.q(crate::bulk::SET_STATUS), &[&id.0, &"revoked"]).await?;
+                execute(
+                    &tx,
+                    &store.q(crate::bulk::SET_STATUS),
+                    &[&id.0, &StoredStatus::Revoked.as_str()],
+                )
+                .await?;
                 RevokeFact::Revoked
             }
         };

@@ -5,14 +5,16 @@ use crate::{PgStore, bulk, directory, lifecycle, outbox};
 use async_trait::async_trait;
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
-    CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email, Group, GroupId,
-    IdempotencyBegin, IdempotencyState, Inspect, InvitationId, InvitationQuery, InvitationRecord,
-    MembershipStore, MessageId, OrgRole, OrganizationId, OutboxMessage, RevokeFact, RotateBatch,
-    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
+    Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
+    InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
+    OutboxMessage, OutboxStore, ReadStore, RevokeFact, RotateBatch, RotateFact, Snapshot,
+    StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
 };
 
+#[deny(clippy::missing_trait_methods)]
 #[async_trait]
-impl MembershipStore for PgStore {
+impl BulkStore for PgStore {
     async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
         Ok(bulk::add_members(self, cmd).await?)
     }
@@ -23,7 +25,11 @@ impl MembershipStore for PgStore {
     ) -> Result<CreateInvitationsOutcome, StoreError> {
         Ok(bulk::create_invitations(self, cmd).await?)
     }
+}
 
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl ReadStore for PgStore {
     async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
         Ok(lifecycle::find_user(self, email).await?)
     }
@@ -32,6 +38,40 @@ impl MembershipStore for PgStore {
         Ok(lifecycle::get_user(self, id).await?)
     }
 
+    async fn find_batch_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(lifecycle::find_batch_by_token(self, hash).await?)
+    }
+
+    async fn get_batch(
+        &self,
+        organization: OrganizationId,
+        batch: BatchId,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(lifecycle::get_batch(self, organization, batch).await?)
+    }
+
+    async fn get_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        Ok(lifecycle::get_invitation(self, organization, id).await?)
+    }
+
+    async fn list_invitations(
+        &self,
+        query: &InvitationQuery,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        Ok(lifecycle::list_invitations(self, query).await?)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl OutboxStore for PgStore {
     async fn claim_due_messages(
         &self,
         now: Timestamp,
@@ -52,22 +92,11 @@ impl MembershipStore for PgStore {
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
         Ok(outbox::batch_messages(self, batch).await?)
     }
+}
 
-    async fn find_batch_by_token(
-        &self,
-        hash: &TokenHash,
-    ) -> Result<Option<BatchRecord>, StoreError> {
-        Ok(lifecycle::find_batch_by_token(self, hash).await?)
-    }
-
-    async fn get_batch(
-        &self,
-        organization: OrganizationId,
-        batch: BatchId,
-    ) -> Result<Option<BatchRecord>, StoreError> {
-        Ok(lifecycle::get_batch(self, organization, batch).await?)
-    }
-
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl LifecycleStore for PgStore {
     async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
         Ok(lifecycle::accept_batch(self, cmd).await?)
     }
@@ -76,30 +105,18 @@ impl MembershipStore for PgStore {
         &self,
         organization: OrganizationId,
         id: InvitationId,
-        _now: Timestamp,
     ) -> Result<RevokeFact, StoreError> {
         Ok(lifecycle::revoke_invitation(self, organization, id).await?)
-    }
-
-    async fn get_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-    ) -> Result<Option<InvitationRecord>, StoreError> {
-        Ok(lifecycle::get_invitation(self, organization, id).await?)
     }
 
     async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
         Ok(lifecycle::rotate_batch(self, cmd).await?)
     }
+}
 
-    async fn list_invitations(
-        &self,
-        query: &InvitationQuery,
-    ) -> Result<Vec<InvitationRecord>, StoreError> {
-        Ok(lifecycle::list_invitations(self, query).await?)
-    }
-
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl IdempotencyStore for PgStore {
     async fn idempotency_begin(
         &self,
         begin: &IdempotencyBegin,

@@ -4,7 +4,8 @@ use crate::PgStore;
 use crate::error::Error;
 use invites_core::{
     BatchId, BatchRecord, Email, InvitationId, InvitationRecord, MessageId, MessageStatus,
-    OrganizationId, OutboxMessage, PersonName, Role, TargetId, TargetKind, Timestamp, User, UserId,
+    OrganizationId, OutboxMessage, PersonName, Role, StoredStatus, TargetId, TargetKind, Timestamp,
+    User, UserId,
 };
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
@@ -160,8 +161,7 @@ pub(crate) fn invitation_from_row(row: &Row) -> Result<(InvitationRecord, bool),
         role: tag(row, "role", Role::parse)?,
         first_name: name(row, "first_name")?,
         last_name: name(row, "last_name")?,
-        status: crate::rules::stored_status(&text(row, "status")?)
-            .ok_or_else(|| corrupt("status"))?,
+        status: tag(row, "status", StoredStatus::parse)?,
         created_at: ts(row, "created_at")?,
         expires_at: ts(row, "expires_at")?,
     };

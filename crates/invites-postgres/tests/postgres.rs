@@ -4,8 +4,8 @@
 //! `INVITES_PG_URL`.
 
 use invites_core::{
-    BulkInviteRequest, Directory, Email, Inspect, InviteMethod, MembershipStore, OutcomeCode,
-    StoreError, TargetId, Timestamp, User, UserId,
+    BulkInviteRequest, Directory, Email, Inspect, InviteMethod, OutboxStore, OutcomeCode,
+    ReadStore, StoreError, TargetId, Timestamp, User, UserId,
 };
 use invites_postgres::testing::{empty_database, fresh_database, server_url};
 use invites_postgres::{ConnectError, PgOptions, PgStore};
