@@ -56,6 +56,6 @@ async fn the_facade_serves_an_invite_service_on_postgres() {
         accepted
             .results
             .iter()
-            .all(|r| r.code == OutcomeCode::Added)
+            .all(|r| r.result.code == OutcomeCode::Added)
     );
 }

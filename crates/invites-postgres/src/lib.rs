@@ -77,11 +77,20 @@
 //! driver's error is kept as the source. No error, `Debug` or log line holds an email, a name,
 //! a token or an accept link.
 //!
+//! Accepting locks the batch row and its invitation rows (after the email lock), so a
+//! concurrent revoke or resend of the same batch is either seen or waits; a resend takes the
+//! same locks in the same order.
+//!
 //! # TLS
 //!
 //! [`PgStore::connect`] uses `NoTls` (loopback, a unix socket or a private network). A host
 //! that needs TLS builds its own `deadpool_postgres::Pool` with a rustls connector and passes
 //! it to [`PgStore::from_pool`].
+//!
+//! # Features
+//!
+//! `test-util` adds the `testing` module: throwaway databases (one per test, copied from a migrated
+//! template, dropped with the last store handle) on the server named by `INVITES_PG_URL`.
 
 mod bulk;
 mod directory;

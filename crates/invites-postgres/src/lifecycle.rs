@@ -309,7 +309,7 @@ async fn accept(
             )
         }
     };
-    let invitations = batch_invitations(store, tx, cmd.batch_id).await?;
+    let invitations = batch_invitations(store, tx, cmd.batch_id, true).await?;
     let targets: Vec<TargetId> = invitations.iter().map(|(r, _)| r.target).collect();
     let memberships = if user.created {
         HashMap::new()

@@ -235,7 +235,7 @@ pub(crate) async fn batch_where<C: deadpool_postgres::GenericClient + Sync>(
         last_sent_at: ts(row, "last_sent_at")?,
         invitations: Vec::new(),
     };
-    batch.invitations = batch_invitations(store, client, id)
+    batch.invitations = batch_invitations(store, client, id, false)
         .await?
         .into_iter()
         .map(|(r, _)| r)
@@ -243,16 +243,20 @@ pub(crate) async fn batch_where<C: deadpool_postgres::GenericClient + Sync>(
     Ok(Some(batch))
 }
 
-/// A batch's invitations in batch order, each with whether its target exists.
+/// A batch's invitations in batch order, each with whether its target exists; with `lock`,
+/// the invitation rows are locked (`FOR UPDATE`) until the transaction ends, so a
+/// concurrent revoke either happened before (and is seen) or waits.
 pub(crate) async fn batch_invitations<C: deadpool_postgres::GenericClient + Sync>(
     store: &PgStore,
     client: &C,
     batch: BatchId,
+    lock: bool,
 ) -> Result<Vec<(InvitationRecord, bool)>, Error> {
+    let lock = if lock { " FOR UPDATE OF i" } else { "" };
     query(
         client,
         &store.q(&format!(
-            "{INVITATION_SELECT} WHERE i.batch_id = $1 ORDER BY i.created_at, i.id"
+            "{INVITATION_SELECT} WHERE i.batch_id = $1 ORDER BY i.created_at, i.id{lock}"
         )),
         &[&batch.0],
     )

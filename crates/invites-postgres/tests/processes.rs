@@ -372,12 +372,12 @@ fn four_servers_and_two_deliverers_share_one_database() {
         }));
     }
     let mut deliverers = Vec::new();
-    for i in 4..6 {
+    for deliverer_sends in &sends[4..] {
         deliverers.push(spawn(&ChildSpec {
             role: "deliverer",
             url: &db.url,
             log: None,
-            sends: Some(&sends[i]),
+            sends: Some(deliverer_sends),
             stop: Some(&stop),
             seed: 0,
             ops: 0,
