@@ -12,6 +12,9 @@ if [[ ! -x /usr/lib/postgresql/15/bin/initdb ]]; then
     apt-get install -y -qq postgresql-15 >/dev/null
 fi
 
+# The feature-gated targets are not in the workspace-wide clippy run.
+cargo clippy --features postgres --bench pg --test pg_facade -- -D warnings
+
 scripts/pg-test-server.sh -- bash -c '
     set -euo pipefail
     cargo test -p invites-postgres --all-targets
