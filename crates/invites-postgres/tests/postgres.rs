@@ -14,8 +14,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 macro_rules! server {
-    () => {
-        match server_url(concat!("postgres ", module_path!(), " ", line!())) {
+    ($test:literal) => {
+        match server_url(concat!("postgres test ", $test)) {
             Some(url) => url,
             None => return,
         }
@@ -44,7 +44,7 @@ async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn servers_starting_together_migrate_once() {
-    let url = server!();
+    let url = server!("servers_starting_together_migrate_once");
     let db = empty_database(&url).await;
     // Eight servers start at once on an empty database.
     let mut starts = Vec::new();
@@ -78,7 +78,7 @@ async fn servers_starting_together_migrate_once() {
 
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
-    let url = server!();
+    let url = server!("a_newer_schema_is_refused");
     let db = fresh_database(&url).await;
     db.connect()
         .await
@@ -135,7 +135,7 @@ fn schema_names_are_checked() {
 
 #[tokio::test]
 async fn two_schemas_in_one_database_are_independent() {
-    let url = server!();
+    let url = server!("two_schemas_in_one_database_are_independent");
     let db = fresh_database(&url).await;
     let a = db
         .store_with(PgOptions::default().schema("tenant_a").expect("name"))
@@ -173,7 +173,7 @@ async fn two_schemas_in_one_database_are_independent() {
 
 #[tokio::test]
 async fn the_database_itself_refuses_duplicates() {
-    let url = server!();
+    let url = server!("the_database_itself_refuses_duplicates");
     let db = fresh_database(&url).await;
     let store = db.store().await;
     let world = World::seed(&store).await;
@@ -235,7 +235,7 @@ async fn fail_writes_for(db: &invites_postgres::testing::TestDatabase, target: u
 
 #[tokio::test]
 async fn a_failing_target_is_internal_error_and_the_others_commit() {
-    let url = server!();
+    let url = server!("a_failing_target_is_internal_error_and_the_others_commit");
     let db = fresh_database(&url).await;
     let store = db.store().await;
     let world = World::seed(&store).await;
@@ -335,7 +335,7 @@ async fn a_failing_target_is_internal_error_and_the_others_commit() {
 
 #[tokio::test]
 async fn a_failed_commit_stores_nothing() {
-    let url = server!();
+    let url = server!("a_failed_commit_stores_nothing");
     let db = fresh_database(&url).await;
     let store = db.store().await;
     let world = World::seed(&store).await;
@@ -376,7 +376,7 @@ async fn a_failed_commit_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_claims_never_hand_out_a_message_twice() {
-    let url = server!();
+    let url = server!("concurrent_claims_never_hand_out_a_message_twice");
     let db = fresh_database(&url).await;
     let store = db.store().await;
     let world = World::seed(&store).await;
@@ -439,7 +439,7 @@ async fn concurrent_claims_never_hand_out_a_message_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_users_race_bulk_adds_for_one_email() {
-    let url = server!();
+    let url = server!("directory_users_race_bulk_adds_for_one_email");
     let db = fresh_database(&url).await;
     let store = db.store().await;
     let world = World::seed(&store).await;
@@ -483,7 +483,7 @@ async fn directory_users_race_bulk_adds_for_one_email() {
 
 #[tokio::test]
 async fn store_errors_never_quote_row_values() {
-    let url = server!();
+    let url = server!("store_errors_never_quote_row_values");
     let db = fresh_database(&url).await;
     let store = db.store().await;
     let world = World::seed(&store).await;
