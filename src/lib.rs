@@ -43,10 +43,12 @@ pub mod prelude {
     };
 }
 
-/// The in-memory backend.
+/// The in-memory backend, with the recording mailer that goes with it in examples and
+/// prototypes (`invites_core::RecordingMailer`).
 #[cfg(feature = "memory")]
 pub mod memory {
-    pub use invites_memory::{MailerMode, MemoryStore, RecordingMailer};
+    pub use invites_core::{MailerMode, RecordingMailer};
+    pub use invites_memory::MemoryStore;
 }
 
 /// The SQLite backend.

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use invites_core::*;
-//! use invites_memory::{MemoryStore, RecordingMailer};
+//! use invites_memory::MemoryStore;
 //! use std::sync::Arc;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -82,6 +82,8 @@ pub mod mail;
 mod port;
 mod principal;
 pub mod random;
+#[cfg(feature = "test-util")]
+mod recording_mailer;
 pub mod request;
 mod response;
 pub mod rules;
@@ -104,6 +106,8 @@ pub use port::{
 };
 pub use principal::{KeyScope, Principal};
 pub use random::{AcceptToken, OsRandom, RandomSource, TokenHash};
+#[cfg(feature = "test-util")]
+pub use recording_mailer::{MailerMode, RecordingMailer};
 pub use request::{BulkInviteRequest, InviteMethod, MAX_TARGETS, ValidatedRequest};
 pub use response::{
     BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, Summary, TargetResult,

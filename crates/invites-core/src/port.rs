@@ -154,7 +154,11 @@ pub trait OutboxStore: Send + Sync + Debug + 'static {
 
     /// Record how a delivery attempt ended ([`DeliveryUpdate`]): `Sent`, `Failed` and
     /// `Cancelled` set the status and clear the accept link; `Retry` keeps the message
-    /// queued, with the link, until its `next_attempt_at`.
+    /// queued, with the link, until its `next_attempt_at`. Conditional: the record applies
+    /// only while the message is still `Queued`
+    /// ([`delivery_record_applies`](crate::rules::delivery_record_applies)); a message that
+    /// left the queue meanwhile (a resend cancelled it, another deliverer recorded it) is left
+    /// as it is and the call returns `Ok`.
     ///
     /// # Errors
     /// `Err(StoreError::Backend)` for an unknown message id (nothing written: the caller holds

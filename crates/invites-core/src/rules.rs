@@ -20,7 +20,7 @@
 use crate::ids::InvitationId;
 use crate::store::{
     AcceptFact, AddFact, IdempotencyBegin, IdempotencyState, InvitationStatus, InviteFact,
-    RevokeFact, RotateFact, StoredStatus,
+    MessageStatus, RevokeFact, RotateFact, StoredStatus,
 };
 use crate::time::Timestamp;
 use crate::values::Role;
@@ -297,6 +297,14 @@ pub fn decide_rotate(batch: Option<&RotateFacts>) -> RotateDecision {
         Some(b) if b.renewable == 0 => RotateDecision::Report(RotateFact::NothingToResend),
         Some(_) => RotateDecision::Rotate,
     }
+}
+
+/// Whether a delivery record ([`DeliveryUpdate`](crate::DeliveryUpdate)) still applies to an
+/// outbox message with this status: only while it is `Queued`. A message that left the queue
+/// while its send was in flight (a resend cancelled it, another deliverer recorded it) keeps
+/// its status, so a late `Sent` never revives a cancelled message.
+pub fn delivery_record_applies(status: MessageStatus) -> bool {
+    status == MessageStatus::Queued
 }
 
 /// An idempotency record as stored for (organization, key id, key).
@@ -633,6 +641,21 @@ mod tests {
             }
         }
         assert_eq!(seen, 5 * 3 * 12);
+    }
+
+    #[test]
+    fn a_delivery_record_applies_only_to_a_queued_message() {
+        for status in [
+            MessageStatus::Queued,
+            MessageStatus::Sent,
+            MessageStatus::Failed,
+            MessageStatus::Cancelled,
+        ] {
+            assert_eq!(
+                delivery_record_applies(status),
+                status == MessageStatus::Queued
+            );
+        }
     }
 
     #[test]

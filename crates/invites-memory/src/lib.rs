@@ -1,13 +1,14 @@
 //! In-memory backend of the invites library: [`MemoryStore`] implements the whole storage
-//! contract (bulk operations, outbox, lifecycle, idempotency, directory) behind one lock, and
-//! [`RecordingMailer`] keeps every message it is given.
+//! contract (bulk operations, outbox, lifecycle, idempotency, directory) behind one lock. (The
+//! recording mailer of the examples is `invites_core::RecordingMailer`, feature `test-util`.)
 //!
 //! Clones of a `MemoryStore` share state; [`MemoryStore::fork`] makes an independent copy
 //! (handy for "what would happen from this state" tests).
 //!
 //! ```
 //! use invites_core::*;
-//! use invites_memory::{MemoryStore, RecordingMailer};
+//! use invites_core::RecordingMailer;
+//! use invites_memory::MemoryStore;
 //! use std::sync::Arc;
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -41,16 +42,17 @@ use invites_core::rules::{
 };
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
-    BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
-    EmailMessage, Group, GroupId, IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter,
-    InvitationId, InvitationQuery, InvitationRecord, InviteFact, MailError, Mailer, MembershipRow,
-    MessageId, MessageStatus, OrgRole, OrganizationId, OutboxMessage, RevokeFact, Role,
-    RotateBatch, RotateFact, Snapshot, StoreError, StoredStatus, TargetId, Timestamp, TokenHash,
-    User, UserId, UserRef, Website, WebsiteId,
+    BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Email, Group,
+    GroupId, IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationId, InvitationQuery,
+    InvitationRecord, InviteFact, MessageId, MessageStatus, OrgRole, OrganizationId, OutboxMessage,
+    RevokeFact, Role, RotateBatch, RotateFact, StoreError, StoredStatus, TargetId, Timestamp,
+    TokenHash, User, UserId, UserRef, Website, WebsiteId,
 };
 use invites_core::{BulkStore, IdempotencyStore, LifecycleStore, OutboxStore, ReadStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+mod directory;
 
 #[derive(Clone, Debug)]
 struct Batch {
@@ -167,23 +169,30 @@ impl MemoryStore {
     }
 }
 
-fn conflict(what: &str) -> StoreError {
+pub(crate) fn conflict(what: &str) -> StoreError {
     StoreError::backend(format!("conflict: {what}"))
 }
 
 impl State {
     /// What the store knows about `user` and target `t` of `organization`.
+    /// `org_member` is read once per call ([`State::is_org_member`]): no batch operation
+    /// changes organization memberships.
     fn access(
         &self,
         organization: OrganizationId,
         user: Option<UserId>,
+        org_member: bool,
         t: TargetId,
     ) -> TargetAccess {
         TargetAccess {
             exists: self.target_org(t) == Some(organization),
             membership: user.and_then(|u| self.memberships.get(&(t, u)).map(|(role, _)| *role)),
-            org_member: user.is_some_and(|u| self.org_members.contains_key(&(organization, u))),
+            org_member,
         }
+    }
+
+    fn is_org_member(&self, organization: OrganizationId, user: Option<UserId>) -> bool {
+        user.is_some_and(|u| self.org_members.contains_key(&(organization, u)))
     }
 
     fn new_batch(&mut self, cmd: &CreateInvitations) {
@@ -235,20 +244,24 @@ impl BulkStore for MemoryStore {
             id: *id,
             created: false,
         });
+        let org_member = s.is_org_member(cmd.organization, user.map(|u| u.id));
         let mut targets = Vec::with_capacity(cmd.targets.len());
         for &t in &cmd.targets {
+            // A user this call created has no membership among the other (distinct) targets.
+            let known = user.filter(|u| !u.created).map(|u| u.id);
             let facts = AddFacts {
-                access: s.access(cmd.organization, user.map(|u| u.id), t),
+                access: s.access(cmd.organization, known, org_member, t),
                 pending: s.pending.get(&(t, cmd.email.clone())).copied(),
             };
             let fact = match rules::decide_add(&facts) {
                 AddDecision::Report(fact) => fact,
                 AddDecision::Add { supersede } => {
+                    let first_user = user.is_none();
                     let u = *user.get_or_insert(UserRef {
                         id: cmd.new_user.id,
                         created: true,
                     });
-                    if u.created && !s.users.contains_key(&u.id) {
+                    if first_user {
                         s.insert_user(User {
                             id: u.id,
                             email: cmd.email.clone(),
@@ -275,11 +288,12 @@ impl BulkStore for MemoryStore {
     ) -> Result<CreateInvitationsOutcome, StoreError> {
         let mut s = self.lock();
         let user = s.users_by_email.get(&cmd.email).copied();
+        let org_member = s.is_org_member(cmd.organization, user);
         let mut batch_created = false;
         let mut targets = Vec::with_capacity(cmd.targets.len());
         for &(t, inv_id) in &cmd.targets {
             let facts = InviteFacts {
-                access: s.access(cmd.organization, user, t),
+                access: s.access(cmd.organization, user, org_member, t),
                 pending: s
                     .pending
                     .get(&(t, cmd.email.clone()))
@@ -373,6 +387,7 @@ impl LifecycleStore for MemoryStore {
         if let Some(u) = s.users.get_mut(&user.id) {
             u.email_verified = true;
         }
+        let org_member = s.is_org_member(batch.organization, Some(user.id));
         let record = s.batch_record(cmd.batch_id).expect("batch exists");
         let mut invitations = Vec::with_capacity(record.invitations.len());
         for inv in record.invitations {
@@ -380,7 +395,7 @@ impl LifecycleStore for MemoryStore {
                 status: inv.status,
                 expires_at: inv.expires_at,
                 now: cmd.now,
-                access: s.access(batch.organization, Some(user.id), inv.target),
+                access: s.access(batch.organization, Some(user.id), org_member, inv.target),
             };
             let fact = match rules::decide_accept(&facts) {
                 AcceptDecision::Report(fact) => fact,
@@ -511,6 +526,9 @@ impl OutboxStore for MemoryStore {
         let Some(m) = s.outbox.get_mut(&id) else {
             return Err(StoreError::backend(format!("no outbox message {id}")));
         };
+        if !rules::delivery_record_applies(m.status) {
+            return Ok(());
+        }
         match update {
             DeliveryUpdate::Sent { attempts } => {
                 m.status = MessageStatus::Sent;
@@ -666,251 +684,5 @@ impl ReadStore for MemoryStore {
             .take(q.limit)
             .filter_map(|i| s.invitation(i.id))
             .collect())
-    }
-}
-
-#[async_trait]
-impl Directory for MemoryStore {
-    async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        match s.orgs.get(&id) {
-            Some(n) if n != name => Err(conflict("organization exists with another name")),
-            Some(_) => Ok(()),
-            None => {
-                s.orgs.insert(id, name.to_owned());
-                Ok(())
-            }
-        }
-    }
-
-    async fn create_website(&self, w: &Website) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        if !s.orgs.contains_key(&w.organization) {
-            return Err(conflict("unknown organization"));
-        }
-        match s.websites.get(&w.id) {
-            Some(existing) if existing != w => Err(conflict("website exists with other content")),
-            Some(_) => Ok(()),
-            None => {
-                s.websites.insert(w.id, w.clone());
-                Ok(())
-            }
-        }
-    }
-
-    async fn create_group(&self, g: &Group) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        if !s.orgs.contains_key(&g.organization) {
-            return Err(conflict("unknown organization"));
-        }
-        match s.groups.get(&g.id) {
-            Some(existing) if existing != g => Err(conflict("group exists with other content")),
-            Some(_) => Ok(()),
-            None => {
-                s.groups.insert(g.id, g.clone());
-                Ok(())
-            }
-        }
-    }
-
-    async fn add_website_to_group(
-        &self,
-        group: GroupId,
-        website: WebsiteId,
-    ) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        match (s.groups.get(&group), s.websites.get(&website)) {
-            (Some(g), Some(w)) if g.organization == w.organization => {
-                s.group_websites.insert((group, website));
-                Ok(())
-            }
-            _ => Err(conflict(
-                "unknown group or website, or another organization",
-            )),
-        }
-    }
-
-    async fn create_user(&self, user: &User) -> Result<UserId, StoreError> {
-        let mut s = self.lock();
-        if let Some(id) = s.users_by_email.get(&user.email) {
-            return Ok(*id);
-        }
-        if s.users.contains_key(&user.id) {
-            return Err(conflict("user id exists with another email"));
-        }
-        s.insert_user(user.clone());
-        Ok(user.id)
-    }
-
-    async fn add_org_member(
-        &self,
-        organization: OrganizationId,
-        user: UserId,
-        role: OrgRole,
-    ) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        if !s.orgs.contains_key(&organization) || !s.users.contains_key(&user) {
-            return Err(conflict("unknown organization or user"));
-        }
-        s.org_members.insert((organization, user), role);
-        Ok(())
-    }
-
-    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        s.websites.remove(&id);
-        s.group_websites.retain(|(_, w)| *w != id);
-        let t = TargetId::Website(id);
-        s.memberships.retain(|(target, _), _| *target != t);
-        let gone: Vec<InvitationId> = s
-            .invitations
-            .values()
-            .filter(|i| i.target == t)
-            .map(|i| i.id)
-            .collect();
-        for inv in gone {
-            if let Some(r) = s.invitations.remove(&inv) {
-                s.pending.remove(&(r.target, r.email.clone()));
-                if let Some(list) = s.batch_invitations.get_mut(&r.batch_id) {
-                    list.retain(|i| *i != inv);
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Inspect for MemoryStore {
-    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        let s = self.lock();
-        let mut users: Vec<User> = s.users.values().cloned().collect();
-        users.sort_by(|a, b| a.email.cmp(&b.email));
-        let memberships = s
-            .memberships
-            .iter()
-            .map(|((target, user), (role, created_at))| MembershipRow {
-                target: *target,
-                user: *user,
-                role: *role,
-                created_at: *created_at,
-            })
-            .collect();
-        let org_members = s
-            .org_members
-            .iter()
-            .map(|((o, u), r)| (*o, *u, *r))
-            .collect();
-        let mut invitations: Vec<InvitationRecord> = s
-            .invitations
-            .keys()
-            .filter_map(|i| s.invitation(*i))
-            .collect();
-        invitations.sort_by_key(|i| (i.created_at, i.id));
-        let batches = s
-            .batches
-            .iter()
-            .map(|(id, b)| (*id, b.organization, b.email.clone(), b.created_at))
-            .collect();
-        let mut outbox: Vec<OutboxMessage> = s.outbox.values().cloned().collect();
-        outbox.sort_by_key(|m| (m.created_at, m.id));
-        Ok(Snapshot {
-            users,
-            memberships,
-            org_members,
-            invitations,
-            batches,
-            outbox,
-        })
-    }
-}
-
-/// How a [`RecordingMailer`] answers.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum MailerMode {
-    /// Accept every message.
-    Ok,
-    /// Fail every message with a transient error.
-    FailTransient,
-    /// Fail every message with a permanent error.
-    FailPermanent,
-}
-
-#[derive(Debug)]
-struct MailerState {
-    mode: MailerMode,
-    sent: Vec<EmailMessage>,
-    attempts: usize,
-}
-
-/// A mailer that records what it is given. Clones share the record.
-#[derive(Clone, Debug)]
-pub struct RecordingMailer {
-    state: Arc<Mutex<MailerState>>,
-}
-
-impl RecordingMailer {
-    fn with_mode(mode: MailerMode) -> Self {
-        RecordingMailer {
-            state: Arc::new(Mutex::new(MailerState {
-                mode,
-                sent: Vec::new(),
-                attempts: 0,
-            })),
-        }
-    }
-
-    /// Accepts every message.
-    pub fn new_ok() -> Self {
-        Self::with_mode(MailerMode::Ok)
-    }
-
-    /// Fails every message with a transient (retryable) error.
-    pub fn new_failing() -> Self {
-        Self::with_mode(MailerMode::FailTransient)
-    }
-
-    /// Fails every message with a permanent error.
-    pub fn new_failing_permanently() -> Self {
-        Self::with_mode(MailerMode::FailPermanent)
-    }
-
-    /// Changes how later messages are answered.
-    pub fn set_mode(&self, mode: MailerMode) {
-        self.lock().mode = mode;
-    }
-
-    /// Messages accepted so far, in order.
-    pub fn sent(&self) -> Vec<EmailMessage> {
-        self.lock().sent.clone()
-    }
-
-    /// Calls to `send`, failed ones included.
-    pub fn attempts(&self) -> usize {
-        self.lock().attempts
-    }
-
-    fn lock(&self) -> MutexGuard<'_, MailerState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-#[async_trait]
-impl Mailer for RecordingMailer {
-    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
-        let mut s = self.lock();
-        s.attempts += 1;
-        match s.mode {
-            MailerMode::Ok => {
-                s.sent.push(message.clone());
-                Ok(())
-            }
-            MailerMode::FailTransient => Err(MailError::transient(
-                "recording mailer set to fail (transient)",
-            )),
-            MailerMode::FailPermanent => Err(MailError::permanent(
-                "recording mailer set to fail (permanent)",
-            )),
-        }
     }
 }

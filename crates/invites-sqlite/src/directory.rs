@@ -1,10 +1,9 @@
 //! [`Directory`](invites_core::Directory) and [`Inspect`](invites_core::Inspect) operations.
 
+use crate::columns::{get_email, get_org_role, get_role, get_ts, get_uuid, name_param};
 use crate::error::Error;
-use crate::sql::{
-    INVITATION_SELECT, OUTBOX_COLUMNS, USER_COLUMNS, get_email, get_org_role, get_role, get_ts,
-    get_uuid, invitation_from_row, message_from_row, name_param, user_from_row,
-};
+use crate::outbox::{OUTBOX_COLUMNS, message_from_row};
+use crate::reads::{INVITATION_SELECT, USER_COLUMNS, invitation_from_row, user_from_row};
 use invites_core::{
     BatchId, Group, GroupId, MembershipRow, OrgRole, OrganizationId, Snapshot, TargetKind, User,
     UserId, Website, WebsiteId,
@@ -241,7 +240,7 @@ pub(crate) fn snapshot(conn: &mut Connection) -> Result<Snapshot, Error> {
 
     let mut memberships = Vec::new();
     for kind in [TargetKind::Website, TargetKind::Group] {
-        let (table, column) = crate::sql::membership_table(kind);
+        let (table, column) = crate::columns::membership_table(kind);
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {column}, user_id, role, created_at FROM {table}"
         ))?;

@@ -124,13 +124,20 @@
 //! `bundled` compiles SQLite in (no system library needed). It is off here and turned on by
 //! the `invites` facade.
 
+mod bulk;
 mod checkpoint;
+mod columns;
 mod directory;
 mod error;
-mod ops;
+mod facts;
+mod idempotency;
+mod lifecycle;
+mod outbox;
+mod reads;
 mod schema;
-mod sql;
+mod txn;
 mod worker;
+mod writes;
 
 #[cfg(test)]
 mod tests;
@@ -335,7 +342,7 @@ impl SqliteStore {
 impl BulkStore for SqliteStore {
     async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
         let cmd = cmd.clone();
-        self.write(move |c| ops::add_members(c, &cmd)).await
+        self.write(move |c| bulk::add_members(c, &cmd)).await
     }
 
     async fn create_invitations(
@@ -343,7 +350,7 @@ impl BulkStore for SqliteStore {
         cmd: &CreateInvitations,
     ) -> Result<CreateInvitationsOutcome, StoreError> {
         let cmd = cmd.clone();
-        self.write(move |c| ops::create_invitations(c, &cmd)).await
+        self.write(move |c| bulk::create_invitations(c, &cmd)).await
     }
 }
 
@@ -351,7 +358,7 @@ impl BulkStore for SqliteStore {
 impl LifecycleStore for SqliteStore {
     async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
         let cmd = cmd.clone();
-        self.run(move |c| ops::accept_batch(c, &cmd)).await
+        self.run(move |c| lifecycle::accept_batch(c, &cmd)).await
     }
 
     async fn revoke_invitation(
@@ -359,13 +366,13 @@ impl LifecycleStore for SqliteStore {
         organization: OrganizationId,
         id: InvitationId,
     ) -> Result<RevokeFact, StoreError> {
-        self.run(move |c| ops::revoke_invitation(c, organization, id))
+        self.run(move |c| lifecycle::revoke_invitation(c, organization, id))
             .await
     }
 
     async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
         let cmd = cmd.clone();
-        self.run(move |c| ops::rotate_batch(c, &cmd)).await
+        self.run(move |c| lifecycle::rotate_batch(c, &cmd)).await
     }
 }
 
@@ -377,7 +384,7 @@ impl OutboxStore for SqliteStore {
         lease_until: Timestamp,
         limit: usize,
     ) -> Result<Vec<OutboxMessage>, StoreError> {
-        self.run(move |c| ops::claim_due_messages(c, now, lease_until, limit))
+        self.run(move |c| outbox::claim_due_messages(c, now, lease_until, limit))
             .await
     }
 
@@ -386,12 +393,12 @@ impl OutboxStore for SqliteStore {
         id: MessageId,
         update: DeliveryUpdate,
     ) -> Result<(), StoreError> {
-        self.write(move |c| ops::record_delivery(c, id, &update))
+        self.write(move |c| outbox::record_delivery(c, id, &update))
             .await
     }
 
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
-        self.run(move |c| ops::batch_messages(c, batch)).await
+        self.run(move |c| outbox::batch_messages(c, batch)).await
     }
 }
 
@@ -402,7 +409,8 @@ impl IdempotencyStore for SqliteStore {
         begin: &IdempotencyBegin,
     ) -> Result<IdempotencyState, StoreError> {
         let begin = begin.clone();
-        self.run(move |c| ops::idempotency_begin(c, &begin)).await
+        self.run(move |c| idempotency::idempotency_begin(c, &begin))
+            .await
     }
 
     async fn idempotency_finish(
@@ -415,7 +423,7 @@ impl IdempotencyStore for SqliteStore {
         let key = key.to_owned();
         let response = response.map(str::to_owned);
         self.run(move |c| {
-            ops::idempotency_finish(c, organization, key_id, &key, response.as_deref())
+            idempotency::idempotency_finish(c, organization, key_id, &key, response.as_deref())
         })
         .await
     }
@@ -425,11 +433,11 @@ impl IdempotencyStore for SqliteStore {
 impl ReadStore for SqliteStore {
     async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
         let email = email.clone();
-        self.run(move |c| sql::find_user(c, &email)).await
+        self.run(move |c| reads::find_user(c, &email)).await
     }
 
     async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        self.run(move |c| sql::get_user(c, id)).await
+        self.run(move |c| reads::get_user(c, id)).await
     }
 
     async fn find_batch_by_token(
@@ -437,7 +445,7 @@ impl ReadStore for SqliteStore {
         hash: &TokenHash,
     ) -> Result<Option<BatchRecord>, StoreError> {
         let hash = *hash;
-        self.run(move |c| sql::batch_by_token(c, &hash.0)).await
+        self.run(move |c| reads::batch_by_token(c, &hash.0)).await
     }
 
     async fn get_batch(
@@ -445,7 +453,7 @@ impl ReadStore for SqliteStore {
         organization: OrganizationId,
         batch: BatchId,
     ) -> Result<Option<BatchRecord>, StoreError> {
-        self.run(move |c| sql::batch_in_org(c, organization, batch))
+        self.run(move |c| reads::batch_in_org(c, organization, batch))
             .await
     }
 
@@ -454,7 +462,7 @@ impl ReadStore for SqliteStore {
         organization: OrganizationId,
         id: InvitationId,
     ) -> Result<Option<InvitationRecord>, StoreError> {
-        self.run(move |c| ops::get_invitation(c, organization, id))
+        self.run(move |c| reads::get_invitation(c, organization, id))
             .await
     }
 
@@ -463,7 +471,7 @@ impl ReadStore for SqliteStore {
         query: &InvitationQuery,
     ) -> Result<Vec<InvitationRecord>, StoreError> {
         let query = query.clone();
-        self.run(move |c| ops::list_invitations(c, &query)).await
+        self.run(move |c| reads::list_invitations(c, &query)).await
     }
 }
 

@@ -1,8 +1,8 @@
 //! Fixtures: a seeded [`World`] and a [`Harness`] wiring a service to a store.
 
-use crate::doubles::{ManualClock, SeededRandom, id};
+use crate::deterministic::{ManualClock, SeededRandom, id};
+use invites_core::RecordingMailer;
 use invites_core::*;
-use invites_memory::RecordingMailer;
 use std::sync::Arc;
 
 /// Everything a backend offers: the store port, the directory and the inspector.

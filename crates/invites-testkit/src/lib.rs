@@ -5,7 +5,7 @@
 //! - [`store_suite`]: the contract of the storage port itself, method by method, as plain
 //!   `pub async fn`s; [`store_suite!`] and [`store_fault_suite!`] expand it for a backend.
 //! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
-//!   whole operations), and the recording mailer re-exported from `invites-memory`.
+//!   whole operations), and the recording mailer of `invites-core` (feature `test-util`), re-exported.
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
 //! - Property testing: [`strategies`] (proptest strategies over the seeded world), [`model`]
 //!   (a plain reference model of the service) and [`differential`] (random operation
@@ -28,13 +28,15 @@
 //! ```
 
 pub mod conformance;
+mod deterministic;
 pub mod differential;
-mod doubles;
+mod faulty_store;
 mod fixtures;
 pub mod model;
 pub mod store_suite;
 pub mod strategies;
 
-pub use doubles::{Fault, FaultyStore, ManualClock, SeededRandom};
+pub use deterministic::{ManualClock, SeededRandom};
+pub use faulty_store::{Fault, FaultyStore};
 pub use fixtures::{Backend, Harness, World, as_store};
-pub use invites_memory::{MailerMode, RecordingMailer};
+pub use invites_core::{MailerMode, RecordingMailer};

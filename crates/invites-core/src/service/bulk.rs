@@ -1,4 +1,5 @@
-//! The bulk request (SPEC §2–§5): authorization, then direct mode (`add_members`) or email mode (`create_invitations`), each target on its own, and the response in request order.
+//! The bulk request (SPEC §2–§5): authorization, then direct mode (`add_members`) or email mode
+//! (`create_invitations`), each target on its own, and the response in request order.
 
 use super::*;
 use crate::error::{ErrorCode, InviteError};

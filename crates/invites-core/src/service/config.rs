@@ -1,4 +1,5 @@
-//! The configuration of an [`InviteService`]: accept links, time to live, delivery policy, clock, randomness, renderer.
+//! The configuration of an [`InviteService`]: accept links, time to live, delivery policy, clock,
+//! randomness, renderer.
 
 use crate::mail::{DefaultRenderer, EmailRenderer};
 use crate::random::{AcceptToken, OsRandom, RandomSource};

@@ -1,4 +1,5 @@
-//! The outbox: rendering a batch from its live invitations, delivering, recording the outcome with backoff.
+//! The outbox: rendering a batch from its live invitations, delivering, recording the outcome with
+//! backoff.
 
 use super::*;
 use crate::error::{InviteError, StoreError};
@@ -130,18 +131,28 @@ impl InviteService {
     /// the outcome; transient errors back off exponentially, permanent ones or too many
     /// attempts mark the message failed.
     ///
+    /// Messages are claimed for [`DeliveryPolicy::lease`]; once that has run out (slow sends),
+    /// the call stops and leaves the rest for a later call, so a claimed message is never sent
+    /// by two deliverers while its claim holds.
+    ///
     /// # Errors
     /// [`InviteError::Unavailable`] if the due messages cannot be claimed. Failures on single
     /// messages are counted in the report; those messages come back after their lease.
     pub async fn deliver_due(&self) -> Result<DeliveryReport, InviteError> {
         let now = self.now();
         let policy = &self.config.delivery;
+        let lease_until = now.plus(policy.lease);
         let due = self
             .store
-            .claim_due_messages(now, now.plus(policy.lease), policy.batch_size)
+            .claim_due_messages(now, lease_until, policy.batch_size)
             .await?;
         let mut report = DeliveryReport::default();
         for message in &due {
+            // The claim is a lease: once it has run out another deliverer may claim the same
+            // messages, so this one stops sending; the rest come back when their lease ends.
+            if self.now() >= lease_until {
+                break;
+            }
             match self.deliver(message, now).await {
                 Ok(Delivered::Sent) => report.sent += 1,
                 Ok(Delivered::Retry) => report.retried += 1,

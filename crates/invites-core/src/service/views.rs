@@ -1,4 +1,5 @@
-//! What the service returns besides the bulk response: previews, accept, revoke and resend results, invitation and batch views, delivery reports.
+//! What the service returns besides the bulk response: previews, accept, revoke and resend results,
+//! invitation and batch views, delivery reports.
 
 use crate::ids::{BatchId, InvitationId, MessageId, TargetId, UserId};
 use crate::response::{EmailReport, TargetResult};

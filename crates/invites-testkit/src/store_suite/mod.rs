@@ -79,6 +79,7 @@ macro_rules! store_suite {
             accepting_after_expiry_and_as_member_or_org_member,
             rotating_a_batch_renews_pending_invitations_and_replaces_the_queued_message,
             the_outbox_is_claimed_with_a_lease_and_records_deliveries,
+            a_late_delivery_record_does_not_revive_a_message_that_left_the_queue,
             idempotency_records_start_complete_expire_and_are_taken_over_when_stale,
             listing_filters_by_derived_status_and_pages_by_keyset,
             the_directory_is_idempotent_and_refuses_conflicts,

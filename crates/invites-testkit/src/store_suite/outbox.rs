@@ -98,3 +98,76 @@ pub async fn the_outbox_is_claimed_with_a_lease_and_records_deliveries(backend: 
             .is_empty()
     );
 }
+
+/// A delivery record applies only to a message still queued: a `Sent` that arrives after a
+/// resend cancelled the message (the send was in flight) leaves it cancelled, without its
+/// link; a late `Retry` does not requeue a sent message.
+pub async fn a_late_delivery_record_does_not_revive_a_message_that_left_the_queue(
+    backend: Arc<dyn Backend>,
+) {
+    let s = &*backend;
+    seed(s).await;
+    s.create_invitations(&invite("ann@example.com", 8, &[web(A)], T0))
+        .await
+        .expect("invite");
+    let first = MessageId(id(8 + 500_000));
+    let claimed = s
+        .claim_due_messages(at(120_000), at(600_000), 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![first]
+    );
+    // While the send is in flight, a resend cancels the message and queues another.
+    let second = MessageId(id(8181));
+    let rotated = s
+        .rotate_batch(&RotateBatch {
+            organization: ORG,
+            batch_id: BatchId(id(8)),
+            new_token_hash: token(81),
+            expires_at: at(20 * DAY),
+            message_id: second,
+            accept_url: "https://app.example/accept/81".into(),
+            message_due_at: at(200_000),
+            not_sent_after: T0,
+            now: at(130_000),
+        })
+        .await
+        .expect("rotate");
+    assert!(matches!(rotated, RotateFact::Rotated { .. }), "{rotated:?}");
+    s.record_delivery(first, DeliveryUpdate::Sent { attempts: 1 })
+        .await
+        .expect("a moot record is not an error");
+    let messages = s.batch_messages(BatchId(id(8))).await.expect("messages");
+    let row = |m: MessageId| messages.iter().find(|x| x.id == m).expect("row").clone();
+    assert_eq!(row(first).status, MessageStatus::Cancelled);
+    assert_eq!(row(first).accept_url, None);
+    assert_eq!(row(second).status, MessageStatus::Queued);
+
+    // The new one is sent; a late retry from a deliverer whose lease ran out changes nothing.
+    s.record_delivery(second, DeliveryUpdate::Sent { attempts: 1 })
+        .await
+        .expect("record");
+    s.record_delivery(
+        second,
+        DeliveryUpdate::Retry {
+            attempts: 1,
+            next_attempt_at: at(900_000),
+            error: "late".into(),
+        },
+    )
+    .await
+    .expect("a moot record is not an error");
+    let messages = s.batch_messages(BatchId(id(8))).await.expect("messages");
+    let second_row = messages.iter().find(|x| x.id == second).expect("row");
+    assert_eq!(second_row.status, MessageStatus::Sent);
+    assert_eq!(second_row.last_error, None);
+    assert!(
+        s.claim_due_messages(at(10_000_000), at(10_600_000), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "nothing is queued any more"
+    );
+}

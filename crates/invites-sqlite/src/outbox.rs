@@ -1,0 +1,137 @@
+//! [`OutboxStore`](invites_core::OutboxStore): the outbox rows, their claims (leases) and delivery
+//! records.
+
+use crate::columns::{get_email, get_message_status, get_ts, get_u32, get_uuid, sql_limit};
+use crate::error::Error;
+use crate::txn::immediate;
+use invites_core::{
+    BatchId, DeliveryUpdate, Email, MessageId, OrganizationId, OutboxMessage, Timestamp,
+};
+use rusqlite::{Connection, Row, params};
+
+pub(crate) const OUTBOX_COLUMNS: &str = "id, batch_id, organization_id, recipient, accept_url, status, attempts, next_attempt_at, created_at, last_error";
+
+pub(crate) fn message_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxMessage> {
+    Ok(OutboxMessage {
+        id: MessageId(get_uuid(row, 0)?),
+        batch_id: BatchId(get_uuid(row, 1)?),
+        organization: OrganizationId(get_uuid(row, 2)?),
+        recipient: get_email(row, 3)?,
+        accept_url: row.get(4)?,
+        status: get_message_status(row, 5)?,
+        attempts: get_u32(row, 6)?,
+        next_attempt_at: get_ts(row, 7)?,
+        created_at: get_ts(row, 8)?,
+        last_error: row.get(9)?,
+    })
+}
+
+/// A queued outbox message to insert.
+pub(crate) struct QueuedMessage<'a> {
+    pub(crate) id: MessageId,
+    pub(crate) batch: BatchId,
+    pub(crate) organization: OrganizationId,
+    pub(crate) recipient: &'a Email,
+    pub(crate) accept_url: &'a str,
+    pub(crate) due_at: Timestamp,
+    pub(crate) now: Timestamp,
+}
+
+/// Inserts a queued outbox message (no attempts yet, due at `due_at`, created at `now`).
+pub(crate) fn insert_queued_message(conn: &Connection, m: &QueuedMessage<'_>) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO outbox (id, batch_id, organization_id, recipient, accept_url, status, attempts, \
+                             next_attempt_at, created_at, last_error) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 'queued', 0, ?6, ?7, NULL)",
+    )?
+    .execute(params![
+        m.id.0.as_bytes(),
+        m.batch.0.as_bytes(),
+        m.organization.0.as_bytes(),
+        m.recipient.as_str(),
+        m.accept_url,
+        m.due_at.as_millis(),
+        m.now.as_millis()
+    ])?;
+    Ok(())
+}
+
+pub(crate) fn claim_due_messages(
+    conn: &mut Connection,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: usize,
+) -> Result<Vec<OutboxMessage>, Error> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let tx = immediate(conn)?;
+    let messages = tx
+        .prepare_cached(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?1 \
+             ORDER BY next_attempt_at, created_at, id LIMIT ?2"
+        ))?
+        .query_map(params![now.as_millis(), sql_limit(limit)], message_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    {
+        let mut lease =
+            tx.prepare_cached("UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1")?;
+        for message in &messages {
+            lease.execute(params![message.id.0.as_bytes(), lease_until.as_millis()])?;
+        }
+    }
+    tx.commit()?;
+    // The messages are returned as they were found, before the lease (as the memory backend
+    // does): `next_attempt_at` is the time they became due.
+    Ok(messages)
+}
+
+/// Runs inside a transaction the worker opened (see `worker`, group commit). One statement:
+/// an unknown id is an error that wrote nothing.
+pub(crate) fn record_delivery(
+    conn: &Connection,
+    message: MessageId,
+    update: &DeliveryUpdate,
+) -> Result<(), Error> {
+    let id = message.0.as_bytes();
+    let changed = match update {
+        DeliveryUpdate::Sent { attempts } => conn
+            .prepare_cached("UPDATE outbox SET status = 'sent', attempts = ?2, accept_url = NULL WHERE id = ?1 AND status = 'queued'")?
+            .execute(params![id, attempts])?,
+        DeliveryUpdate::Retry { attempts, next_attempt_at, error } => conn
+            .prepare_cached("UPDATE outbox SET attempts = ?2, next_attempt_at = ?3, last_error = ?4 WHERE id = ?1 AND status = 'queued'")?
+            .execute(params![id, attempts, next_attempt_at.as_millis(), error])?,
+        DeliveryUpdate::Failed { attempts, error } => conn
+            .prepare_cached(
+                "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3, accept_url = NULL WHERE id = ?1 AND status = 'queued'",
+            )?
+            .execute(params![id, attempts, error])?,
+        DeliveryUpdate::Cancelled => conn
+            .prepare_cached("UPDATE outbox SET status = 'cancelled', accept_url = NULL WHERE id = ?1 AND status = 'queued'")?
+            .execute([id])?,
+    };
+    if changed == 0 {
+        // Not queued any more (a resend cancelled it, another deliverer recorded it): the
+        // record is moot and the row is left as it is (`rules::delivery_record_applies`).
+        // Unless there is no such row at all.
+        let exists: bool = conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM outbox WHERE id = ?1)")?
+            .query_row([id], |row| row.get(0))?;
+        if !exists {
+            return Err(Error::Missing(format!("no outbox message {message}")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn batch_messages(
+    conn: &Connection,
+    batch: invites_core::BatchId,
+) -> Result<Vec<OutboxMessage>, Error> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE batch_id = ?1 ORDER BY created_at, id"
+        ))?
+        .query_map([batch.0.as_bytes()], message_from_row)?
+        .collect::<rusqlite::Result<_>>()?)
+}
