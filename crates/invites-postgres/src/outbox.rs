@@ -3,7 +3,8 @@
 use crate::PgStore;
 use crate::error::Error;
 use crate::sql::{OUTBOX_COLUMNS, execute, message_from_row, query};
-use invites_core::{BatchId, DeliveryUpdate, MessageId, OutboxMessage, Timestamp};
+use invites_core::rules;
+use invites_core::{BatchId, DeliveryUpdate, MessageId, MessageStatus, OutboxMessage, Timestamp};
 
 /// Claims due messages in ONE statement: the rows are picked and locked by the inner
 /// `SELECT … FOR UPDATE SKIP LOCKED` (a row another deliverer is claiming right now is
@@ -51,21 +52,40 @@ pub(crate) async fn claim_due_messages(
     Ok(messages)
 }
 
+/// The stored statuses a delivery record still applies to, as the core decides
+/// ([`rules::delivery_record_applies`]), for the statements' `status = ANY($n)`.
+fn applicable_statuses() -> Vec<&'static str> {
+    [
+        MessageStatus::Queued,
+        MessageStatus::Sent,
+        MessageStatus::Failed,
+        MessageStatus::Cancelled,
+    ]
+    .into_iter()
+    .filter(|s| rules::delivery_record_applies(*s))
+    .map(|s| s.as_str())
+    .collect()
+}
+
+/// One conditional statement: the record is written only if the message is still in a status
+/// it applies to; otherwise (a resend cancelled it, another deliverer recorded it) the row is
+/// left as it is. A message that does not exist at all is an error.
 pub(crate) async fn record_delivery(
     store: &PgStore,
     id: MessageId,
     update: &DeliveryUpdate,
 ) -> Result<(), Error> {
     let client = store.client().await?;
+    let applies = applicable_statuses();
     let changed =
         match update {
             DeliveryUpdate::Sent { attempts } => execute(
                 &client,
                 &store.q(
                     "UPDATE {schema}.outbox SET status = 'sent', attempts = $2, accept_url = NULL \
-                     WHERE id = $1",
+                     WHERE id = $1 AND status = ANY($3::text[])",
                 ),
-                &[&id.0, &attempts_param(*attempts)],
+                &[&id.0, &attempts_param(*attempts), &applies],
             )
             .await?,
             DeliveryUpdate::Retry {
@@ -77,13 +97,14 @@ pub(crate) async fn record_delivery(
                     &client,
                     &store.q(
                         "UPDATE {schema}.outbox SET attempts = $2, next_attempt_at = $3, \
-                     last_error = $4 WHERE id = $1",
+                     last_error = $4 WHERE id = $1 AND status = ANY($5::text[])",
                     ),
                     &[
                         &id.0,
                         &attempts_param(*attempts),
                         &next_attempt_at.as_millis(),
                         error,
+                        &applies,
                     ],
                 )
                 .await?
@@ -92,9 +113,9 @@ pub(crate) async fn record_delivery(
                 &client,
                 &store.q(
                     "UPDATE {schema}.outbox SET status = 'failed', attempts = $2, last_error = $3, \
-                     accept_url = NULL WHERE id = $1",
+                     accept_url = NULL WHERE id = $1 AND status = ANY($4::text[])",
                 ),
-                &[&id.0, &attempts_param(*attempts), error],
+                &[&id.0, &attempts_param(*attempts), error, &applies],
             )
             .await?,
             DeliveryUpdate::Cancelled => {
@@ -102,15 +123,24 @@ pub(crate) async fn record_delivery(
                     &client,
                     &store.q(
                         "UPDATE {schema}.outbox SET status = 'cancelled', accept_url = NULL \
-                     WHERE id = $1",
+                     WHERE id = $1 AND status = ANY($2::text[])",
                     ),
-                    &[&id.0],
+                    &[&id.0, &applies],
                 )
                 .await?
             }
         };
     if changed == 0 {
-        return Err(Error::Missing(format!("no outbox message {id}")));
+        let exists = !query(
+            &client,
+            &store.q("SELECT 1 FROM {schema}.outbox WHERE id = $1"),
+            &[&id.0],
+        )
+        .await?
+        .is_empty();
+        if !exists {
+            return Err(Error::Missing(format!("no outbox message {id}")));
+        }
     }
     Ok(())
 }
