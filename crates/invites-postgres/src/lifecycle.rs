@@ -468,7 +468,7 @@ pub(crate) async fn revoke_invitation(
 const ROTATE: &str = "\
 WITH renewed AS (
     UPDATE {schema}.invitations SET expires_at = $2
-    WHERE batch_id = $1 AND status = 'pending'
+    WHERE batch_id = $1 AND status = ANY($10::text[])
     RETURNING 1
 ),
 batch AS (
@@ -497,15 +497,21 @@ pub(crate) async fn rotate_batch(store: &PgStore, cmd: &RotateBatch) -> Result<R
             return Ok(RotateFact::NotFound);
         };
         let batch_email = email(row, "email")?;
+        // The stored statuses a resend renews, as the core defines them.
+        let renewable_tags: Vec<&str> = StoredStatus::ALL
+            .into_iter()
+            .filter(StoredStatus::is_renewable)
+            .map(|s| s.as_str())
+            .collect();
         let rows = locked_query(
             &tx,
             LOCK_EMAIL,
             &[&batch_email.as_str()],
             &store.q("SELECT b.last_sent_at, \
                         (SELECT count(*) FROM {schema}.invitations i \
-                         WHERE i.batch_id = b.id AND i.status = 'pending') AS renewable \
+                         WHERE i.batch_id = b.id AND i.status = ANY($2::text[])) AS renewable \
                  FROM {schema}.batches b WHERE b.id = $1 FOR UPDATE"),
-            &[&cmd.batch_id.0],
+            &[&cmd.batch_id.0, &renewable_tags],
         )
         .await?;
         let facts = rows
@@ -535,6 +541,7 @@ pub(crate) async fn rotate_batch(store: &PgStore, cmd: &RotateBatch) -> Result<R
                         &batch_email.as_str(),
                         &cmd.accept_url,
                         &cmd.message_due_at.as_millis(),
+                        &renewable_tags,
                     ],
                 )
                 .await?;
