@@ -264,7 +264,9 @@ pub trait ReadStore: Send + Sync + Debug + 'static {
     ) -> Result<Option<InvitationRecord>, StoreError>;
 
     /// One page of the invitations of `query.organization` matching `query.filter`, ordered by
-    /// (created_at, id), strictly after `query.after`, at most `query.limit`. A status filter
+    /// (created_at, id), strictly after `query.after`, at most `query.limit`, only within
+    /// `query.websites` when it is set (the scope is part of the query, so the limit counts
+    /// only rows the caller may see). A status filter
     /// matches the status as seen at `query.now`
     /// ([`rules::stored_forms`](crate::rules::stored_forms) gives its stored forms).
     ///

@@ -542,6 +542,11 @@ pub struct InvitationQuery {
     pub limit: usize,
     /// The time that decides `Expired`.
     pub now: Timestamp,
+    /// The caller's scope: `None` for every target of the organization; `Some(websites)` for
+    /// a website-scoped key, which sees only invitations to those websites (never a group's).
+    /// Applied in the query, before paging, so a page never holds or is cut at a row the
+    /// caller cannot see.
+    pub websites: Option<std::collections::BTreeSet<WebsiteId>>,
 }
 
 /// Idempotency record state, as found by [`IdempotencyStore::idempotency_begin`](crate::IdempotencyStore::idempotency_begin).

@@ -678,6 +678,11 @@ impl ReadStore for MemoryStore {
                 InvitationFilter::Status(st) => i.status_at(q.now) == *st,
             })
             .filter(|i| q.after.is_none_or(|a| (i.created_at, i.id) > a))
+            .filter(|i| {
+                q.websites.as_ref().is_none_or(
+                    |allow| matches!(i.target, TargetId::Website(w) if allow.contains(&w)),
+                )
+            })
             .collect();
         v.sort_by_key(|i| (i.created_at, i.id));
         Ok(v.into_iter()

@@ -165,6 +165,16 @@ pub(crate) fn list_invitations(
 ) -> Result<Vec<InvitationRecord>, Error> {
     let mut sql = format!("{INVITATION_SELECT} WHERE i.organization_id = ?");
     let mut values = vec![Value::Blob(query.organization.0.as_bytes().to_vec())];
+    if let Some(allow) = &query.websites {
+        if allow.is_empty() {
+            return Ok(Vec::new());
+        }
+        sql.push_str(&format!(
+            " AND i.target_kind = 'website' AND i.target_id IN ({})",
+            vec!["?"; allow.len()].join(", ")
+        ));
+        values.extend(allow.iter().map(|w| Value::Blob(w.0.as_bytes().to_vec())));
+    }
     match &query.filter {
         InvitationFilter::Target(target) => {
             sql.push_str(" AND i.target_kind = ? AND i.target_id = ?");

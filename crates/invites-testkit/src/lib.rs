@@ -2,8 +2,8 @@
 //!
 //! - [`conformance`]: the suite every backend must pass, written once as plain `pub async fn`s
 //!   over a [`Backend`]; [`conformance_suite!`] turns it into `#[tokio::test]`s for a backend.
-//! - [`store_suite`]: the contract of the storage port itself, method by method, as plain
-//!   `pub async fn`s; [`store_suite!`] and [`store_fault_suite!`] expand it for a backend.
+//! - [`store_suite`](mod@store_suite): the contract of the storage port itself, method by method, as plain
+//!   `pub async fn`s; [`store_suite!`](crate::store_suite!) and [`store_fault_suite!`] expand it for a backend.
 //! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
 //!   whole operations), and the recording mailer of `invites-core` (feature `test-util`), re-exported.
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.

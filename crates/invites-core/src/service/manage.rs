@@ -4,6 +4,7 @@ use super::views::view;
 use super::*;
 use crate::error::{ErrorCode, InviteError};
 use crate::ids::{BatchId, InvitationId, MessageId};
+use crate::principal::KeyScope;
 use crate::principal::Principal;
 use crate::random::AcceptToken;
 use crate::response::EmailReport;
@@ -223,6 +224,10 @@ impl InviteService {
             after,
             limit,
             now,
+            websites: match &principal.scope {
+                KeyScope::Global => None,
+                KeyScope::Websites(allow) => Some(allow.clone()),
+            },
         };
         let records = self.store.list_invitations(&query).await?;
         let next_cursor = (records.len() == limit)
@@ -232,6 +237,8 @@ impl InviteService {
                     .map(|r| format!("{}.{}", r.created_at.as_millis(), r.id))
             })
             .flatten();
+        // The store applied the scope before paging (so the cursor is made from a row the
+        // caller sees); this only guards against a store that did not.
         let records: Vec<InvitationRecord> = records
             .into_iter()
             .filter(|r| principal.reaches(r.target))

@@ -476,3 +476,45 @@ pub async fn list_invitations_filters_and_pages(backend: Arc<dyn Backend>) {
         assert!(!json.contains(&token_in(&m.text)), "no token in listings");
     }
 }
+
+/// A website-scoped key pages through exactly the invitations it reaches: the first page of
+/// size 1 holds its own invitation (not an empty page), and no cursor is made from an
+/// invitation it cannot see.
+pub async fn scoped_listing_pages_only_what_the_key_reaches(backend: Arc<dyn Backend>) {
+    let (w, h) = setup(&backend, 172).await;
+    let p = w.global_key();
+    let (w0, w1) = (w.websites[0], w.websites[1]);
+    let hidden = invite_id(&run(&h, &p, sites(ByEmail, "ann@new.test", &[w0])).await, 0);
+    h.clock.advance(MS);
+    let seen = invite_id(&run(&h, &p, sites(ByEmail, "bob@new.test", &[w1])).await, 0);
+    let scoped = w.scoped_key(&[w1]);
+    let page = h
+        .service
+        .list_invitations(
+            &scoped,
+            InvitationFilter::Status(InvitationStatus::Pending),
+            1,
+            None,
+        )
+        .await
+        .expect("list");
+    let ids: Vec<InvitationId> = page.items.iter().map(|i| i.id).collect();
+    assert_eq!(ids, vec![seen]);
+    if let Some(cursor) = &page.next_cursor {
+        assert!(
+            !cursor.contains(&hidden.to_string()),
+            "a cursor from a hidden row"
+        );
+        let rest = h
+            .service
+            .list_invitations(
+                &scoped,
+                InvitationFilter::Status(InvitationStatus::Pending),
+                1,
+                Some(cursor),
+            )
+            .await
+            .expect("list");
+        assert!(rest.items.is_empty() && rest.next_cursor.is_none());
+    }
+}

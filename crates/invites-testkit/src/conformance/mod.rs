@@ -1,9 +1,10 @@
 //! The conformance suite: the one set of behaviour tests every storage backend passes.
 //!
-//! Each test is a plain `pub async fn name(backend: Arc<dyn Backend>)` that seeds a [`World`]
-//! into the fresh backend it is given, drives an [`InviteService`] through a [`Harness`]
+//! Each test is a plain `pub async fn name(backend: Arc<dyn Backend>)` that seeds a [`World`](crate::World)
+//! into the fresh backend it is given, drives an [`InviteService`](invites_core::InviteService) through a
+//! [`Harness`](crate::Harness)
 //! (manual clock, seeded randomness, recording mailer), and checks what the service answers
-//! and what [`Inspect::snapshot`] shows afterwards. Tests match on outcome codes, error codes
+//! and what [`Inspect::snapshot`](invites_core::Inspect::snapshot) shows afterwards. Tests match on outcome codes, error codes
 //! and variants, never on message text, except the golden outcome texts SPEC §3 fixes.
 //! Nothing sleeps: time moves only through the [`ManualClock`](crate::ManualClock).
 //!
@@ -103,6 +104,7 @@ macro_rules! conformance_suite {
             resend_cancels_queued_message,
             resend_permissions_and_nothing_to_resend,
             list_invitations_filters_and_pages,
+            scoped_listing_pages_only_what_the_key_reaches,
             idempotent_repeat_returns_stored_response,
             idempotency_key_expires,
             idempotency_ignores_invalid_requests,

@@ -310,6 +310,8 @@ impl Model {
                 InvitationFilter::Status(st) => status_now(i) == *st,
             })
             .filter(|i| after.is_none_or(|a| (i.created_at, i.id) > a))
+            // A key sees only what it reaches; the page is cut among those rows.
+            .filter(|i| reaches(principal, i.target))
             .collect();
         rows.sort_by_key(|i| (i.created_at, i.id));
         rows.truncate(limit);
@@ -321,7 +323,6 @@ impl Model {
         };
         let items = rows
             .into_iter()
-            .filter(|i| reaches(principal, i.target))
             .map(|i| InvitationView {
                 id: i.id,
                 batch_id: i.batch_id,

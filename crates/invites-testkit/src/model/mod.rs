@@ -52,7 +52,7 @@
 //!   one `Expired`; direct adds supersede only live invitations; resend renews invitations whose
 //!   stored status is pending (live or expired by time).
 //! - A resend checks the rate limit before it looks for something to resend.
-//! - The mailer is the [`RecordingMailer`](invites_core::RecordingMailer): the model
+//! - The mailer is the [`RecordingMailer`]: the model
 //!   records the messages it accepts and writes the same error text in the outbox.
 //! - Emails are rendered with the [`DefaultRenderer`] (presentation, not semantics).
 //! - A delivered, cancelled or failed outbox row keeps the `next_attempt_at` it had (the

@@ -6,9 +6,9 @@
 //!
 //! Every check is a plain `pub async fn` taking a fresh, empty backend (each seeds its own
 //! two organizations), in the manner of `object_store`'s `integration` module: call them one
-//! by one, or expand them all with [`store_suite!`]. What a backend can do beyond the port is
+//! by one, or expand them all with [`store_suite!`](crate::store_suite!). What a backend can do beyond the port is
 //! an argument, not a fork of the suite: the fault checks take a [`FaultInjector`] and are
-//! expanded by [`store_fault_suite!`] for backends that have one (SQLite injects faults with
+//! expanded by [`store_fault_suite!`](crate::store_fault_suite!) for backends that have one (SQLite injects faults with
 //! triggers; the in-memory backend applies each target with infallible code, so it cannot
 //! fail half-way and has none).
 //!
@@ -64,7 +64,7 @@ pub trait FaultInjector: Send + Sync + Debug {
 }
 
 /// Expands to the store suite for one backend: one `#[tokio::test]` per check of
-/// [`store_suite`](crate::store_suite) that needs no fault injection, each with a fresh
+/// [`store_suite`](mod@crate::store_suite) that needs no fault injection, each with a fresh
 /// backend from the async factory expression (as [`conformance_suite!`](crate::conformance_suite)).
 /// Tests run on a multi-threaded runtime with two workers, so the concurrency checks really
 /// race.
@@ -82,6 +82,7 @@ macro_rules! store_suite {
             a_late_delivery_record_does_not_revive_a_message_that_left_the_queue,
             idempotency_records_start_complete_expire_and_are_taken_over_when_stale,
             listing_filters_by_derived_status_and_pages_by_keyset,
+            listing_is_scoped_in_the_query,
             the_directory_is_idempotent_and_refuses_conflicts,
             the_snapshot_is_in_canonical_order,
             not_found_is_a_value_and_other_organizations_look_missing,

@@ -59,6 +59,7 @@ pub async fn not_found_is_a_value_and_other_organizations_look_missing(backend: 
             after: None,
             limit: 10,
             now: T0,
+            websites: None,
         })
         .await
         .expect("list");

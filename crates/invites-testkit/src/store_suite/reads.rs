@@ -22,6 +22,7 @@ pub async fn listing_filters_by_derived_status_and_pages_by_keyset(backend: Arc<
         after,
         limit,
         now: at(1),
+        websites: None,
     };
     let all_a = s
         .list_invitations(&query(
@@ -218,4 +219,61 @@ pub async fn the_snapshot_is_in_canonical_order(backend: Arc<dyn Backend>) {
     let mut sorted_outbox = outbox_keys.clone();
     sorted_outbox.sort();
     assert_eq!(outbox_keys, sorted_outbox);
+}
+
+/// The scope of a website-scoped key is part of the list query: only invitations to those
+/// websites are returned, and the limit counts only them, so a page is never cut at a row the
+/// caller cannot see; an empty scope sees nothing.
+pub async fn listing_is_scoped_in_the_query(backend: Arc<dyn Backend>) {
+    let s = &*backend;
+    seed(s).await;
+    for (n, target) in [
+        (1u128, web(A)),
+        (2, web(X)),
+        (3, web(B)),
+        (4, TargetId::Group(G)),
+    ] {
+        s.create_invitations(&invite("ann@example.com", n, &[target], at(n as i64)))
+            .await
+            .expect("invite");
+    }
+    let query = |websites: Option<Vec<WebsiteId>>, limit| InvitationQuery {
+        organization: ORG,
+        filter: InvitationFilter::Email(email("ann@example.com")),
+        after: None,
+        limit,
+        now: at(10),
+        websites: websites.map(|w| w.into_iter().collect()),
+    };
+    let targets =
+        |rows: Vec<InvitationRecord>| rows.into_iter().map(|r| r.target).collect::<Vec<_>>();
+    let all = s.list_invitations(&query(None, 10)).await.expect("list");
+    assert_eq!(all.len(), 4);
+    let only_b = s
+        .list_invitations(&query(Some(vec![B]), 1))
+        .await
+        .expect("list");
+    assert_eq!(
+        targets(only_b),
+        vec![web(B)],
+        "the first visible row, not the first row"
+    );
+    let a_and_x = s
+        .list_invitations(&query(Some(vec![X, A]), 10))
+        .await
+        .expect("list");
+    assert_eq!(targets(a_and_x), vec![web(A), web(X)], "never a group's");
+    let none = s
+        .list_invitations(&query(Some(vec![]), 10))
+        .await
+        .expect("list");
+    assert!(none.is_empty());
+    let status = InvitationQuery {
+        filter: InvitationFilter::Status(InvitationStatus::Pending),
+        ..query(Some(vec![B]), 10)
+    };
+    assert_eq!(
+        targets(s.list_invitations(&status).await.expect("list")),
+        vec![web(B)]
+    );
 }
