@@ -149,9 +149,20 @@ pub(crate) async fn list_invitations(
             &status_filter
         }
     };
+    // A website-scoped caller sees only invitations to its websites, filtered before paging.
+    let scope = match &q.websites {
+        None => String::new(),
+        Some(allowed) => {
+            params.push(Box::new(allowed.iter().map(|w| w.0).collect::<Vec<_>>()));
+            format!(
+                " AND i.target_kind = 'website' AND i.target_id = ANY(${}::uuid[])",
+                params.len()
+            )
+        }
+    };
     let sql = store.q(&format!(
         "{INVITATION_SELECT} WHERE i.organization_id = $1 AND (i.created_at, i.id) > ($2, $3) \
-         AND {filter} ORDER BY i.created_at, i.id LIMIT $4"
+         AND {filter}{scope} ORDER BY i.created_at, i.id LIMIT $4"
     ));
     let refs: Vec<&(dyn ToSql + Sync)> =
         params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
