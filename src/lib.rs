@@ -5,8 +5,9 @@
 //! features, the backends: `memory` ([`memory::MemoryStore`]) and `sqlite`
 //! ([`sqlite::SqliteStore`], SQLite compiled in), both on by default; the mail transports, off
 //! by default: `smtp` (`invites::smtp::SmtpMailer`, lettre) and `postmark`
-//! (`invites::postmark::PostmarkMailer`, Postmark's HTTP API), both on rustls with `ring`; and
-//! `axum` (off by default), the HTTP API, `invites::axum`.
+//! (`invites::postmark::PostmarkMailer`, Postmark's HTTP API), both on rustls with `ring`;
+//! `axum` (off by default), the HTTP API, `invites::axum`; and `postgres` (off by default),
+//! `invites::postgres::PgStore` for many app servers on one shared database.
 //!
 //! ```
 //! use invites::prelude::*;
@@ -70,6 +71,13 @@ pub mod smtp {
 #[cfg(feature = "postmark")]
 pub mod postmark {
     pub use invites_postmark::*;
+}
+
+/// The PostgreSQL backend (feature `postgres`, off by default): for hosts that run many app
+/// servers on one shared database. See the README, "PostgreSQL".
+#[cfg(feature = "postgres")]
+pub mod postgres {
+    pub use invites_postgres::{ConnectError, OptionError, PgOptions, PgStore, deadpool_postgres};
 }
 
 /// The README's Rust snippets compile (they are doctests).

@@ -1,0 +1,261 @@
+//! Criterion benchmarks of issue 10: a 50-target bulk invite on PostgreSQL against a
+//! hand-written tokio-postgres floor, and 8 concurrent clients against one.
+//!
+//! Run: `scripts/pg-test-server.sh -- cargo bench --features postgres --bench pg` (results and
+//! the machine go into BENCHMARKS.md). Without `INVITES_PG_URL` it prints one `skipped:` line
+//! and measures nothing. Each run uses a fresh database (dropped at the end); seeding happens
+//! outside the timed loops, and every timed iteration invites a new email, so it really
+//! inserts. Before the timed runs it counts the statements each request sends with
+//! `pg_stat_statements`, when the server has it loaded (the script loads it).
+
+use async_trait::async_trait;
+use criterion::{Criterion, criterion_group, criterion_main};
+use invites::core::{Clock, EmailMessage, MailError, OsRandom, RandomSource, SystemClock};
+use invites::postgres::PgStore;
+use invites::prelude::*;
+use invites_postgres::deadpool_postgres::tokio_postgres::{self, NoTls};
+use invites_postgres::testing::{TestDatabase, fresh_database};
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// A mailer that accepts everything and does nothing.
+#[derive(Debug)]
+struct NullMailer;
+
+#[async_trait]
+impl Mailer for NullMailer {
+    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
+        Ok(())
+    }
+}
+
+const SITES: usize = 50;
+const CLIENTS: usize = 8;
+
+fn org() -> OrganizationId {
+    OrganizationId(Uuid::from_u128(0xB0))
+}
+
+fn site(i: usize) -> WebsiteId {
+    WebsiteId(Uuid::from_u128(0x1_0000 + i as u128))
+}
+
+fn all_sites() -> Vec<WebsiteId> {
+    (0..SITES).map(site).collect()
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A never-seen email.
+fn fresh_email() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("bench-{}-{n}@example.test", std::process::id())
+}
+
+fn service(store: PgStore) -> InviteService {
+    InviteService::new(
+        Arc::new(store),
+        Arc::new(NullMailer),
+        InviteConfig::new("https://bench.test/accept").expect("config"),
+    )
+}
+
+fn key() -> Principal {
+    Principal::global(org(), ApiKeyId(Uuid::from_u128(0xC1)))
+}
+
+/// One timed request: a new email invited to all 50 sites.
+async fn invite_all(
+    svc: &InviteService,
+    method: InviteMethod,
+    sites: &[WebsiteId],
+) -> BulkInviteResponse {
+    let r = svc
+        .bulk_invite(
+            &key(),
+            BulkInviteRequest::websites(method, &fresh_email(), sites.iter().copied()),
+        )
+        .await
+        .expect("bulk");
+    assert_eq!(r.summary.succeeded, sites.len());
+    r
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(connection);
+    client
+}
+
+/// The hand-written floor: one transaction, the user and 50 memberships in two set-based
+/// INSERTs, prepared once (`BEGIN`, 2 statements, `COMMIT`: 4 round trips).
+fn raw_floor(c: &mut Criterion, rt: &tokio::runtime::Runtime, db: &TestDatabase) {
+    let mut client = rt.block_on(connect(&db.url));
+    let sites: Vec<Uuid> = all_sites().iter().map(|s| s.0).collect();
+    let (insert_user, insert_members) = rt.block_on(async {
+        (
+            client
+                .prepare("INSERT INTO users (id, email, email_verified) VALUES ($1, $2, false)")
+                .await
+                .expect("prepare"),
+            client
+                .prepare(
+                    "INSERT INTO website_members (website_id, user_id, role, created_at) \
+                     SELECT w, $1, 'viewer', $2 FROM unnest($3::uuid[]) AS w",
+                )
+                .await
+                .expect("prepare"),
+        )
+    });
+    c.bench_function("pg_raw_floor_50", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                // The product's id scheme for new users (time-ordered, random tail).
+                let user = UserId::time_ordered(SystemClock.now(), OsRandom.uuid()).0;
+                let tx = client.transaction().await.expect("begin");
+                tx.execute(&insert_user, &[&user, &fresh_email()])
+                    .await
+                    .expect("user");
+                tx.execute(&insert_members, &[&user, &0i64, &sites])
+                    .await
+                    .expect("members");
+                tx.commit().await.expect("commit");
+            })
+        })
+    });
+}
+
+fn modes(c: &mut Criterion, rt: &tokio::runtime::Runtime, svc: &InviteService) {
+    let sites = all_sites();
+    c.bench_function("pg_direct_50", |b| {
+        b.to_async(rt)
+            .iter(|| async { black_box(invite_all(svc, InviteMethod::Direct, &sites).await) })
+    });
+    c.bench_function("pg_email_50", |b| {
+        b.to_async(rt)
+            .iter(|| async { black_box(invite_all(svc, InviteMethod::Email, &sites).await) })
+    });
+}
+
+/// 8 clients (tasks sharing one store and its pool) each sending direct 50-target requests;
+/// the time reported is per request, so throughput = 1 / time.
+fn concurrent(c: &mut Criterion, rt: &tokio::runtime::Runtime, svc: &InviteService) {
+    let sites = Arc::new(all_sites());
+    c.bench_function("pg_concurrent_8", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (svc, sites) = (svc.clone(), sites.clone());
+            async move {
+                let per_client = iters.div_ceil(CLIENTS as u64);
+                let start = Instant::now();
+                let mut tasks = Vec::new();
+                for _ in 0..CLIENTS {
+                    let (svc, sites) = (svc.clone(), sites.clone());
+                    tasks.push(tokio::spawn(async move {
+                        for _ in 0..per_client {
+                            black_box(invite_all(&svc, InviteMethod::Direct, &sites).await);
+                        }
+                    }));
+                }
+                for t in tasks {
+                    t.await.expect("client");
+                }
+                // Per request of the `iters` asked for.
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_client * CLIENTS as u64) as f64)
+            }
+        })
+    });
+}
+
+/// Statements per request, from `pg_stat_statements` (cumulative `calls` of the bench
+/// database, before and after N requests).
+fn count_statements(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    db: &TestDatabase,
+    svc: &InviteService,
+) {
+    rt.block_on(async {
+        let stats = connect(url).await;
+        let sql = "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements \
+                   WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1)";
+        let calls = || async {
+            stats
+                .query_one(sql, &[&db.name])
+                .await
+                .map(|r| r.get::<_, i64>(0))
+        };
+        if let Err(e) = calls().await {
+            println!("statements per request: not counted (pg_stat_statements unavailable: {e})");
+            return;
+        }
+        let sites = all_sites();
+        const N: i64 = 20;
+        for (name, method) in [
+            ("direct", InviteMethod::Direct),
+            ("email", InviteMethod::Email),
+        ] {
+            // Warm the pool's prepared statements first.
+            invite_all(svc, method, &sites).await;
+            let before = calls().await.expect("calls");
+            for _ in 0..N {
+                invite_all(svc, method, &sites).await;
+            }
+            let after = calls().await.expect("calls");
+            println!(
+                "statements per {name} 50-target request: {:.1}",
+                (after - before) as f64 / N as f64
+            );
+        }
+    });
+}
+
+fn all(c: &mut Criterion) {
+    let Ok(url) = std::env::var("INVITES_PG_URL") else {
+        println!("skipped: the PostgreSQL benches need a server; set INVITES_PG_URL");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let db = rt.block_on(fresh_database(&url));
+    let store = rt.block_on(async {
+        let store = db.store().await;
+        store
+            .create_organization(org(), "Bench")
+            .await
+            .expect("org");
+        for i in 0..SITES {
+            store
+                .create_website(&Website {
+                    id: site(i),
+                    organization: org(),
+                    name: format!("Site {i}"),
+                    url: format!("https://s{i}.bench.test"),
+                })
+                .await
+                .expect("site");
+        }
+        store
+    });
+    let svc = service(store);
+    count_statements(&rt, &url, &db, &svc);
+    raw_floor(c, &rt, &db);
+    modes(c, &rt, &svc);
+    concurrent(c, &rt, &svc);
+    drop(svc);
+    drop(db);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+    targets = all
+}
+criterion_main!(benches);

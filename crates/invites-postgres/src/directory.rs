@@ -1,0 +1,384 @@
+//! [`Directory`](invites_core::Directory) and [`Inspect`](invites_core::Inspect) operations.
+
+use crate::error::Error;
+use crate::sql::{
+    INVITATION_SELECT, LOCK_EMAIL, OUTBOX_COLUMNS, USER_COLUMNS, email, execute,
+    invitation_from_row, message_from_row, name_param, query, tag, text, ts, user_from_row, uuid,
+};
+use crate::{PgStore, transaction};
+use invites_core::{
+    BatchId, Group, GroupId, MembershipRow, OrgRole, OrganizationId, Role, Snapshot, TargetKind,
+    User, UserId, Website, WebsiteId,
+};
+
+async fn organization_exists(
+    store: &PgStore,
+    tx: &deadpool_postgres::Transaction<'_>,
+    id: OrganizationId,
+) -> Result<bool, Error> {
+    Ok(!query(
+        tx,
+        &store.q("SELECT 1 FROM {schema}.organizations WHERE id = $1"),
+        &[&id.0],
+    )
+    .await?
+    .is_empty())
+}
+
+pub(crate) async fn create_organization(
+    store: &PgStore,
+    id: OrganizationId,
+    name: &str,
+) -> Result<(), Error> {
+    transaction!(store, |tx| {
+        let inserted = execute(
+            &tx,
+            &store.q(
+                "INSERT INTO {schema}.organizations (id, name) VALUES ($1, $2) \
+                 ON CONFLICT (id) DO NOTHING",
+            ),
+            &[&id.0, &name],
+        )
+        .await?;
+        if inserted == 0 {
+            let rows = query(
+                &tx,
+                &store.q("SELECT name FROM {schema}.organizations WHERE id = $1"),
+                &[&id.0],
+            )
+            .await?;
+            if rows
+                .first()
+                .map(|r| text(r, "name"))
+                .transpose()?
+                .as_deref()
+                != Some(name)
+            {
+                return Err(Error::Conflict(format!(
+                    "organization {id} exists with another name"
+                )));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+pub(crate) async fn create_website(store: &PgStore, website: &Website) -> Result<(), Error> {
+    transaction!(store, |tx| {
+        let rows = query(
+            &tx,
+            &store.q(
+                "SELECT organization_id, name, url FROM {schema}.websites WHERE id = $1 FOR UPDATE",
+            ),
+            &[&website.id.0],
+        )
+        .await?;
+        if let Some(row) = rows.first() {
+            let existing = Website {
+                id: website.id,
+                organization: OrganizationId(uuid(row, "organization_id")?),
+                name: text(row, "name")?,
+                url: text(row, "url")?,
+            };
+            if existing == *website {
+                return Ok(());
+            }
+            return Err(Error::Conflict(format!(
+                "website {} exists with other content",
+                website.id
+            )));
+        }
+        if !organization_exists(store, &tx, website.organization).await? {
+            return Err(Error::Missing(format!(
+                "organization {} does not exist",
+                website.organization
+            )));
+        }
+        execute(
+            &tx,
+            &store.q(
+                "INSERT INTO {schema}.websites (id, organization_id, name, url) \
+                 VALUES ($1, $2, $3, $4)",
+            ),
+            &[
+                &website.id.0,
+                &website.organization.0,
+                &website.name,
+                &website.url,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+pub(crate) async fn create_group(store: &PgStore, group: &Group) -> Result<(), Error> {
+    transaction!(store, |tx| {
+        let rows = query(
+            &tx,
+            &store.q("SELECT organization_id, name FROM {schema}.groups WHERE id = $1 FOR UPDATE"),
+            &[&group.id.0],
+        )
+        .await?;
+        if let Some(row) = rows.first() {
+            let existing = Group {
+                id: group.id,
+                organization: OrganizationId(uuid(row, "organization_id")?),
+                name: text(row, "name")?,
+            };
+            if existing == *group {
+                return Ok(());
+            }
+            return Err(Error::Conflict(format!(
+                "group {} exists with other content",
+                group.id
+            )));
+        }
+        if !organization_exists(store, &tx, group.organization).await? {
+            return Err(Error::Missing(format!(
+                "organization {} does not exist",
+                group.organization
+            )));
+        }
+        execute(
+            &tx,
+            &store.q("INSERT INTO {schema}.groups (id, organization_id, name) VALUES ($1, $2, $3)"),
+            &[&group.id.0, &group.organization.0, &group.name],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+pub(crate) async fn add_website_to_group(
+    store: &PgStore,
+    group: GroupId,
+    website: WebsiteId,
+) -> Result<(), Error> {
+    transaction!(store, |tx| {
+        let rows = query(
+            &tx,
+            &store.q(
+                "SELECT (SELECT organization_id FROM {schema}.groups WHERE id = $1) AS group_org, \
+                        (SELECT organization_id FROM {schema}.websites WHERE id = $2) AS website_org",
+            ),
+            &[&group.0, &website.0],
+        )
+        .await?;
+        let row = rows.first().ok_or(Error::Corrupt {
+            column: "group_org",
+        })?;
+        let group_org = crate::sql::opt_uuid(row, "group_org")?
+            .ok_or_else(|| Error::Missing(format!("group {group} does not exist")))?;
+        let website_org = crate::sql::opt_uuid(row, "website_org")?
+            .ok_or_else(|| Error::Missing(format!("website {website} does not exist")))?;
+        if group_org != website_org {
+            return Err(Error::Conflict(format!(
+                "website {website} and group {group} belong to different organizations"
+            )));
+        }
+        execute(
+            &tx,
+            &store.q(
+                "INSERT INTO {schema}.group_websites (group_id, website_id) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            ),
+            &[&group.0, &website.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+pub(crate) async fn create_user(store: &PgStore, user: &User) -> Result<UserId, Error> {
+    transaction!(store, |tx| {
+        // The same lock as the bulk writes: a user created here never races one created there.
+        execute(&tx, LOCK_EMAIL, &[&user.email.as_str()]).await?;
+        let rows = query(
+            &tx,
+            &store.q("SELECT id FROM {schema}.users WHERE email = $1"),
+            &[&user.email.as_str()],
+        )
+        .await?;
+        if let Some(row) = rows.first() {
+            return Ok(UserId(uuid(row, "id")?));
+        }
+        execute(
+            &tx,
+            &store.q(crate::bulk::INSERT_USER),
+            &[
+                &user.id.0,
+                &user.email.as_str(),
+                &user.email_verified,
+                &name_param(&user.first_name),
+                &name_param(&user.last_name),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user.id)
+    })
+}
+
+pub(crate) async fn add_org_member(
+    store: &PgStore,
+    organization: OrganizationId,
+    user: UserId,
+    role: OrgRole,
+) -> Result<(), Error> {
+    transaction!(store, |tx| {
+        if !organization_exists(store, &tx, organization).await? {
+            return Err(Error::Missing(format!(
+                "organization {organization} does not exist"
+            )));
+        }
+        let exists = !query(
+            &tx,
+            &store.q("SELECT 1 FROM {schema}.users WHERE id = $1"),
+            &[&user.0],
+        )
+        .await?
+        .is_empty();
+        if !exists {
+            return Err(Error::Missing(format!("user {user} does not exist")));
+        }
+        execute(
+            &tx,
+            &store.q(
+                "INSERT INTO {schema}.org_members (organization_id, user_id, role) \
+                 VALUES ($1, $2, $3) \
+                 ON CONFLICT (organization_id, user_id) DO UPDATE SET role = excluded.role",
+            ),
+            &[&organization.0, &user.0, &role.as_str()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+pub(crate) async fn delete_website(store: &PgStore, id: WebsiteId) -> Result<(), Error> {
+    transaction!(store, |tx| {
+        execute(
+            &tx,
+            &store.q(
+                "WITH m AS (DELETE FROM {schema}.website_members WHERE website_id = $1), \
+                      g AS (DELETE FROM {schema}.group_websites WHERE website_id = $1), \
+                      i AS (DELETE FROM {schema}.invitations \
+                            WHERE target_kind = 'website' AND target_id = $1) \
+                 DELETE FROM {schema}.websites WHERE id = $1",
+            ),
+            &[&id.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+}
+
+pub(crate) async fn snapshot(store: &PgStore) -> Result<Snapshot, Error> {
+    let mut client = store.client().await?;
+    // One snapshot for every part, so they agree with each other.
+    let tx = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let mut users = query(
+        &tx,
+        &store.q(&format!("SELECT {USER_COLUMNS} FROM {{schema}}.users")),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(user_from_row)
+    .collect::<Result<Vec<_>, _>>()?;
+    users.sort_by(|a, b| a.email.cmp(&b.email));
+
+    let mut memberships = Vec::new();
+    for row in &query(
+        &tx,
+        &store.q(
+            "SELECT 'website' AS kind, website_id AS target, user_id, role, created_at \
+               FROM {schema}.website_members \
+             UNION ALL \
+             SELECT 'group', group_id, user_id, role, created_at FROM {schema}.group_members",
+        ),
+        &[],
+    )
+    .await?
+    {
+        memberships.push(MembershipRow {
+            target: tag(row, "kind", TargetKind::parse)?.with_id(uuid(row, "target")?),
+            user: UserId(uuid(row, "user_id")?),
+            role: tag(row, "role", Role::parse)?,
+            created_at: ts(row, "created_at")?,
+        });
+    }
+    memberships.sort();
+
+    let mut org_members = Vec::new();
+    for row in &query(
+        &tx,
+        &store.q("SELECT organization_id, user_id, role FROM {schema}.org_members"),
+        &[],
+    )
+    .await?
+    {
+        org_members.push((
+            OrganizationId(uuid(row, "organization_id")?),
+            UserId(uuid(row, "user_id")?),
+            tag(row, "role", OrgRole::parse)?,
+        ));
+    }
+    org_members.sort();
+
+    let mut invitations = query(&tx, &store.q(INVITATION_SELECT), &[])
+        .await?
+        .iter()
+        .map(|row| invitation_from_row(row).map(|(r, _)| r))
+        .collect::<Result<Vec<_>, _>>()?;
+    invitations.sort_by_key(|i| (i.created_at, i.id));
+
+    let mut batches = Vec::new();
+    for row in &query(
+        &tx,
+        &store.q("SELECT id, organization_id, email, created_at FROM {schema}.batches"),
+        &[],
+    )
+    .await?
+    {
+        batches.push((
+            BatchId(uuid(row, "id")?),
+            OrganizationId(uuid(row, "organization_id")?),
+            email(row, "email")?,
+            ts(row, "created_at")?,
+        ));
+    }
+    batches.sort_by_key(|b| b.0);
+
+    let mut outbox = query(
+        &tx,
+        &store.q(&format!("SELECT {OUTBOX_COLUMNS} FROM {{schema}}.outbox")),
+        &[],
+    )
+    .await?
+    .iter()
+    .map(message_from_row)
+    .collect::<Result<Vec<_>, _>>()?;
+    outbox.sort_by_key(|m| (m.created_at, m.id));
+    tx.commit().await?;
+    Ok(Snapshot {
+        users,
+        memberships,
+        org_members,
+        invitations,
+        batches,
+        outbox,
+    })
+}

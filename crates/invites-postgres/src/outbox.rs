@@ -1,0 +1,169 @@
+//! The outbox: claims with `FOR UPDATE SKIP LOCKED` and a lease, delivery records, reads.
+
+use crate::PgStore;
+use crate::error::Error;
+use crate::sql::{OUTBOX_COLUMNS, execute, message_from_row, query};
+use invites_core::rules;
+use invites_core::{BatchId, DeliveryUpdate, MessageId, MessageStatus, OutboxMessage, Timestamp};
+
+/// Claims due messages in ONE statement: the rows are picked and locked by the inner
+/// `SELECT … FOR UPDATE SKIP LOCKED` (a row another deliverer is claiming right now is
+/// skipped, not waited for) and leased by the `UPDATE` (`next_attempt_at` = the lease's end,
+/// so no deliverer picks it again until the lease runs out). `RETURNING` reports each
+/// message as it was found: its `next_attempt_at` is the time it became due.
+const CLAIM: &str = "\
+UPDATE {schema}.outbox o SET next_attempt_at = $2
+FROM (SELECT id, next_attempt_at AS due_at FROM {schema}.outbox
+      WHERE status = 'queued' AND next_attempt_at <= $1
+      ORDER BY next_attempt_at, created_at, id
+      LIMIT $3
+      FOR UPDATE SKIP LOCKED) due
+WHERE o.id = due.id
+RETURNING o.id, o.batch_id, o.organization_id, o.recipient, o.accept_url, o.status, o.attempts,
+          due.due_at AS next_attempt_at, o.created_at, o.last_error";
+
+pub(crate) async fn claim_due_messages(
+    store: &PgStore,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: usize,
+) -> Result<Vec<OutboxMessage>, Error> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let client = store.client().await?;
+    // One statement: its own transaction, retried by nobody (a conflict cannot happen: locked
+    // rows are skipped).
+    let rows = query(
+        &client,
+        &store.q(CLAIM),
+        &[
+            &now.as_millis(),
+            &lease_until.as_millis(),
+            &i64::try_from(limit).unwrap_or(i64::MAX),
+        ],
+    )
+    .await?;
+    let mut messages = rows
+        .iter()
+        .map(message_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    messages.sort_by_key(|m| (m.next_attempt_at, m.created_at, m.id));
+    Ok(messages)
+}
+
+/// The stored statuses a delivery record still applies to, as the core decides
+/// ([`rules::delivery_record_applies`]), for the statements' `status = ANY($n)`.
+fn applicable_statuses() -> Vec<&'static str> {
+    [
+        MessageStatus::Queued,
+        MessageStatus::Sent,
+        MessageStatus::Failed,
+        MessageStatus::Cancelled,
+    ]
+    .into_iter()
+    .filter(|s| rules::delivery_record_applies(*s))
+    .map(|s| s.as_str())
+    .collect()
+}
+
+/// One conditional statement: the record is written only if the message is still in a status
+/// it applies to; otherwise (a resend cancelled it, another deliverer recorded it) the row is
+/// left as it is. A message that does not exist at all is an error.
+pub(crate) async fn record_delivery(
+    store: &PgStore,
+    id: MessageId,
+    update: &DeliveryUpdate,
+) -> Result<(), Error> {
+    let client = store.client().await?;
+    let applies = applicable_statuses();
+    let changed =
+        match update {
+            DeliveryUpdate::Sent { attempts } => execute(
+                &client,
+                &store.q(
+                    "UPDATE {schema}.outbox SET status = 'sent', attempts = $2, accept_url = NULL \
+                     WHERE id = $1 AND status = ANY($3::text[])",
+                ),
+                &[&id.0, &attempts_param(*attempts), &applies],
+            )
+            .await?,
+            DeliveryUpdate::Retry {
+                attempts,
+                next_attempt_at,
+                error,
+            } => {
+                execute(
+                    &client,
+                    &store.q(
+                        "UPDATE {schema}.outbox SET attempts = $2, next_attempt_at = $3, \
+                     last_error = $4 WHERE id = $1 AND status = ANY($5::text[])",
+                    ),
+                    &[
+                        &id.0,
+                        &attempts_param(*attempts),
+                        &next_attempt_at.as_millis(),
+                        error,
+                        &applies,
+                    ],
+                )
+                .await?
+            }
+            DeliveryUpdate::Failed { attempts, error } => execute(
+                &client,
+                &store.q(
+                    "UPDATE {schema}.outbox SET status = 'failed', attempts = $2, last_error = $3, \
+                     accept_url = NULL WHERE id = $1 AND status = ANY($4::text[])",
+                ),
+                &[&id.0, &attempts_param(*attempts), error, &applies],
+            )
+            .await?,
+            DeliveryUpdate::Cancelled => {
+                execute(
+                    &client,
+                    &store.q(
+                        "UPDATE {schema}.outbox SET status = 'cancelled', accept_url = NULL \
+                     WHERE id = $1 AND status = ANY($2::text[])",
+                    ),
+                    &[&id.0, &applies],
+                )
+                .await?
+            }
+        };
+    if changed == 0 {
+        let exists = !query(
+            &client,
+            &store.q("SELECT 1 FROM {schema}.outbox WHERE id = $1"),
+            &[&id.0],
+        )
+        .await?
+        .is_empty();
+        if !exists {
+            return Err(Error::Missing(format!("no outbox message {id}")));
+        }
+    }
+    Ok(())
+}
+
+fn attempts_param(attempts: u32) -> i32 {
+    i32::try_from(attempts).unwrap_or(i32::MAX)
+}
+
+pub(crate) async fn batch_messages(
+    store: &PgStore,
+    batch: BatchId,
+) -> Result<Vec<OutboxMessage>, Error> {
+    let client = store.client().await?;
+    query(
+        &client,
+        &store.q(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM {{schema}}.outbox WHERE batch_id = $1 \
+             ORDER BY created_at, id"
+        )),
+        &[&batch.0],
+    )
+    .await?
+    .iter()
+    .map(message_from_row)
+    .collect()
+}

@@ -1,0 +1,183 @@
+//! The store ports of `invites-core`, implemented by [`PgStore`]: each method maps this
+//! crate's error to a [`StoreError`] and calls the operation's module.
+
+use crate::{PgStore, bulk, directory, lifecycle, outbox};
+use async_trait::async_trait;
+use invites_core::{
+    AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
+    BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
+    Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
+    InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
+    OutboxMessage, OutboxStore, ReadStore, RevokeFact, RotateBatch, RotateFact, Snapshot,
+    StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+};
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl BulkStore for PgStore {
+    async fn add_members(&self, cmd: &AddMembers) -> Result<AddMembersOutcome, StoreError> {
+        Ok(bulk::add_members(self, cmd).await?)
+    }
+
+    async fn create_invitations(
+        &self,
+        cmd: &CreateInvitations,
+    ) -> Result<CreateInvitationsOutcome, StoreError> {
+        Ok(bulk::create_invitations(self, cmd).await?)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl ReadStore for PgStore {
+    async fn find_user(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(lifecycle::find_user(self, email).await?)
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(lifecycle::get_user(self, id).await?)
+    }
+
+    async fn find_batch_by_token(
+        &self,
+        hash: &TokenHash,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(lifecycle::find_batch_by_token(self, hash).await?)
+    }
+
+    async fn get_batch(
+        &self,
+        organization: OrganizationId,
+        batch: BatchId,
+    ) -> Result<Option<BatchRecord>, StoreError> {
+        Ok(lifecycle::get_batch(self, organization, batch).await?)
+    }
+
+    async fn get_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<Option<InvitationRecord>, StoreError> {
+        Ok(lifecycle::get_invitation(self, organization, id).await?)
+    }
+
+    async fn list_invitations(
+        &self,
+        query: &InvitationQuery,
+    ) -> Result<Vec<InvitationRecord>, StoreError> {
+        Ok(lifecycle::list_invitations(self, query).await?)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn claim_due_messages(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(outbox::claim_due_messages(self, now, lease_until, limit).await?)
+    }
+
+    async fn record_delivery(
+        &self,
+        id: MessageId,
+        update: DeliveryUpdate,
+    ) -> Result<(), StoreError> {
+        Ok(outbox::record_delivery(self, id, &update).await?)
+    }
+
+    async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(outbox::batch_messages(self, batch).await?)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl LifecycleStore for PgStore {
+    async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
+        Ok(lifecycle::accept_batch(self, cmd).await?)
+    }
+
+    async fn revoke_invitation(
+        &self,
+        organization: OrganizationId,
+        id: InvitationId,
+    ) -> Result<RevokeFact, StoreError> {
+        Ok(lifecycle::revoke_invitation(self, organization, id).await?)
+    }
+
+    async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
+        Ok(lifecycle::rotate_batch(self, cmd).await?)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl IdempotencyStore for PgStore {
+    async fn idempotency_begin(
+        &self,
+        begin: &IdempotencyBegin,
+    ) -> Result<IdempotencyState, StoreError> {
+        Ok(lifecycle::idempotency_begin(self, begin).await?)
+    }
+
+    async fn idempotency_finish(
+        &self,
+        organization: OrganizationId,
+        key_id: ApiKeyId,
+        key: &str,
+        response: Option<&str>,
+    ) -> Result<(), StoreError> {
+        Ok(lifecycle::idempotency_finish(self, organization, key_id, key, response).await?)
+    }
+}
+
+#[async_trait]
+impl Directory for PgStore {
+    async fn create_organization(&self, id: OrganizationId, name: &str) -> Result<(), StoreError> {
+        Ok(directory::create_organization(self, id, name).await?)
+    }
+
+    async fn create_website(&self, website: &Website) -> Result<(), StoreError> {
+        Ok(directory::create_website(self, website).await?)
+    }
+
+    async fn create_group(&self, group: &Group) -> Result<(), StoreError> {
+        Ok(directory::create_group(self, group).await?)
+    }
+
+    async fn add_website_to_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<(), StoreError> {
+        Ok(directory::add_website_to_group(self, group, website).await?)
+    }
+
+    async fn create_user(&self, user: &User) -> Result<UserId, StoreError> {
+        Ok(directory::create_user(self, user).await?)
+    }
+
+    async fn add_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<(), StoreError> {
+        Ok(directory::add_org_member(self, organization, user, role).await?)
+    }
+
+    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
+        Ok(directory::delete_website(self, id).await?)
+    }
+}
+
+#[async_trait]
+impl Inspect for PgStore {
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        Ok(directory::snapshot(self).await?)
+    }
+}
