@@ -44,19 +44,30 @@ curl -fsS "http://127.0.0.1:$port/api/v1/openapi.json" >/dev/null
 # Every check (`--checks all`), positive and negative data (`--mode all`), every phase
 # (examples, coverage, fuzzing, stateful). A fixed seed keeps runs comparable;
 # --max-examples bounds the time on 2 cores. Run from the temp dir so nothing is left behind.
-set +e
-(cd "$work" && "$st_bin" run "$doc" \
-    --url "http://127.0.0.1:$port/api/v1" \
-    --header "x-api-key: demo-global-key" \
-    --checks all \
-    --mode all \
-    --max-examples "${HTTP_MAX_EXAMPLES:-60}" \
-    --seed "${HTTP_SEED:-11}" \
-    --workers 2 \
-    --generation-database none \
-    --no-color) >"$work/st.txt" 2>&1
-status=$?
-set -e
+# A crash inside the generator itself (CPython 3.11's "AST constructor recursion depth
+# mismatch", raised while hypothesis describes a filter lambda) is not a finding about the API:
+# only then is the run repeated, at most twice, and said so. Any failed check fails at once.
+for attempt in 1 2 3; do
+    set +e
+    (cd "$work" && "$st_bin" run "$doc" \
+        --url "http://127.0.0.1:$port/api/v1" \
+        --header "x-api-key: demo-global-key" \
+        --checks all \
+        --mode all \
+        --max-examples "${HTTP_MAX_EXAMPLES:-60}" \
+        --seed "${HTTP_SEED:-11}" \
+        --workers 2 \
+        --generation-database none \
+        --no-color) >"$work/st.txt" 2>&1
+    status=$?
+    set -e
+    if [[ $status -ne 0 ]] && grep -q "AST constructor recursion depth mismatch" "$work/st.txt" \
+        && ! grep -qE "^Failures:|[0-9]+ failed" "$work/st.txt" && [[ $attempt -lt 3 ]]; then
+        echo "http: schemathesis crashed inside hypothesis (CPython AST bug), no failed check; run $attempt repeated" >&2
+        continue
+    fi
+    break
+done
 cat "$work/st.txt"
 generated=$(grep -oE '[0-9]+ generated' "$work/st.txt" | tail -n 1 | grep -oE '[0-9]+' || echo "?")
 if [[ $status -ne 0 ]]; then
