@@ -18,8 +18,8 @@
 //! | delivery batch size | 1 to 1000 | 100 |
 
 use crate::mail::{DefaultRenderer, EmailRenderer};
-use crate::random::{AcceptToken, OsRandom, RandomSource};
 use crate::time::{Clock, SystemClock};
+use crate::tokens::{AcceptToken, OsRandom, RandomSource};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;

@@ -63,7 +63,7 @@
 //!
 //! # Decisions where the contract is silent
 //!
-//! - Request parsing: see [`request`] (null means absent, error order, empty names).
+//! - Request parsing: see [`BulkInviteRequest`] (null means absent, error order, empty names).
 //! - `group_ids` with a website-scoped key is `global_key_required` before any value check.
 //! - A website-scoped key gets per-target `forbidden` for websites outside its allowlist
 //!   without the store being asked, so it cannot probe for existence.
@@ -126,23 +126,23 @@
 //! | [`PersonName::MAX_CHARS`](crate::PersonName::MAX_CHARS) | 100 characters | [`PersonName::parse`](crate::PersonName::parse) | `invalid_name` |
 
 mod config;
-pub mod error;
+mod error;
 mod ids;
+mod invitee;
 mod limits;
-pub mod mail;
+mod mail;
 mod port;
 mod principal;
-pub mod random;
 #[cfg(feature = "test-util")]
 mod recording_mailer;
 mod redact;
-pub mod request;
+mod request;
 mod response;
 pub mod rules;
 mod service;
 mod store;
 mod time;
-pub mod values;
+mod tokens;
 
 pub use config::{ConfigError, DeliveryPolicy, InviteConfig};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
@@ -150,19 +150,19 @@ pub use ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
     UserId, WebsiteId,
 };
+pub use invitee::{Email, EmailError, OrgRole, PersonName, Role};
 pub use limits::{
     MAX_ECHOED_FIELD_BYTES, MAX_ID_ARRAY_LEN, MAX_IDEMPOTENCY_KEY_LEN, MAX_REQUEST_BODY_BYTES,
     check_idempotency_key,
 };
 pub use mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, RenderedEmail,
-    escape_html, plain_line,
+    escape_html, plain_line, sanitize_header,
 };
 pub use port::{
     BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore, ReadStore,
 };
 pub use principal::{KeyScope, Principal};
-pub use random::{AcceptToken, OsRandom, RandomSource, TokenHash};
 #[cfg(feature = "test-util")]
 pub use recording_mailer::{MailerMode, RecordingMailer};
 pub use redact::REDACTED;
@@ -183,4 +183,4 @@ pub use store::{
     TargetSlot, User, UserRef, Website,
 };
 pub use time::{Clock, SystemClock, Timestamp};
-pub use values::{Email, EmailError, OrgRole, PersonName, Role};
+pub use tokens::{AcceptToken, OsRandom, RandomSource, TokenHash};

@@ -1,6 +1,6 @@
 //! Bounds on everything a caller controls (the table is in the crate docs, `# Limits`).
 use crate::error::{ErrorCode, InviteError};
-use crate::values::is_hidden_or_control;
+use crate::invitee::is_hidden_or_control;
 
 /// Largest request body [`BulkInviteRequest::from_json`](crate::BulkInviteRequest::from_json)
 /// reads, in bytes. A maximal honest request (50 UUIDs, a 254-byte address, two 100-character

@@ -3,8 +3,8 @@
 
 use crate::error::MailError;
 use crate::ids::{BatchId, MessageId, TargetKind};
+use crate::invitee::{Email, PersonName, Role, is_hidden_or_control};
 use crate::time::Timestamp;
-use crate::values::{Email, PersonName, Role, is_hidden_or_control};
 use async_trait::async_trait;
 use std::fmt::{self, Debug, Write as _};
 use std::sync::Arc;

@@ -4,14 +4,14 @@
 
 use crate::error::StoreError;
 use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId};
-use crate::random::TokenHash;
+use crate::invitee::Email;
 use crate::store::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, BatchRecord, CreateInvitations,
     CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin, IdempotencyState, InvitationQuery,
     InvitationRecord, OutboxMessage, RevokeFact, RotateBatch, RotateFact, User,
 };
 use crate::time::Timestamp;
-use crate::values::Email;
+use crate::tokens::TokenHash;
 use async_trait::async_trait;
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -1,28 +1,10 @@
 //! The bulk invite request: its exact JSON (SPEC §2), parsing with typed errors, and
 //! validation into a [`ValidatedRequest`].
-//!
-//! Decisions where the contract is silent, all tested:
-//! - An explicit `null` for an optional field is the same as leaving it out (`"role": null`
-//!   means viewer, `"website_ids": null` means the list is absent).
-//! - An empty or all-whitespace name is treated as absent.
-//! - Errors are reported one at a time, in this order: `malformed_json`, `unknown_field`
-//!   (the first in key order), then the fields in the order `invite_method`, `email`, `role`,
-//!   `website_ids`, `group_ids`, `first_name`, `last_name` for type errors, then the target
-//!   rules (`mutually_exclusive_targets`, `missing_targets`, `invalid_target_count`,
-//!   `duplicate_target`), then email and name values.
-//! - Limits come first (see [`crate::limits`]): a body over
-//!   [`MAX_REQUEST_BODY_BYTES`] is `body_too_large` before it is
-//!   decoded, and an id array longer than [`MAX_ID_ARRAY_LEN`] (ten
-//!   times [`MAX_TARGETS`]) is `invalid_target_count` as soon as its length is seen, before any
-//!   element is parsed (so it wins over every other error). Arrays of 51 up to that length
-//!   are parsed and reported in the order above.
-//!   An unknown field is echoed cut to
-//!   [`MAX_ECHOED_FIELD_BYTES`](crate::limits::MAX_ECHOED_FIELD_BYTES), control characters replaced.
 
 use crate::error::{ErrorCode, InviteError};
 use crate::ids::{GroupId, TargetId, TargetKind, WebsiteId};
+use crate::invitee::{Email, PersonName, Role};
 use crate::limits::{MAX_ID_ARRAY_LEN, MAX_REQUEST_BODY_BYTES, echo_field};
-use crate::values::{Email, PersonName, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -72,6 +54,25 @@ impl InviteMethod {
 /// assert_eq!(err.code(), ErrorCode::UnknownField);
 /// assert_eq!(err.field(), Some("emial"));
 /// ```
+///
+/// # Decisions where the contract is silent, all tested
+///
+/// - An explicit `null` for an optional field is the same as leaving it out (`"role": null`
+///   means viewer, `"website_ids": null` means the list is absent).
+/// - An empty or all-whitespace name is treated as absent.
+/// - Errors are reported one at a time, in this order: `malformed_json`, `unknown_field`
+///   (the first in key order), then the fields in the order `invite_method`, `email`, `role`,
+///   `website_ids`, `group_ids`, `first_name`, `last_name` for type errors, then the target
+///   rules (`mutually_exclusive_targets`, `missing_targets`, `invalid_target_count`,
+///   `duplicate_target`), then email and name values.
+/// - Limits come first (see the crate docs, `# Limits`): a body over
+///   [`MAX_REQUEST_BODY_BYTES`] is `body_too_large` before it is
+///   decoded, and an id array longer than [`MAX_ID_ARRAY_LEN`] (ten
+///   times [`MAX_TARGETS`]) is `invalid_target_count` as soon as its length is seen, before any
+///   element is parsed (so it wins over every other error). Arrays of 51 up to that length
+///   are parsed and reported in the order above.
+///   An unknown field is echoed cut to
+///   [`MAX_ECHOED_FIELD_BYTES`](crate::MAX_ECHOED_FIELD_BYTES), control characters replaced.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize)]
 pub struct BulkInviteRequest {
     /// `direct` or `email`.

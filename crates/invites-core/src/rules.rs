@@ -18,12 +18,12 @@
 //! live invitation: stored `Pending` and `now` strictly before its expiry.
 
 use crate::ids::InvitationId;
+use crate::invitee::Role;
 use crate::store::{
     AcceptFact, AddFact, IdempotencyBegin, IdempotencyState, InvitationStatus, InviteFact,
     MessageStatus, RevokeFact, RotateFact, StoredStatus,
 };
 use crate::time::Timestamp;
-use crate::values::Role;
 
 /// Whether an invitation can still be accepted at `now`: the one definition of "live".
 pub fn is_live(status: StoredStatus, expires_at: Timestamp, now: Timestamp) -> bool {

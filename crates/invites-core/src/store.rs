@@ -11,10 +11,10 @@ use crate::ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, UserId,
     WebsiteId,
 };
-use crate::random::TokenHash;
+use crate::invitee::{Email, OrgRole, PersonName, Role};
 use crate::rules;
 use crate::time::Timestamp;
-use crate::values::{Email, OrgRole, PersonName, Role};
+use crate::tokens::TokenHash;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;

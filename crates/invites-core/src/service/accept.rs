@@ -3,9 +3,9 @@
 use super::*;
 use crate::error::InviteError;
 use crate::ids::UserId;
-use crate::random::AcceptToken;
 use crate::response::{OutcomeCode, TargetResult};
 use crate::store::{AcceptBatch, AcceptFact, BatchRecord, NewUser};
+use crate::tokens::AcceptToken;
 
 impl InviteService {
     pub(super) async fn open_token(

@@ -5,12 +5,12 @@ use super::*;
 use crate::error::{ErrorCode, InviteError};
 use crate::ids::{BatchId, InvitationId, MessageId, TargetId, UserId};
 use crate::principal::Principal;
-use crate::random::AcceptToken;
 use crate::request::{BulkInviteRequest, InviteMethod, ValidatedRequest};
 use crate::response::{BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, TargetResult};
 use crate::store::{
     AddFact, AddMembers, CreateInvitations, InviteFact, NewBatch, NewUser, OutboxMessage,
 };
+use crate::tokens::AcceptToken;
 
 impl InviteService {
     /// Invites one user to many websites or groups (SPEC §2–§5).

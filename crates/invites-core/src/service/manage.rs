@@ -6,13 +6,13 @@ use crate::error::{ErrorCode, InviteError};
 use crate::ids::{BatchId, InvitationId, MessageId};
 use crate::principal::KeyScope;
 use crate::principal::Principal;
-use crate::random::AcceptToken;
 use crate::response::EmailReport;
 use crate::store::{
     BatchRecord, InvitationFilter, InvitationQuery, InvitationRecord, MessageStatus, OutboxMessage,
     RevokeFact, RotateBatch, RotateFact,
 };
 use crate::time::Timestamp;
+use crate::tokens::AcceptToken;
 
 const MAX_PAGE: usize = 500;
 

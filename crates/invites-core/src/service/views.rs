@@ -2,10 +2,10 @@
 //! invitation and batch views, delivery reports.
 
 use crate::ids::{BatchId, InvitationId, MessageId, TargetId, UserId};
+use crate::invitee::{Email, Role};
 use crate::response::{EmailReport, TargetResult};
 use crate::store::{InvitationRecord, InvitationStatus, MessageStatus};
 use crate::time::Timestamp;
-use crate::values::{Email, Role};
 use serde::{Deserialize, Serialize};
 
 /// What one `deliver_due` call did.

@@ -2,7 +2,7 @@
 
 use super::*;
 use invites_core::MailerMode;
-use invites_core::mail::sanitize_header;
+use invites_core::sanitize_header;
 use std::time::Duration;
 
 impl Model {

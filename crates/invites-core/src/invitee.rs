@@ -1,4 +1,5 @@
-//! Validated values: [`Email`], [`Role`], [`OrgRole`], [`PersonName`].
+//! What a request says about the invitee, validated: [`Email`] (normalised), [`PersonName`], and
+//! the roles [`Role`] and [`OrgRole`]. A value that exists has been validated.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -1,4 +1,5 @@
-//! Randomness: the injected [`RandomSource`] port, ids and accept tokens.
+//! Tokens and the randomness they come from: the injected [`RandomSource`] port (ids too),
+//! [`AcceptToken`] and its stored [`TokenHash`].
 
 use sha2::{Digest, Sha256};
 use std::fmt;
