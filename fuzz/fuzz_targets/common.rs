@@ -1,6 +1,6 @@
 //! Shared by the targets: one SQLite store (in memory) on one runtime for the whole run.
 
-use invites_core::{Directory, Email, MembershipStore, User, UserId};
+use invites_core::{Directory, Email, ReadStore, User, UserId};
 use invites_sqlite::SqliteStore;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
