@@ -207,40 +207,48 @@ pub(crate) async fn execute<C: deadpool_postgres::GenericClient + Sync>(
     Ok(client.execute(&statement, params).await?)
 }
 
-/// The batch found by `condition` (on `b`), with its invitations, in one query.
+/// The batch found by `condition` (on `b`), with its invitations: two statements sent
+/// together (one round trip), the second finding the batch again by the same condition.
 pub(crate) async fn batch_where<C: deadpool_postgres::GenericClient + Sync>(
     store: &PgStore,
     client: &C,
     condition: &str,
     params: &Params<'_>,
 ) -> Result<Option<BatchRecord>, Error> {
-    let rows = query(
-        client,
-        &store.q(&format!(
-            "SELECT b.id, b.organization_id, b.email, b.created_at, b.last_sent_at \
-             FROM {{schema}}.batches b WHERE {condition}"
-        )),
-        params,
-    )
-    .await?;
+    let batch_sql = store.q(&format!(
+        "SELECT b.id, b.organization_id, b.email, b.created_at, b.last_sent_at \
+         FROM {{schema}}.batches b WHERE {condition}"
+    ));
+    let invitations_sql = store.q(&format!(
+        "{INVITATION_SELECT} WHERE i.batch_id IN \
+         (SELECT b.id FROM {{schema}}.batches b WHERE {condition}) ORDER BY i.created_at, i.id"
+    ));
+    let batch_statement = client.prepare_cached(&batch_sql).await?;
+    let invitations_statement = client.prepare_cached(&invitations_sql).await?;
+    let (rows, invitation_rows) = tokio::try_join!(
+        client.query(&batch_statement, params),
+        client.query(&invitations_statement, params)
+    )?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };
     let id = BatchId(uuid(row, "id")?);
-    let mut batch = BatchRecord {
+    let mut invitations = Vec::with_capacity(invitation_rows.len());
+    for row in &invitation_rows {
+        let (record, _) = invitation_from_row(row)?;
+        // Both statements find at most one batch (the condition is on a unique column).
+        if record.batch_id == id {
+            invitations.push(record);
+        }
+    }
+    Ok(Some(BatchRecord {
         id,
         organization: OrganizationId(uuid(row, "organization_id")?),
         email: email(row, "email")?,
         created_at: ts(row, "created_at")?,
         last_sent_at: ts(row, "last_sent_at")?,
-        invitations: Vec::new(),
-    };
-    batch.invitations = batch_invitations(store, client, id, false)
-        .await?
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    Ok(Some(batch))
+        invitations,
+    }))
 }
 
 /// A batch's invitations in batch order, each with whether its target exists; with `lock`,
