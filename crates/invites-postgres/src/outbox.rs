@@ -1,8 +1,8 @@
 //! The outbox: claims with `FOR UPDATE SKIP LOCKED` and a lease, delivery records, reads.
 
-use crate::{PgStore, transaction};
 use crate::error::Error;
 use crate::sql::{OUTBOX_COLUMNS, decode, decode_all, execute, message_from_row, query};
+use crate::{PgStore, transaction};
 use invites_core::rules;
 use invites_core::{BatchId, DeliveryUpdate, MessageId, MessageStatus, OutboxMessage, Timestamp};
 
@@ -67,8 +67,9 @@ pub(crate) async fn claim_due_messages(
     })?;
     for (id, reason) in &unreadable {
         tracing::warn!(
+            table = reason.table,
             column = reason.column,
-            message = %id,
+            row = %id,
             "outbox: set aside a due message this version cannot read (marked failed)"
         );
     }

@@ -25,7 +25,13 @@ struct RawPlanter(TestDatabase);
 
 impl RawPlanter {
     async fn execute(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) {
-        let n = self.0.connect().await.execute(sql, params).await.expect(sql);
+        let n = self
+            .0
+            .connect()
+            .await
+            .execute(sql, params)
+            .await
+            .expect(sql);
         assert_eq!(n, 1, "{sql}");
     }
 }
@@ -74,9 +80,11 @@ async fn one_unreadable_row_blocks_nothing_even_on_a_new_store() {
     let db = fresh_database(&url).await;
     let store = db.store().await;
     let planter = RawPlanter(db.clone());
-    let planted =
-        unreadable::one_bad_row_blocks_nothing(Arc::new(store.clone()) as Arc<dyn Backend>, &planter)
-            .await;
+    let planted = unreadable::one_bad_row_blocks_nothing(
+        Arc::new(store.clone()) as Arc<dyn Backend>,
+        &planter,
+    )
+    .await;
     drop(store);
     let again = db.store().await;
     unreadable::after_reopen(Arc::new(again) as Arc<dyn Backend>, &planted).await;
@@ -158,7 +166,10 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
             row.get::<_, Option<String>>("last_error").as_deref(),
             Some(format!("stored row could not be read: column outbox.{column}").as_str())
         );
-        assert!(!row.get::<_, bool>("has_link"), "{column}: the link is cleared");
+        assert!(
+            !row.get::<_, bool>("has_link"),
+            "{column}: the link is cleared"
+        );
     }
     store
         .record_delivery(healthy, DeliveryUpdate::Sent { attempts: 2 })

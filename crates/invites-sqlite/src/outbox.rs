@@ -105,8 +105,9 @@ pub(crate) fn claim_due_messages(
     tx.commit()?;
     for (_, reason) in &unreadable {
         tracing::warn!(
+            table = reason.table,
             column = %reason.column,
-            message = ?reason.row,
+            row = ?reason.row,
             "outbox: set aside a due message this version cannot read (marked failed)"
         );
     }

@@ -9,11 +9,57 @@ use invites_sqlite::SqliteStore;
 use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL};
 use invites_testkit::{Backend, Harness, World};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// Every `tracing` event of this test process, formatted with its fields (a plain subscriber:
+/// the backend warns from its connection thread, so it must be the global one).
+fn captured() -> &'static Mutex<Vec<String>> {
+    static EVENTS: OnceLock<&'static Mutex<Vec<String>>> = OnceLock::new();
+    EVENTS.get_or_init(|| {
+        let events: &'static Mutex<Vec<String>> = Box::leak(Box::default());
+        tracing::subscriber::set_global_default(Capture(events)).expect("the only subscriber");
+        events
+    })
+}
+
+struct Capture(&'static Mutex<Vec<String>>);
+
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!(" {}={value:?}", field.name()));
+    }
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields(format!(
+            "{} {}",
+            event.metadata().level(),
+            event.metadata().target()
+        ));
+        event.record(&mut fields);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(fields.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
 
 /// A new database file, unique within this run and across runs.
 fn fresh_path() -> PathBuf {
@@ -78,6 +124,7 @@ impl Planter for RawPlanter {
 
 #[tokio::test]
 async fn one_unreadable_row_blocks_nothing_even_after_reopening() {
+    let events = captured();
     let path = fresh_path();
     let store = SqliteStore::open(&path).await.expect("open");
     let planter = RawPlanter(path.clone());
@@ -99,6 +146,27 @@ async fn one_unreadable_row_blocks_nothing_even_after_reopening() {
         )
         .expect("row");
     assert_eq!(recipient, SPOILED_EMAIL);
+
+    // Reported: the set-aside and every row left out, by table, column and id; never with a
+    // value (neither the planted one nor any address).
+    let events = events.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let set_aside = format!("row=Some({})", planted.bad_message.message.0);
+    assert!(
+        events.iter().any(|e| e.contains("set aside")
+            && e.contains("column=recipient")
+            && e.contains(&set_aside)),
+        "{events:#?}"
+    );
+    let left_out = format!("row=Some({})", planted.bad_invitation.0);
+    assert!(
+        events.iter().any(|e| e.contains("left out")
+            && e.contains("table=\"invitations\"")
+            && e.contains(&left_out)),
+        "{events:#?}"
+    );
+    for e in &events {
+        assert!(!e.contains(SPOILED_EMAIL) && !e.contains('@'), "{e}");
+    }
 }
 
 /// Every kind of value SQLite stores that this version cannot decode, one per due message,
