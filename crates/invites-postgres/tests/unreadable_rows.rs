@@ -1,7 +1,8 @@
 //! Stored rows this version cannot decode (issue 9), planted with a plain `tokio_postgres`
 //! client on the same database (as an older version, another tool or a hand would write
 //! them): the shared scenario of `invites_testkit::unreadable`, again on a new store (a
-//! restarted server), and the claim's handling of bad values the schema's types let through.
+//! restarted server), and the claim's handling of bad values the schema's types let through
+//! (a NULL included, once its NOT NULL is dropped).
 //! Each test skips (one line) without `INVITES_PG_URL`.
 
 use async_trait::async_trait;
@@ -102,7 +103,7 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
     h.mailer.set_mode(MailerMode::FailTransient);
     let p = world.global_key();
     let mut messages = Vec::new();
-    for i in 0..4 {
+    for i in 0..5 {
         let r = h
             .service
             .bulk_invite(
@@ -119,17 +120,21 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
         messages.push(store.batch_messages(batch).await.expect("messages")[0].id);
         h.clock.advance(Duration::from_secs(1));
     }
-    let healthy = messages.pop().expect("four");
+    let healthy = messages.pop().expect("five");
     let client = db.connect().await;
-    // A foreign writer that dropped the CHECK on attempts.
+    // A foreign writer that dropped the CHECK on attempts and a NOT NULL.
     client
-        .batch_execute("ALTER TABLE outbox DROP CONSTRAINT IF EXISTS outbox_attempts_check")
+        .batch_execute(
+            "ALTER TABLE outbox DROP CONSTRAINT IF EXISTS outbox_attempts_check; \
+             ALTER TABLE outbox ALTER COLUMN created_at DROP NOT NULL",
+        )
         .await
-        .expect("drop check");
+        .expect("drop constraints");
     let spoil = [
         ("recipient", "'NOT@normalised.TEST'"),
         ("attempts", "-3"),
         ("recipient", "'two@@ats.test'"),
+        ("created_at", "NULL"),
     ];
     for ((column, value), id) in spoil.iter().zip(&messages) {
         let n = client
