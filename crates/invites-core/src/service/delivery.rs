@@ -153,7 +153,7 @@ impl InviteService {
     /// [`retry_after`](crate::MailError::retry_after) hint when it is longer, never beyond
     /// `max_backoff`), permanent ones or too many attempts mark the message failed.
     ///
-    /// Messages are claimed for [`DeliveryPolicy::lease`]; once that has run out (slow sends),
+    /// Messages are claimed for [`DeliveryPolicy::lease`](crate::DeliveryPolicy::lease); once that has run out (slow sends),
     /// the call stops and leaves the rest for a later call, so a claimed message is never sent
     /// by two deliverers while its claim holds.
     ///
