@@ -55,14 +55,15 @@
 //! are waiting for the connection thread at once (concurrent requests), the thread runs them
 //! all, in arrival order, in ONE transaction, and commits once (while requests keep arriving
 //! together, it waits up to 100 µs for the ones just behind before it starts; a lone request
-//! never waits). Each keeps its contract: they
-//! write only inside their per-target savepoints, so a write that fails has written nothing
-//! and gets its own error without touching the others; every write's answer waits for the
-//! `COMMIT`, and if that fails (or SQLite drops the transaction, or a write fails half-way
-//! because its savepoints broke down) every write in it gets an error and none of them is
-//! stored. Concurrent requests thus share the cost of a
-//! commit and of the B-tree pages they both touch, so several tasks on one store get at
-//! least the throughput of one.
+//! never waits). Each keeps its contract, and its outcome depends only on its own targets,
+//! never on the writes it shares the transaction with: each runs in its own savepoint, so a
+//! write that fails, even half-way, leaves nothing and gets its own error while the others
+//! are kept; if SQLite rolls the whole transaction back during one write (a `ROLLBACK`
+//! conflict, disk full), that write gets its error and the writes undone with it run again
+//! in a new transaction. Every write's answer waits for the `COMMIT`, and if the `COMMIT`
+//! fails every write in it gets an error and none of them is stored. Concurrent requests
+//! thus share the cost of a commit and of the B-tree pages they both touch, so several tasks
+//! on one store get at least the throughput of one.
 //!
 //! The uniqueness rules are enforced by the database itself, whatever the concurrency: a
 //! UNIQUE constraint on `users.email`, primary keys on `(website_id, user_id)` and
@@ -349,11 +350,13 @@ impl SqliteStore {
     }
 
     /// Runs the write `work` on the connection thread inside a transaction the thread opens,
-    /// possibly together with other queued writes (group commit, see `worker`).
+    /// possibly together with other queued writes, each in its own savepoint (group commit,
+    /// see `worker`). `work` may run more than once, if SQLite rolls back a shared
+    /// transaction because of another write.
     async fn write<R, F>(&self, work: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> Result<R, Error> + Send + 'static,
+        F: Fn(&rusqlite::Connection) -> Result<R, Error> + Send + 'static,
     {
         self.worker.write(work).await.map_err(StoreError::from)
     }

@@ -451,7 +451,10 @@ fn install_fault(path: &Path, website: WebsiteId) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Group commit: queued writes share one transaction, each in its own savepoint
+// Group commit: queued writes share one transaction, each in its own savepoint (isolation of
+// a failing write: `group_commit`)
+
+mod group_commit;
 
 /// Makes the outbox refuse the message to `recipient` (so an email-mode batch fails after its
 /// invitations were written).
@@ -486,52 +489,6 @@ async fn let_queue() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-}
-
-#[tokio::test]
-async fn a_write_that_fails_after_writing_undoes_its_transaction_only() {
-    let f = fixture().await;
-    let (release, held) = hold(&f.store).await;
-    let s = f.store.clone();
-    let ann = tokio::spawn(async move {
-        s.add_members(&add("ann@example.com", 1, &[web(A)], T0))
-            .await
-    });
-    // Writes, then fails: nothing of its transaction may be kept.
-    let worker = f.store.worker.clone();
-    let broken = tokio::spawn(async move {
-        worker
-            .write(|c| {
-                c.execute(
-                    "INSERT INTO organizations (id, name) VALUES (?1, 'Broken')",
-                    [id(0x0300).as_bytes()],
-                )?;
-                Err::<(), _>(crate::error::Error::Missing("half-way".into()))
-            })
-            .await
-    });
-    let s = f.store.clone();
-    let bo = tokio::spawn(async move {
-        s.add_members(&add("bo@example.com", 2, &[web(B)], T0))
-            .await
-    });
-    let_queue().await;
-    release.send(()).unwrap();
-    held.await.unwrap();
-
-    // Ann shared the transaction: undone, reported as an error.
-    assert!(ann.await.unwrap().is_err());
-    assert!(broken.await.unwrap().is_err());
-    // Bo came after the failure and got a transaction of his own.
-    let bo = bo.await.unwrap().unwrap();
-    assert_eq!(ok(&bo.targets), vec![AddFact::Added]);
-    let snap = f.store.snapshot().await.unwrap();
-    let emails: Vec<&str> = snap.users.iter().map(|u| u.email.as_str()).collect();
-    assert_eq!(emails, vec!["bo@example.com"]);
-    let orgs: i64 = raw(&f.path)
-        .query_row("SELECT count(*) FROM organizations", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(orgs, 2, "the broken write left nothing");
 }
 
 #[tokio::test]

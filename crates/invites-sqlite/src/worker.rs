@@ -14,15 +14,25 @@
 //! exactly one transaction, as before. While writers keep arriving together (the last group
 //! had more than one job), the thread waits up to [`GATHER`] for the ones just behind before
 //! it starts, so that a burst of concurrent requests shares one commit instead of the first
-//! going alone; a lone writer never waits. The contract of each job is unchanged:
+//! going alone; a lone writer never waits.
 //!
-//! - a shared job writes only in per-target savepoints, so one that fails has written nothing
-//!   and gets its own error; the other jobs of the group are not affected (see [`run_group`]
-//!   for a job that fails after writing);
-//! - a job's reply is sent only after the `COMMIT`; if the `COMMIT` fails (or SQLite rolls the
-//!   whole transaction back while a later job runs), every job of the transaction gets an
-//!   error and nothing of any of them is stored;
-//! - jobs run in arrival order, so the group is equivalent to running them one after another.
+//! A request's outcome depends only on its own targets (SPEC §3), never on the requests it
+//! happened to share a transaction with:
+//!
+//! - each shared job runs in its own savepoint (`SAVEPOINT job`), released when it succeeds;
+//!   when it fails (or panics), even after writing, the worker rolls back to the savepoint, so
+//!   that job alone gets its error and nothing of it is stored, and the group goes on;
+//! - when SQLite itself rolls the whole transaction back while a job runs (a `RAISE(ROLLBACK)`
+//!   or `ON CONFLICT ROLLBACK`, disk full, ...), that job gets its error and the jobs that had
+//!   already run in the transaction were undone with it: the worker runs them again, from the
+//!   start, in a new transaction, followed by the jobs not yet run. This is why a shared job
+//!   is an `Fn`: it may run more than once, and each run decides from the database as it finds
+//!   it. Every lost transaction takes its culprit out of the group, so a group ends after at
+//!   most [`MAX_GROUP`] transactions;
+//! - a job's reply is sent only after the `COMMIT`; if the `COMMIT` itself fails (or `BEGIN`
+//!   does), every job of that transaction gets an error and nothing of any of them is stored;
+//! - jobs run in arrival order, so the group is equivalent to running them one after another
+//!   (a job that got an error as if it had never run).
 
 use crate::error::Error;
 use rusqlite::Connection;
@@ -44,11 +54,12 @@ type Plain = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// A write that runs inside a transaction opened by the worker, possibly with others.
 trait Shared: Send {
-    /// Runs the work on `conn`, inside the open transaction. On failure returns a copy of the
-    /// error it keeps for its reply.
+    /// Runs the work on `conn`, inside the open transaction and the job's savepoint; it may
+    /// be called again, in a new transaction, when SQLite rolled back the one it ran in. On
+    /// failure returns a copy of the error it keeps for its reply.
     fn run(&mut self, conn: &Connection) -> Result<(), Error>;
-    /// Replies once the transaction's fate is known: `None` when it committed, else the error
-    /// that undid it.
+    /// Replies once the job's fate is known: `None` when its transaction committed, else the
+    /// error that undid it.
     fn finish(self: Box<Self>, undone: Option<&Error>);
 }
 
@@ -59,7 +70,8 @@ enum Job {
 }
 
 struct SharedCall<R, F> {
-    work: Option<F>,
+    work: F,
+    /// The outcome of the last run; `None` before the first, or if it panicked.
     result: Option<Result<R, Error>>,
     reply: oneshot::Sender<Result<R, Error>>,
 }
@@ -67,13 +79,12 @@ struct SharedCall<R, F> {
 impl<R, F> Shared for SharedCall<R, F>
 where
     R: Send + 'static,
-    F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
+    F: Fn(&Connection) -> Result<R, Error> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) -> Result<(), Error> {
-        let Some(work) = self.work.take() else {
-            return Err(Error::Panicked);
-        };
-        let result = work(conn);
+        // An earlier run's outcome was undone with its transaction.
+        self.result = None;
+        let result = (self.work)(conn);
         let copy = result.as_ref().err().map(Error::duplicate);
         self.result = Some(result);
         copy.map_or(Ok(()), Err)
@@ -81,7 +92,7 @@ where
 
     fn finish(self: Box<Self>, undone: Option<&Error>) {
         let reply = match (self.result, undone) {
-            // Its own failure wins: that is what rolled it back.
+            // Its own failure wins: nothing of it was stored, whatever became of the others.
             (Some(Err(e)), _) => Err(e),
             (Some(Ok(_)), Some(e)) => Err(e.duplicate()),
             (Some(Ok(value)), None) => Ok(value),
@@ -149,18 +160,21 @@ impl Worker {
     }
 
     /// Runs the write `work` inside a transaction the worker opens (and may share with other
-    /// queued writes, see the module docs); the result arrives once that transaction
-    /// committed. `work` must not begin, commit or roll back the transaction, and should
-    /// write only inside savepoints it releases or rolls back itself: if it returns `Err`
-    /// after writing, the whole transaction is rolled back and every write in it fails.
+    /// queued writes, see the module docs), in a savepoint of its own; the result arrives once
+    /// that transaction committed. If `work` returns `Err` (or panics), everything it wrote
+    /// is rolled back and the other writes of the transaction are not affected. `work` must
+    /// not begin, commit or roll back the transaction, nor release or roll back savepoints it
+    /// did not open. It may be run more than once: if SQLite rolls back the transaction
+    /// because of a later write, `work` runs again in a new one; each run must decide from
+    /// the database alone.
     pub(crate) async fn write<R, F>(&self, work: F) -> Result<R, Error>
     where
         R: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
+        F: Fn(&Connection) -> Result<R, Error> + Send + 'static,
     {
         let (reply, reply_rx) = oneshot::channel();
         let job = SharedCall {
-            work: Some(work),
+            work,
             result: None,
             reply,
         };
@@ -230,16 +244,14 @@ fn exec(conn: &Connection, sql: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Runs shared jobs in as few transactions as possible (one, unless a transaction is lost
-/// half-way, in which case the jobs after it get a new one).
+/// Runs shared jobs in as few transactions as possible: one, unless SQLite rolls a
+/// transaction back half-way (see the module docs).
 ///
-/// The jobs need no savepoint of their own: a shared job either succeeds, or fails before
-/// writing anything (its reads failed: it is simply answered with its error), or fails after
-/// writing, which only happens when the savepoint machinery of its per-target units broke
-/// down. Then the whole transaction is rolled back and every job in it gets an error, as if
-/// its `COMMIT` had failed. `total_changes` tells the last two apart. (A savepoint per job
-/// would cost more than it saves: SQLite would keep every page the job touches in the
-/// savepoint's journal.)
+/// Each job runs in its own savepoint ([`run_isolated`]), so a job that fails after writing
+/// leaves nothing and the others are kept. When a job loses the whole transaction, it is
+/// answered with its error, and the jobs that ran before it (undone with the transaction) go
+/// back to the front of the queue, to run again in the next transaction. Each round either
+/// commits or takes one job out of the queue, so the loop ends.
 fn run_group(conn: &Connection, mut queue: VecDeque<Box<dyn Shared>>) {
     while !queue.is_empty() {
         if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
@@ -249,41 +261,77 @@ fn run_group(conn: &Connection, mut queue: VecDeque<Box<dyn Shared>>) {
             return;
         }
         let mut ran: Vec<Box<dyn Shared>> = Vec::with_capacity(queue.len());
-        let mut lost: Option<Error> = None;
+        let mut lost = false;
         while let Some(mut job) = queue.pop_front() {
-            let before = conn.total_changes();
-            let outcome = catch_unwind(AssertUnwindSafe(|| job.run(conn)));
-            let failed = !matches!(outcome, Ok(Ok(())));
-            if conn.is_autocommit() || (failed && conn.total_changes() != before) {
-                // SQLite rolled the transaction back (e.g. disk full), or a job failed half-way
-                // through its writes: nothing of this transaction may be kept.
-                let ran_to_end = outcome.is_ok();
-                let e = match outcome {
-                    Ok(Err(e)) => e,
-                    _ => Error::Undone("the transaction was rolled back".to_owned()),
-                };
-                // A panicked job is dropped: its caller sees the reply channel close.
-                if ran_to_end {
-                    ran.push(job);
+            match run_isolated(conn, job.as_mut()) {
+                Ok(Isolated::Kept) => ran.push(job),
+                // Nothing of it is left, whatever becomes of the transaction: the caller
+                // learns of the panic now (an earlier run's outcome, if any, was reset).
+                Ok(Isolated::Panicked) => job.finish(None),
+                Err(e) => {
+                    job.finish(Some(&e));
+                    lost = true;
+                    break;
                 }
-                lost = Some(e);
-                break;
-            }
-            // A job that failed without writing is answered with its own error; a panicked
-            // one (that wrote nothing) is dropped, and its caller sees the channel close.
-            if outcome.is_ok() {
-                ran.push(job);
             }
         }
-        let undone = match lost {
-            Some(e) => Some(e),
-            None => exec(conn, "COMMIT").err(),
-        };
+        if lost {
+            if !conn.is_autocommit() {
+                // The transaction could not be kept (its savepoint broke down): drop it.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            // Undone with it: they run again, in arrival order, before the others.
+            for job in ran.into_iter().rev() {
+                queue.push_front(job);
+            }
+            continue;
+        }
+        let undone = exec(conn, "COMMIT").err();
         if undone.is_some() && !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for job in ran {
             job.finish(undone.as_ref());
+        }
+    }
+}
+
+/// What became of a job run in its savepoint, the transaction still open.
+enum Isolated {
+    /// It succeeded (its writes are kept) or failed (rolled back to its savepoint, nothing of
+    /// it is left); its outcome waits for the `COMMIT`.
+    Kept,
+    /// It panicked; rolled back to its savepoint, nothing of it is left.
+    Panicked,
+}
+
+/// Runs `job` in its own savepoint of the open transaction: released when the job succeeds,
+/// rolled back to and released when it fails or panics, so that a failing job leaves no trace
+/// even if it wrote. `Err` means the transaction is lost: SQLite rolled it back while the job
+/// ran (the error is the job's own, if it has one), or the savepoint statements failed (then
+/// the transaction may still be open and must be rolled back by the caller).
+fn run_isolated(conn: &Connection, job: &mut dyn Shared) -> Result<Isolated, Error> {
+    exec(conn, "SAVEPOINT job")?;
+    let outcome = catch_unwind(AssertUnwindSafe(|| job.run(conn)));
+    if conn.is_autocommit() {
+        return Err(match outcome {
+            Ok(Err(e)) => e,
+            _ => Error::Undone("SQLite rolled back the transaction while this write ran".into()),
+        });
+    }
+    match outcome {
+        Ok(Ok(())) => {
+            exec(conn, "RELEASE job")?;
+            Ok(Isolated::Kept)
+        }
+        failed => {
+            exec(conn, "ROLLBACK TO job")?;
+            exec(conn, "RELEASE job")?;
+            Ok(if failed.is_ok() {
+                Isolated::Kept
+            } else {
+                Isolated::Panicked
+            })
         }
     }
 }
