@@ -603,3 +603,29 @@ pub(crate) struct ErrorDetail {
     #[schema(minimum = 0)]
     retry_after_secs: Option<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::NAME_PATTERN;
+    use invites_core::PersonName;
+
+    /// The published pattern restates the core's name rule for clients; this keeps the two in
+    /// step for every character of the Basic Multilingual Plane (the pattern's `\\uXXXX`
+    /// escapes cannot name characters above it, which the core refuses on its own).
+    #[test]
+    fn the_name_pattern_refuses_exactly_what_the_core_refuses() {
+        let pattern = regex::Regex::new(NAME_PATTERN).expect("the pattern compiles");
+        let mut differ = Vec::new();
+        for c in (0..=0xFFFFu32).filter_map(char::from_u32) {
+            let name = format!("A{c}B");
+            let core = matches!(PersonName::parse(&name), Ok(Some(_)));
+            if core != pattern.is_match(&name) {
+                differ.push(format!("U+{:04X} core {core}", c as u32));
+            }
+        }
+        assert!(
+            differ.is_empty(),
+            "the pattern and the core differ: {differ:?}"
+        );
+    }
+}
