@@ -144,7 +144,7 @@ mod store;
 mod time;
 mod tokens;
 
-pub use config::{ConfigError, DeliveryPolicy, InviteConfig};
+pub use config::{ConfigError, DeliveryPolicy, InviteConfig, RetentionPolicy};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
 pub use ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
@@ -172,15 +172,16 @@ pub use response::{
 };
 pub use service::{
     AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
-    InvitationView, InviteService, MessageView, PreviewItem, ResendResponse, RevokeResponse,
+    InvitationView, InviteService, MessageView, PreviewItem, PurgeReport, ResendResponse,
+    RevokeResponse,
 };
 pub use store::{
     AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, BatchRecord,
     CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Group,
     IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter, InvitationQuery,
     InvitationRecord, InvitationStatus, InviteFact, MembershipRow, MessageStatus, NewBatch,
-    NewUser, OutboxMessage, RevokeFact, RotateBatch, RotateFact, Snapshot, StoredStatus,
-    TargetSlot, User, UserRef, Website,
+    NewUser, OutboxMessage, PurgedBatches, RevokeFact, RotateBatch, RotateFact, Snapshot,
+    StoredStatus, TargetSlot, User, UserRef, Website,
 };
 pub use time::{Clock, SystemClock, Timestamp};
 pub use tokens::{AcceptToken, OsRandom, RandomSource, TokenHash};

@@ -25,6 +25,12 @@ use crate::store::{
 };
 use crate::time::Timestamp;
 
+mod retention;
+pub use retention::{
+    BatchRetentionFacts, MessageRetentionFacts, PurgeCutoffs, batch_is_purgeable,
+    message_is_finished, message_is_purgeable, purge_cutoffs,
+};
+
 /// Whether an invitation can still be accepted at `now`: the one definition of "live".
 pub fn is_live(status: StoredStatus, expires_at: Timestamp, now: Timestamp) -> bool {
     status == StoredStatus::Pending && now < expires_at
@@ -339,7 +345,9 @@ pub fn decide_idempotency(
 ) -> IdempotencyDecision {
     match found {
         None => IdempotencyDecision::Start,
-        Some(r) if r.created_at < begin.expired_before => IdempotencyDecision::Start,
+        Some(r) if idempotency_is_expired(r.created_at, begin.expired_before) => {
+            IdempotencyDecision::Start
+        }
         Some(StoredIdempotency {
             fingerprint,
             response: Some(response),
@@ -355,6 +363,14 @@ pub fn decide_idempotency(
             fingerprint: r.fingerprint,
         }),
     }
+}
+
+/// Whether an idempotency record created at `created_at` is dead for a begin (or a purge)
+/// with this `expired_before`: created strictly before it. The one definition both
+/// [`decide_idempotency`] and the purge use, so a purged record is exactly one that no
+/// begin would have answered from any more.
+pub fn idempotency_is_expired(created_at: Timestamp, expired_before: Timestamp) -> bool {
+    created_at < expired_before
 }
 
 #[cfg(test)]
