@@ -16,6 +16,12 @@
 //! A store keeps a [`StoredStatus`] per invitation. Whether it is *expired* is never stored:
 //! it is derived from the clock ([`view_status`]). [`is_live`] is the one definition of a
 //! live invitation: stored `Pending` and `now` strictly before its expiry.
+//!
+//! # Retention
+//!
+//! What a purge may delete is decided here too ([`purge_cutoffs`], [`message_is_purgeable`],
+//! [`batch_is_purgeable`], [`idempotency_is_expired`]); a store deletes in bulk by the
+//! cutoffs, with the same predicate in its query.
 
 use crate::ids::InvitationId;
 use crate::invitee::Role;
