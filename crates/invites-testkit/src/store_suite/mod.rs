@@ -94,6 +94,7 @@ macro_rules! store_suite {
             concurrent_begins_of_one_key_start_once,
             purging_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest,
             storage_stops_growing_when_purged,
+            purges_racing_resends_keep_each_batch_whole,
         }
     };
 }

@@ -366,3 +366,99 @@ pub async fn storage_stops_growing_when_purged(backend: Arc<dyn Backend>) {
         );
     }
 }
+
+/// Purges racing resends of the same dead batches (pending invitations that expired long
+/// ago can still be resent): each batch ends either resent (and kept, with its new message
+/// queued and its invitation renewed) or purged whole (the resend then finds nothing); the
+/// purges' counts match, and no invitation or message is left without its batch.
+pub async fn purges_racing_resends_keep_each_batch_whole(backend: Arc<dyn Backend>) {
+    const BATCHES: u128 = 8;
+    let s = &*backend;
+    seed(s).await;
+    for n in 0..BATCHES {
+        let site = [A, B, X][(n % 3) as usize];
+        s.create_invitations(&invite(
+            &format!("r{n}@example.com"),
+            700 + n,
+            &[web(site)],
+            T0,
+        ))
+        .await
+        .expect("invite");
+    }
+    assert_eq!(deliver_all(s, at(120_000)).await, BATCHES as usize);
+    let now = at(40 * DAY);
+    let before = at(10 * DAY);
+    let resends: Vec<_> = (0..BATCHES)
+        .map(|n| {
+            let b = backend.clone();
+            tokio::spawn(async move {
+                let cmd = rotate(
+                    700 + n,
+                    7700 + n,
+                    now,
+                    now.plus(Duration::from_secs(86_400)),
+                );
+                (n, b.rotate_batch(&cmd).await.expect("resend"))
+            })
+        })
+        .collect();
+    let purges: Vec<_> = (0..2)
+        .map(|_| {
+            let b = backend.clone();
+            tokio::spawn(async move {
+                let mut total = PurgedBatches::default();
+                loop {
+                    let p = b.purge_batches(before, 1).await.expect("purge");
+                    total.batches += p.batches;
+                    total.invitations += p.invitations;
+                    total.messages += p.messages;
+                    if p.batches == 0 {
+                        return total;
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for t in resends {
+        outcomes.push(t.await.expect("task"));
+    }
+    let mut purged = PurgedBatches::default();
+    for t in purges {
+        let p = t.await.expect("task");
+        purged.batches += p.batches;
+        purged.invitations += p.invitations;
+        purged.messages += p.messages;
+    }
+    let snap = s.snapshot().await.expect("snapshot");
+    let kept: Vec<BatchId> = snap.batches.iter().map(|b| b.0).collect();
+    let mut resent = 0;
+    for (n, fact) in outcomes {
+        let id = BatchId(id(700 + n));
+        match fact {
+            RotateFact::Rotated { renewed: 1 } => {
+                resent += 1;
+                assert!(kept.contains(&id), "a resent batch is kept");
+                let messages = s.batch_messages(id).await.expect("read");
+                assert_eq!(messages.len(), 2);
+                assert_eq!(messages[1].status, MessageStatus::Queued);
+                let batch = s.get_batch(ORG, id).await.expect("read").expect("kept");
+                assert_eq!(
+                    batch.invitations[0].expires_at,
+                    now.plus(Duration::from_secs(86_400))
+                );
+            }
+            RotateFact::NotFound => assert!(!kept.contains(&id), "purged whole"),
+            other => panic!("batch {n}: {other:?}"),
+        }
+    }
+    assert_eq!(kept.len(), resent);
+    assert_eq!(purged.batches as usize, BATCHES as usize - resent);
+    assert_eq!(
+        (purged.invitations, purged.messages),
+        (purged.batches, purged.batches)
+    );
+    assert!(snap.invitations.iter().all(|i| kept.contains(&i.batch_id)));
+    assert!(snap.outbox.iter().all(|m| kept.contains(&m.batch_id)));
+}
