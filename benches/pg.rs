@@ -1,9 +1,12 @@
 //! Criterion benchmarks of issue 10: a 50-target bulk invite on PostgreSQL against a
 //! hand-written tokio-postgres floor, and 8 concurrent clients against one.
 //!
-//! Run: `scripts/pg-test-server.sh -- cargo bench --features postgres --bench pg` (results and
-//! the machine go into BENCHMARKS.md). Without `INVITES_PG_URL` it prints one `skipped:` line
-//! and measures nothing. Each run uses a fresh database (dropped at the end); seeding happens
+//! Run: `PG_DURABLE=1 scripts/pg-test-server.sh -- cargo bench --features postgres --bench pg`
+//! for a server with PostgreSQL's durable defaults, as production runs (every COMMIT waits for
+//! its WAL to reach the disk), or without `PG_DURABLE` for the throwaway test server (`fsync`
+//! off); the bench prints which one it measured. Results and the machine go into
+//! BENCHMARKS.md. Without `INVITES_PG_URL` it prints one `skipped:` line and measures
+//! nothing. Each run uses a fresh database (dropped at the end); seeding happens
 //! outside the timed loops, and every timed iteration invites a new email, so it really
 //! inserts. Before the timed runs it counts the statements each request sends with
 //! `pg_stat_statements`, when the server has it loaded (the script loads it).
@@ -224,6 +227,19 @@ fn all(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
+    rt.block_on(async {
+        // The results depend on the server's durability: say which one was measured.
+        let client = connect(&url).await;
+        let mut settings = Vec::new();
+        for name in ["fsync", "synchronous_commit", "full_page_writes"] {
+            let row = client
+                .query_one(&format!("SHOW {name}"), &[])
+                .await
+                .expect("show");
+            settings.push(format!("{name}={}", row.get::<_, String>(0)));
+        }
+        println!("server settings: {}", settings.join(" "));
+    });
     let db = rt.block_on(fresh_database(&url));
     let store = rt.block_on(async {
         let store = db.store().await;

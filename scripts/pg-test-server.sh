@@ -11,8 +11,10 @@
 # a unix socket in that directory), trusts local connections, and runs with `fsync=off` and
 # `synchronous_commit=off`: a crash of the machine may lose its data, which is fine for a
 # throwaway test server and makes commits cheap on a shared CI machine. Do not copy those two
-# settings to a real server. `pg_stat_statements` is loaded so the benches can count the
-# statements each request sends.
+# settings to a real server. With PG_DURABLE=1 the server keeps PostgreSQL's durable defaults
+# instead (every COMMIT waits for its WAL to reach the disk), as a production server runs: the
+# benches use that. `pg_stat_statements` is loaded so the benches can count the statements each
+# request sends.
 #
 # Needs the PostgreSQL 15 server binaries (Debian/Ubuntu: `apt-get install postgresql-15`).
 # Set PG_BIN to use binaries elsewhere. Run as root, the server runs as the `postgres` user.
@@ -63,13 +65,18 @@ trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+if [[ "${PG_DURABLE:-0}" == 1 ]]; then
+    durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+fi
+
 started=
 for _ in $(seq 1 20); do
     port=$(( 20000 + RANDOM % 20000 ))
     port_free "$port" || continue
     if "${as_owner[@]}" "$PG_BIN/pg_ctl" -D "$data" -l "$dir/server.log" -w -t 60 start -o "\
         -c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$dir \
-        -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+        $durability \
         -c max_connections=200 -c shared_buffers=128MB \
         -c shared_preload_libraries=pg_stat_statements" >/dev/null; then
         started=1

@@ -214,9 +214,33 @@ impl fmt::Display for Email {
     }
 }
 
+/// `Debug` never prints the address (personal data must not reach logs or panic messages):
+/// it prints a keyed hash, `Email(#` and 16 hex digits `)`, the first 8 bytes of SHA-256
+/// over a key drawn at random once per process and then the address. Within one process the
+/// same address always gives the same hash, so log lines about one mailbox can be matched;
+/// without the key (which never leaves the process) the hash cannot be tested against a
+/// guessed address. [`Display`](fmt::Display) and [`Email::as_str`] give the address itself,
+/// for mail headers and stores.
 impl fmt::Debug for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Email({})", self.0)
+        use sha2::{Digest, Sha256};
+        static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            let mut key = [0u8; 32];
+            // Without an OS random source the key stays fixed: the hash still hides the
+            // address from a reader of one log line, only not from a dictionary.
+            let _ = getrandom::fill(&mut key);
+            key
+        });
+        let digest = Sha256::new()
+            .chain_update(key)
+            .chain_update(self.0.as_bytes())
+            .finalize();
+        f.write_str("Email(#")?;
+        for byte in &digest[..8] {
+            write!(f, "{byte:02x}")?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -359,6 +383,24 @@ impl fmt::Display for PersonName {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn debug_of_an_email_is_a_keyed_hash_not_the_address() {
+        let ann = Email::parse("ann.lee@example.com").unwrap();
+        let shown = format!("{ann:?}");
+        for part in ["ann", "lee", "example", "@"] {
+            assert!(!shown.contains(part), "{shown} shows {part}");
+        }
+        assert!(shown.starts_with("Email(#") && shown.ends_with(')'));
+        assert_eq!(shown.len(), "Email(#)".len() + 16);
+        // Stable within the process, different per address, also inside other values.
+        assert_eq!(shown, format!("{:?}", ann.clone()));
+        let bo = Email::parse("bo@example.com").unwrap();
+        assert_ne!(shown, format!("{bo:?}"));
+        assert!(!format!("{:?}", Some(&bo)).contains("bo@"));
+        // Display is the address, for headers and stores.
+        assert_eq!(ann.to_string(), "ann.lee@example.com");
+    }
 
     #[test]
     fn email_is_trimmed_and_lowercased() {

@@ -144,7 +144,7 @@
 //! | constant | bound | enforced by | error |
 //! |---|---|---|---|
 //! | [`MAX_REQUEST_BODY_BYTES`] | 16 KiB | [`BulkInviteRequest::from_json`](crate::BulkInviteRequest::from_json), before decoding; HTTP layers should cap bodies with it too | `body_too_large` |
-//! | [`MAX_TARGETS`](crate::MAX_TARGETS) | 50 ids | [`BulkInviteRequest::validate`](crate::BulkInviteRequest::validate), after the permission and exclusivity checks | `invalid_target_count` |
+//! | [`MAX_TARGETS`] | 50 ids | [`BulkInviteRequest::validate`](crate::BulkInviteRequest::validate), after the permission and exclusivity checks | `invalid_target_count` |
 //! | [`MAX_ID_ARRAY_LEN`] | 500 elements | parsing: a longer id array is refused from its length alone, before any element is parsed | `invalid_target_count` |
 //! | [`MAX_ECHOED_FIELD_BYTES`] | 64 bytes | an unknown field name echoed in an error is cut to this (and stripped of control characters) | `unknown_field` |
 //! | [`AcceptToken::LEN`](crate::AcceptToken::LEN) | 64 hex characters | preview and accept check the token's shape before hashing it or asking the store | `invalid_token` |

@@ -5,6 +5,11 @@
 //! Clones of a `MemoryStore` share state; [`MemoryStore::fork`] makes an independent copy
 //! (handy for "what would happen from this state" tests).
 //!
+//! It keeps typed values and never decodes what it stored, so it cannot hold a row it cannot
+//! read: the handling of undecodable rows that the SQLite and PostgreSQL backends document
+//! (set aside by the claim, left out of lists, an error for that batch only) never arises
+//! here, and `invites_testkit::unreadable` checks it only on those backends.
+//!
 //! ```
 //! use invites_core::*;
 //! use invites_core::RecordingMailer;

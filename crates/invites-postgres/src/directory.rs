@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::sql::{
-    INVITATION_SELECT, LOCK_EMAIL, OUTBOX_COLUMNS, USER_COLUMNS, email, execute,
+    INVITATION_SELECT, LOCK_EMAIL, OUTBOX_COLUMNS, USER_COLUMNS, decode_all, email, execute,
     invitation_from_row, message_from_row, name_param, query, tag, text, ts, user_from_row, uuid,
 };
 use crate::{PgStore, transaction};
@@ -280,6 +280,8 @@ pub(crate) async fn delete_website(store: &PgStore, id: WebsiteId) -> Result<(),
     })
 }
 
+/// Everything, in one read-only snapshot. A row this version cannot decode is left out of its
+/// table (and reported): the snapshot shows the rest instead of failing.
 pub(crate) async fn snapshot(store: &PgStore) -> Result<Snapshot, Error> {
     let mut client = store.client().await?;
     // One snapshot for every part, so they agree with each other.
@@ -294,14 +296,11 @@ pub(crate) async fn snapshot(store: &PgStore) -> Result<Snapshot, Error> {
         &store.q(&format!("SELECT {USER_COLUMNS} FROM {{schema}}.users")),
         &[],
     )
-    .await?
-    .iter()
-    .map(user_from_row)
-    .collect::<Result<Vec<_>, _>>()?;
+    .await
+    .and_then(|rows| decode_all("users", &rows, user_from_row))?;
     users.sort_by(|a, b| a.email.cmp(&b.email));
 
-    let mut memberships = Vec::new();
-    for row in &query(
+    let rows = query(
         &tx,
         &store.q(
             "SELECT 'website' AS kind, website_id AS target, user_id, role, created_at \
@@ -311,55 +310,53 @@ pub(crate) async fn snapshot(store: &PgStore) -> Result<Snapshot, Error> {
         ),
         &[],
     )
-    .await?
-    {
-        memberships.push(MembershipRow {
+    .await?;
+    let mut memberships = decode_all("memberships", &rows, |row| {
+        Ok(MembershipRow {
             target: tag(row, "kind", TargetKind::parse)?.with_id(uuid(row, "target")?),
             user: UserId(uuid(row, "user_id")?),
             role: tag(row, "role", Role::parse)?,
             created_at: ts(row, "created_at")?,
-        });
-    }
+        })
+    })?;
     memberships.sort();
 
-    let mut org_members = Vec::new();
-    for row in &query(
+    let rows = query(
         &tx,
         &store.q("SELECT organization_id, user_id, role FROM {schema}.org_members"),
         &[],
     )
-    .await?
-    {
-        org_members.push((
+    .await?;
+    let mut org_members = decode_all("org_members", &rows, |row| {
+        Ok((
             OrganizationId(uuid(row, "organization_id")?),
             UserId(uuid(row, "user_id")?),
             tag(row, "role", OrgRole::parse)?,
-        ));
-    }
+        ))
+    })?;
     org_members.sort();
 
-    let mut invitations = query(&tx, &store.q(INVITATION_SELECT), &[])
-        .await?
-        .iter()
-        .map(|row| invitation_from_row(row).map(|(r, _)| r))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = query(&tx, &store.q(INVITATION_SELECT), &[]).await?;
+    let mut invitations: Vec<_> = decode_all("invitations", &rows, invitation_from_row)?
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
     invitations.sort_by_key(|i| (i.created_at, i.id));
 
-    let mut batches = Vec::new();
-    for row in &query(
+    let rows = query(
         &tx,
         &store.q("SELECT id, organization_id, email, created_at FROM {schema}.batches"),
         &[],
     )
-    .await?
-    {
-        batches.push((
+    .await?;
+    let mut batches = decode_all("batches", &rows, |row| {
+        Ok((
             BatchId(uuid(row, "id")?),
             OrganizationId(uuid(row, "organization_id")?),
             email(row, "email")?,
             ts(row, "created_at")?,
-        ));
-    }
+        ))
+    })?;
     batches.sort_by_key(|b| b.0);
 
     let mut outbox = query(
@@ -367,10 +364,8 @@ pub(crate) async fn snapshot(store: &PgStore) -> Result<Snapshot, Error> {
         &store.q(&format!("SELECT {OUTBOX_COLUMNS} FROM {{schema}}.outbox")),
         &[],
     )
-    .await?
-    .iter()
-    .map(message_from_row)
-    .collect::<Result<Vec<_>, _>>()?;
+    .await
+    .and_then(|rows| decode_all("outbox", &rows, message_from_row))?;
     outbox.sort_by_key(|m| (m.created_at, m.id));
     tx.commit().await?;
     Ok(Snapshot {

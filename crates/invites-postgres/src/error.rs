@@ -21,12 +21,17 @@ pub(crate) enum Error {
         /// The number of migrations this build knows.
         known: i32,
     },
-    /// A stored value this code cannot have written (a corrupt or foreign row).
-    #[error("column {column} holds an invalid value")]
+    /// A stored value this code cannot have written (a corrupt or foreign row). Names the
+    /// column, never the value (which may be personal data).
+    #[error("stored row could not be read: column {column}")]
     Corrupt {
         /// The column.
         column: &'static str,
     },
+    /// [`Error::Corrupt`] with its table, where a read of that one thing (a batch, a user)
+    /// meets it; reads of many rows leave such a row out instead.
+    #[error(transparent)]
+    Unreadable(#[from] crate::sql::Unreadable),
     /// A directory write conflicts with an existing row (same id, other content).
     #[error("{0}")]
     Conflict(String),
@@ -127,7 +132,10 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         if e.is_transient() {
             StoreError::unavailable(e.sanitized())
-        } else if matches!(e, Error::NewerSchema { .. } | Error::Corrupt { .. }) {
+        } else if matches!(
+            e,
+            Error::NewerSchema { .. } | Error::Corrupt { .. } | Error::Unreadable(_)
+        ) {
             StoreError::Incompatible {
                 reason: e.to_string(),
             }

@@ -69,6 +69,27 @@
 //! Unix epoch, emails normalised `text`. Token hashes are stored (never tokens), unique, and
 //! never returned.
 //!
+//! # Rows this version cannot read
+//!
+//! A stored row that this version cannot decode (a value an older version, another tool or a
+//! hand wrote: an address `Email::parse` refuses, an unknown tag, a bad id or number) never
+//! blocks anything but itself. Every such error names the table and column
+//! (`stored row could not be read: column outbox.recipient`), never the value, which may be
+//! personal data; a row left out is reported with a `tracing` warning (table, column, row id).
+//!
+//! - `claim_due_messages`: a due row that cannot be decoded is set aside in the claim's
+//!   transaction: marked `failed`, the reason in `last_error`, its link cleared. It is never
+//!   returned, and the rest of the page is claimed and returned as usual. (The row itself is
+//!   kept as it was, for whoever repairs it.)
+//! - `list_invitations`: the row is left out, and the page is filled up from the rows after
+//!   it, so a page is short only at the end of the list and the cursor stays right.
+//! - `batch_messages` and `Inspect::snapshot`: the row is left out.
+//! - `get_batch`, `find_batch_by_token` and `accept_batch`: a batch is one unit, so if its row
+//!   or one of its invitations cannot be decoded, that batch alone is
+//!   [`StoreError::Incompatible`] (an accept never skips an invitation unseen, an email never
+//!   leaves one out). The core then marks its queued message failed at delivery. `get_user`,
+//!   `find_user` and `get_invitation` likewise fail for that one row only.
+//!
 //! # Errors
 //!
 //! Connection failures, an exhausted pool, shutdowns and conflicts left after the retries map

@@ -4,8 +4,8 @@
 use crate::error::Error;
 use crate::sql::{
     INVITATION_SELECT, LOCK_EMAIL, USER_COLUMNS, batch_invitations, batch_where, boolean, bytes32,
-    email, execute, invitation_from_row, locked_query, name_param, opt_text, query, tag, ts,
-    user_from_row, uuid,
+    decode, decode_one, email, execute, invitation_from_row, locked_query, name_param, opt_text,
+    query, tag, ts, user_from_row, uuid,
 };
 use crate::{PgStore, transaction};
 use deadpool_postgres::Transaction;
@@ -35,7 +35,7 @@ pub(crate) async fn find_user(store: &PgStore, email: &Email) -> Result<Option<U
     )
     .await?
     .first()
-    .map(user_from_row)
+    .map(|row| decode_one("users", row, user_from_row))
     .transpose()
 }
 
@@ -50,7 +50,7 @@ pub(crate) async fn get_user(store: &PgStore, id: UserId) -> Result<Option<User>
     )
     .await?
     .first()
-    .map(user_from_row)
+    .map(|row| decode_one("users", row, user_from_row))
     .transpose()
 }
 
@@ -95,7 +95,7 @@ pub(crate) async fn get_invitation(
     )
     .await?
     .first()
-    .map(|row| invitation_from_row(row).map(|(r, _)| r))
+    .map(|row| decode_one("invitations", row, invitation_from_row).map(|(r, _)| r))
     .transpose()
 }
 
@@ -106,7 +106,7 @@ pub(crate) async fn list_invitations(
     use tokio_postgres::types::ToSql;
     // Parameters 1 to 4 are fixed; the filter's follow. One statement text per filter shape,
     // so each is prepared once per connection. Page one starts after the smallest cursor.
-    let (after_ts, after_id) = match q.after {
+    let (mut after_ts, mut after_id) = match q.after {
         Some((t, id)) => (t.as_millis(), id.0),
         None => (i64::MIN, uuid::Uuid::nil()),
     };
@@ -164,14 +164,38 @@ pub(crate) async fn list_invitations(
         "{INVITATION_SELECT} WHERE i.organization_id = $1 AND (i.created_at, i.id) > ($2, $3) \
          AND {filter}{scope} ORDER BY i.created_at, i.id LIMIT $4"
     ));
-    let refs: Vec<&(dyn ToSql + Sync)> =
-        params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
     let client = store.client().await?;
-    query(&client, &sql, &refs)
-        .await?
-        .iter()
-        .map(|row| invitation_from_row(row).map(|(r, _)| r))
-        .collect()
+    // A row this version cannot decode is left out (and reported) and the page is filled up
+    // from the rows after it, so a page holds `limit` rows unless the list ends: the core's
+    // cursor (made from the last row returned) stays right, and a short page still means the
+    // end. `created_at` and `id` are `bigint` and `uuid` columns, always readable, so the
+    // rows after a left-out one are found from its position.
+    let mut page = Vec::new();
+    loop {
+        let want = q.limit - page.len();
+        params[1] = Box::new(after_ts);
+        params[2] = Box::new(after_id);
+        params[3] = Box::new(i64::try_from(want).unwrap_or(i64::MAX));
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+        let rows = query(&client, &sql, &refs).await?;
+        let mut skipped = false;
+        for row in &rows {
+            match decode("invitations", row, invitation_from_row)? {
+                Ok((record, _)) => page.push(record),
+                Err(unreadable) => {
+                    unreadable.report_skipped();
+                    skipped = true;
+                }
+            }
+            after_ts = row.try_get("created_at")?;
+            after_id = row.try_get("id")?;
+        }
+        // Done when the list ended or nothing was left out (the page is then full).
+        if !skipped || rows.len() < want || page.len() >= q.limit {
+            return Ok(page);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

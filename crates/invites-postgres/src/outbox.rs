@@ -1,8 +1,8 @@
 //! The outbox: claims with `FOR UPDATE SKIP LOCKED` and a lease, delivery records, reads.
 
-use crate::PgStore;
 use crate::error::Error;
-use crate::sql::{OUTBOX_COLUMNS, execute, message_from_row, query};
+use crate::sql::{OUTBOX_COLUMNS, decode, decode_all, execute, message_from_row, query};
+use crate::{PgStore, transaction};
 use invites_core::rules;
 use invites_core::{BatchId, DeliveryUpdate, MessageId, MessageStatus, OutboxMessage, Timestamp};
 
@@ -22,6 +22,16 @@ WHERE o.id = due.id
 RETURNING o.id, o.batch_id, o.organization_id, o.recipient, o.accept_url, o.status, o.attempts,
           due.due_at AS next_attempt_at, o.created_at, o.last_error";
 
+/// Sets a due message this version cannot decode aside: failed, with the reason (the column,
+/// never the value) as its last error, and its link cleared.
+const SET_ASIDE: &str = "\
+UPDATE {schema}.outbox SET status = 'failed', last_error = $2, accept_url = NULL
+WHERE id = $1 AND status = 'queued'";
+
+/// Claims due messages: [`CLAIM`] in a transaction with the set-aside of the claimed rows this
+/// version cannot decode, so such a row is never returned and never blocks the rest of the
+/// page (which is claimed and returned as usual); marked `failed` in the same commit, it is
+/// never claimed again.
 pub(crate) async fn claim_due_messages(
     store: &PgStore,
     now: Timestamp,
@@ -31,23 +41,38 @@ pub(crate) async fn claim_due_messages(
     if limit == 0 {
         return Ok(Vec::new());
     }
-    let client = store.client().await?;
-    // One statement: its own transaction, retried by nobody (a conflict cannot happen: locked
-    // rows are skipped).
-    let rows = query(
-        &client,
-        &store.q(CLAIM),
-        &[
-            &now.as_millis(),
-            &lease_until.as_millis(),
-            &i64::try_from(limit).unwrap_or(i64::MAX),
-        ],
-    )
-    .await?;
-    let mut messages = rows
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let (mut messages, unreadable) = transaction!(store, |tx| {
+        let rows = query(
+            &tx,
+            &store.q(CLAIM),
+            &[&now.as_millis(), &lease_until.as_millis(), &limit],
+        )
+        .await?;
+        let mut messages = Vec::with_capacity(rows.len());
+        let mut unreadable = Vec::new();
+        for row in &rows {
+            match decode("outbox", row, message_from_row)? {
+                Ok(message) => messages.push(message),
+                Err(reason) => {
+                    // The id is a `uuid` column: always readable.
+                    let id: uuid::Uuid = row.try_get("id")?;
+                    execute(&tx, &store.q(SET_ASIDE), &[&id, &reason.to_string()]).await?;
+                    unreadable.push((id, reason));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok((messages, unreadable))
+    })?;
+    for (id, reason) in &unreadable {
+        tracing::warn!(
+            table = reason.table,
+            column = reason.column,
+            row = %id,
+            "outbox: set aside a due message this version cannot read (marked failed)"
+        );
+    }
     messages.sort_by_key(|m| (m.next_attempt_at, m.created_at, m.id));
     Ok(messages)
 }
@@ -149,6 +174,9 @@ fn attempts_param(attempts: u32) -> i32 {
     i32::try_from(attempts).unwrap_or(i32::MAX)
 }
 
+/// The messages of a batch; a row this version cannot decode is left out (and reported), so
+/// the batch view and the listing still show the others. Such a row was set aside by the claim
+/// (or will be, once due), so it is never delivered.
 pub(crate) async fn batch_messages(
     store: &PgStore,
     batch: BatchId,
@@ -162,8 +190,6 @@ pub(crate) async fn batch_messages(
         )),
         &[&batch.0],
     )
-    .await?
-    .iter()
-    .map(message_from_row)
-    .collect()
+    .await
+    .and_then(|rows| decode_all("outbox", &rows, message_from_row))
 }

@@ -18,6 +18,76 @@ fn corrupt(column: &'static str) -> Error {
     Error::Corrupt { column }
 }
 
+/// A stored row this version cannot decode (a corrupt row, or one written by hand or by
+/// another version): its table, the column that failed and the row's id. Its text names the
+/// column and never the value, which may be personal data.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("stored row could not be read: column {table}.{column}")]
+pub(crate) struct Unreadable {
+    /// The table.
+    pub(crate) table: &'static str,
+    /// The column whose value could not be decoded.
+    pub(crate) column: &'static str,
+    /// The row's id (its `id` column), if it has one.
+    pub(crate) row: Option<Uuid>,
+}
+
+impl Unreadable {
+    /// Reports a row a read of many rows left out: a warning with the table, column and row id,
+    /// never the value.
+    pub(crate) fn report_skipped(&self) {
+        tracing::warn!(
+            table = self.table,
+            column = self.column,
+            row = ?self.row,
+            "left out a stored row this version cannot read"
+        );
+    }
+}
+
+/// Decodes one row of `table` with `decode_row`: `Ok(Ok(value))`, `Ok(Err(unreadable))` when a
+/// stored value cannot be decoded, `Err` for any other failure.
+pub(crate) fn decode<T>(
+    table: &'static str,
+    row: &Row,
+    decode_row: impl FnOnce(&Row) -> Result<T, Error>,
+) -> Result<Result<T, Unreadable>, Error> {
+    match decode_row(row) {
+        Ok(value) => Ok(Ok(value)),
+        Err(Error::Corrupt { column }) => Ok(Err(Unreadable {
+            table,
+            column,
+            row: row.try_get::<_, Uuid>("id").ok(),
+        })),
+        Err(e) => Err(e),
+    }
+}
+
+/// Decodes one row of `table`; a value this version cannot decode is [`Error::Unreadable`].
+pub(crate) fn decode_one<T>(
+    table: &'static str,
+    row: &Row,
+    decode_row: impl FnOnce(&Row) -> Result<T, Error>,
+) -> Result<T, Error> {
+    Ok(decode(table, row, decode_row)??)
+}
+
+/// Decodes every row of `table`, leaving out (and reporting) the rows that cannot be decoded.
+pub(crate) fn decode_all<T>(
+    table: &'static str,
+    rows: &[Row],
+    decode_row: impl Fn(&Row) -> Result<T, Error>,
+) -> Result<Vec<T>, Error> {
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        match decode(table, row, &decode_row)? {
+            Ok(value) => out.push(value),
+            Err(unreadable) => unreadable.report_skipped(),
+        }
+    }
+    Ok(out)
+}
+
 pub(crate) fn uuid(row: &Row, column: &'static str) -> Result<Uuid, Error> {
     row.try_get(column).map_err(|_| corrupt(column))
 }
@@ -207,45 +277,57 @@ pub(crate) async fn execute<C: deadpool_postgres::GenericClient + Sync>(
     Ok(client.execute(&statement, params).await?)
 }
 
-/// The batch found by `condition` (on `b`), with its invitations, in one query.
+/// The batch found by `condition` (on `b`), with its invitations: two statements sent
+/// together (one round trip), the second finding the batch again by the same condition.
 pub(crate) async fn batch_where<C: deadpool_postgres::GenericClient + Sync>(
     store: &PgStore,
     client: &C,
     condition: &str,
     params: &Params<'_>,
 ) -> Result<Option<BatchRecord>, Error> {
-    let rows = query(
-        client,
-        &store.q(&format!(
-            "SELECT b.id, b.organization_id, b.email, b.created_at, b.last_sent_at \
-             FROM {{schema}}.batches b WHERE {condition}"
-        )),
-        params,
-    )
-    .await?;
+    let batch_sql = store.q(&format!(
+        "SELECT b.id, b.organization_id, b.email, b.created_at, b.last_sent_at \
+         FROM {{schema}}.batches b WHERE {condition}"
+    ));
+    let invitations_sql = store.q(&format!(
+        "{INVITATION_SELECT} WHERE i.batch_id IN \
+         (SELECT b.id FROM {{schema}}.batches b WHERE {condition}) ORDER BY i.created_at, i.id"
+    ));
+    let batch_statement = client.prepare_cached(&batch_sql).await?;
+    let invitations_statement = client.prepare_cached(&invitations_sql).await?;
+    let (rows, invitation_rows) = tokio::try_join!(
+        client.query(&batch_statement, params),
+        client.query(&invitations_statement, params)
+    )?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let id = BatchId(uuid(row, "id")?);
-    let mut batch = BatchRecord {
-        id,
-        organization: OrganizationId(uuid(row, "organization_id")?),
-        email: email(row, "email")?,
-        created_at: ts(row, "created_at")?,
-        last_sent_at: ts(row, "last_sent_at")?,
-        invitations: Vec::new(),
-    };
-    batch.invitations = batch_invitations(store, client, id, false)
-        .await?
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
+    let mut batch = decode_one("batches", row, |row| {
+        Ok(BatchRecord {
+            id: BatchId(uuid(row, "id")?),
+            organization: OrganizationId(uuid(row, "organization_id")?),
+            email: email(row, "email")?,
+            created_at: ts(row, "created_at")?,
+            last_sent_at: ts(row, "last_sent_at")?,
+            invitations: Vec::new(),
+        })
+    })?;
+    for row in &invitation_rows {
+        let (record, _) = decode_one("invitations", row, invitation_from_row)?;
+        // Both statements find at most one batch (the condition is on a unique column).
+        if record.batch_id == batch.id {
+            batch.invitations.push(record);
+        }
+    }
     Ok(Some(batch))
 }
 
 /// A batch's invitations in batch order, each with whether its target exists; with `lock`,
 /// the invitation rows are locked (`FOR UPDATE`) until the transaction ends, so a
-/// concurrent revoke either happened before (and is seen) or waits.
+/// concurrent revoke either happened before (and is seen) or waits. A batch is one unit: if
+/// one of its invitations cannot be decoded, the batch cannot be read
+/// ([`Error::Unreadable`]), so an accept never skips an invitation unseen and an email never
+/// leaves one out.
 pub(crate) async fn batch_invitations<C: deadpool_postgres::GenericClient + Sync>(
     store: &PgStore,
     client: &C,
@@ -262,7 +344,7 @@ pub(crate) async fn batch_invitations<C: deadpool_postgres::GenericClient + Sync
     )
     .await?
     .iter()
-    .map(invitation_from_row)
+    .map(|row| decode_one("invitations", row, invitation_from_row))
     .collect()
 }
 

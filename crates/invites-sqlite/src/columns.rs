@@ -1,5 +1,9 @@
 //! Column encoding and decoding: ids as 16-byte BLOBs, timestamps as INTEGER milliseconds, enums as
 //! TEXT tags; a value this code cannot have written is `StoreError::Incompatible`.
+//!
+//! A decoding error names the column, never the value (which may be an address or a name);
+//! [`decode`] turns it into an [`Unreadable`] so that a read of many rows can leave that one
+//! out (see the crate docs, "Rows this version cannot read").
 
 use crate::error::Corrupt;
 use invites_core::{
@@ -11,6 +15,85 @@ use uuid::Uuid;
 
 pub(crate) fn corrupt(index: usize, ty: Type, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, ty, Box::new(Corrupt(what)))
+}
+
+/// A stored row this version cannot decode (a corrupt row, or one written by hand or by another
+/// version): its table, the column that failed and the row's id. Its text names the column and
+/// never the value, which may be personal data.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("stored row could not be read: column {table}.{column}")]
+pub(crate) struct Unreadable {
+    /// The table.
+    pub(crate) table: &'static str,
+    /// The column whose value could not be decoded.
+    pub(crate) column: String,
+    /// The row's id (the first column of every select decoded with [`decode`]), if it is one.
+    pub(crate) row: Option<Uuid>,
+}
+
+impl Unreadable {
+    /// Reports a row a read of many rows left out: a warning with the table, column and row id,
+    /// never the value.
+    pub(crate) fn report_skipped(&self) {
+        tracing::warn!(
+            table = self.table,
+            column = %self.column,
+            row = ?self.row,
+            "left out a stored row this version cannot read"
+        );
+    }
+}
+
+/// The column index of a decoding error (a value this version cannot read); `None` for any
+/// other error (I/O, busy, a bad statement).
+fn unreadable_column(e: &rusqlite::Error) -> Option<usize> {
+    match e {
+        rusqlite::Error::FromSqlConversionFailure(index, ..)
+        | rusqlite::Error::IntegralValueOutOfRange(index, _)
+        | rusqlite::Error::Utf8Error(index, _)
+        | rusqlite::Error::InvalidColumnType(index, ..) => Some(*index),
+        _ => None,
+    }
+}
+
+/// Decodes one row of `table` with `decode_row`: `Ok(Ok(value))`, `Ok(Err(unreadable))` when a
+/// stored value cannot be decoded, `Err` for any other failure.
+pub(crate) fn decode<T>(
+    table: &'static str,
+    row: &Row<'_>,
+    decode_row: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Result<T, Unreadable>> {
+    match decode_row(row) {
+        Ok(value) => Ok(Ok(value)),
+        Err(e) => match unreadable_column(&e) {
+            Some(index) => Ok(Err(Unreadable {
+                table,
+                column: row
+                    .as_ref()
+                    .column_name(index)
+                    .map_or_else(|_| "(unknown)".to_owned(), str::to_owned),
+                row: get_uuid(row, 0).ok(),
+            })),
+            None => Err(e),
+        },
+    }
+}
+
+/// Decodes every row of `rows` with `decode_row`, leaving out (and reporting) the rows that
+/// cannot be decoded.
+pub(crate) fn decode_all<T>(
+    table: &'static str,
+    mut rows: rusqlite::Rows<'_>,
+    decode_row: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        match decode(table, row, &decode_row)? {
+            Ok(value) => out.push(value),
+            Err(unreadable) => unreadable.report_skipped(),
+        }
+    }
+    Ok(out)
 }
 
 pub(crate) fn get_uuid(row: &Row<'_>, index: usize) -> rusqlite::Result<Uuid> {
@@ -25,11 +108,7 @@ pub(crate) fn get_email(row: &Row<'_>, index: usize) -> rusqlite::Result<Email> 
     let text: String = row.get(index)?;
     match Email::parse(&text) {
         Ok(email) if email.as_str() == text => Ok(email),
-        _ => Err(corrupt(
-            index,
-            Type::Text,
-            format!("not a normalised email: {text:?}"),
-        )),
+        _ => Err(corrupt(index, Type::Text, "not a normalised email".into())),
     }
 }
 
@@ -39,11 +118,7 @@ pub(crate) fn get_name(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<P
     };
     match PersonName::parse(&text) {
         Ok(Some(name)) if name.as_str() == text => Ok(Some(name)),
-        _ => Err(corrupt(
-            index,
-            Type::Text,
-            format!("not a valid name: {text:?}"),
-        )),
+        _ => Err(corrupt(index, Type::Text, "not a valid name".into())),
     }
 }
 
@@ -53,7 +128,7 @@ pub(crate) fn get_tag<T>(
     parse: impl FnOnce(&str) -> Option<T>,
 ) -> rusqlite::Result<T> {
     let text: String = row.get(index)?;
-    parse(&text).ok_or_else(|| corrupt(index, Type::Text, format!("unknown tag {text:?}")))
+    parse(&text).ok_or_else(|| corrupt(index, Type::Text, "not a known tag".into()))
 }
 
 pub(crate) fn get_role(row: &Row<'_>, index: usize) -> rusqlite::Result<Role> {

@@ -1,6 +1,6 @@
 //! [`Directory`](invites_core::Directory) and [`Inspect`](invites_core::Inspect) operations.
 
-use crate::columns::{get_email, get_org_role, get_role, get_ts, get_uuid, name_param};
+use crate::columns::{decode_all, get_email, get_org_role, get_role, get_ts, get_uuid, name_param};
 use crate::error::Error;
 use crate::outbox::{OUTBOX_COLUMNS, message_from_row};
 use crate::reads::{INVITATION_SELECT, USER_COLUMNS, invitation_from_row, user_from_row};
@@ -229,13 +229,15 @@ pub(crate) fn delete_website(conn: &mut Connection, id: WebsiteId) -> Result<(),
     Ok(())
 }
 
+/// Everything, in one read transaction. A row this version cannot decode is left out of its
+/// table (and reported, see [`decode_all`]): the snapshot shows the rest instead of failing.
 pub(crate) fn snapshot(conn: &mut Connection) -> Result<Snapshot, Error> {
     // One read transaction, so the parts agree with each other.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    let mut users = tx
-        .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"))?
-        .query_map([], user_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt =
+        tx.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"))?;
+    let mut users = decode_all("users", stmt.query([])?, user_from_row)?;
+    drop(stmt);
     users.sort_by(|a, b| a.email.cmp(&b.email));
 
     let mut memberships = Vec::new();
@@ -244,58 +246,55 @@ pub(crate) fn snapshot(conn: &mut Connection) -> Result<Snapshot, Error> {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {column}, user_id, role, created_at FROM {table}"
         ))?;
-        let rows = stmt.query_map([], |row| {
+        memberships.extend(decode_all(table, stmt.query([])?, |row| {
             Ok(MembershipRow {
                 target: kind.with_id(get_uuid(row, 0)?),
                 user: UserId(get_uuid(row, 1)?),
                 role: get_role(row, 2)?,
                 created_at: get_ts(row, 3)?,
             })
-        })?;
-        for row in rows {
-            memberships.push(row?);
-        }
+        })?);
     }
     memberships.sort();
 
-    let mut org_members = tx
-        .prepare_cached("SELECT organization_id, user_id, role FROM org_members")?
-        .query_map([], |row| {
-            Ok((
-                OrganizationId(get_uuid(row, 0)?),
-                UserId(get_uuid(row, 1)?),
-                get_org_role(row, 2)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = tx.prepare_cached("SELECT organization_id, user_id, role FROM org_members")?;
+    let mut org_members = decode_all("org_members", stmt.query([])?, |row| {
+        Ok((
+            OrganizationId(get_uuid(row, 0)?),
+            UserId(get_uuid(row, 1)?),
+            get_org_role(row, 2)?,
+        ))
+    })?;
+    drop(stmt);
     org_members.sort();
 
-    let mut invitations = tx
-        .prepare_cached(&format!("{INVITATION_SELECT} ORDER BY i.created_at, i.id"))?
-        .query_map([], invitation_from_row)?
-        .map(|row| row.map(|(record, _)| record))
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt =
+        tx.prepare_cached(&format!("{INVITATION_SELECT} ORDER BY i.created_at, i.id"))?;
+    let mut invitations: Vec<_> = decode_all("invitations", stmt.query([])?, invitation_from_row)?
+        .into_iter()
+        .map(|(record, _)| record)
+        .collect();
+    drop(stmt);
     invitations.sort_by_key(|i| (i.created_at, i.id));
 
-    let mut batches = tx
-        .prepare_cached("SELECT id, organization_id, email, created_at FROM batches ORDER BY id")?
-        .query_map([], |row| {
-            Ok((
-                BatchId(get_uuid(row, 0)?),
-                OrganizationId(get_uuid(row, 1)?),
-                get_email(row, 2)?,
-                get_ts(row, 3)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = tx
+        .prepare_cached("SELECT id, organization_id, email, created_at FROM batches ORDER BY id")?;
+    let mut batches = decode_all("batches", stmt.query([])?, |row| {
+        Ok((
+            BatchId(get_uuid(row, 0)?),
+            OrganizationId(get_uuid(row, 1)?),
+            get_email(row, 2)?,
+            get_ts(row, 3)?,
+        ))
+    })?;
+    drop(stmt);
     batches.sort_by_key(|b| b.0);
 
-    let mut outbox = tx
-        .prepare_cached(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, id"
-        ))?
-        .query_map([], message_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox ORDER BY created_at, id"
+    ))?;
+    let mut outbox = decode_all("outbox", stmt.query([])?, message_from_row)?;
+    drop(stmt);
     outbox.sort_by_key(|m| (m.created_at, m.id));
 
     tx.commit()?;

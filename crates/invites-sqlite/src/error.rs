@@ -41,6 +41,10 @@ pub(crate) enum Error {
     /// A write that shared a transaction (group commit) was undone with it, for this reason.
     #[error("{0}")]
     Undone(String),
+    /// A stored row this version cannot decode, where the read is of that one thing (a batch,
+    /// a user); reads of many rows leave such a row out instead.
+    #[error(transparent)]
+    Unreadable(#[from] crate::columns::Unreadable),
 }
 
 /// A stored value that cannot be decoded (a corrupt or foreign row).
@@ -90,8 +94,10 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         if e.is_transient() {
             StoreError::unavailable(e)
-        } else if matches!(e, Error::NewerSchema { .. } | Error::BadSchemaVersion(_))
-            || e.is_corrupt_row()
+        } else if matches!(
+            e,
+            Error::NewerSchema { .. } | Error::BadSchemaVersion(_) | Error::Unreadable(_)
+        ) || e.is_corrupt_row()
         {
             StoreError::Incompatible {
                 reason: e.to_string(),

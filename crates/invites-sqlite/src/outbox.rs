@@ -1,7 +1,9 @@
 //! [`OutboxStore`](invites_core::OutboxStore): the outbox rows, their claims (leases) and delivery
 //! records.
 
-use crate::columns::{get_email, get_message_status, get_ts, get_u32, get_uuid, sql_limit};
+use crate::columns::{
+    decode, decode_all, get_email, get_message_status, get_ts, get_u32, get_uuid, sql_limit,
+};
 use crate::error::Error;
 use crate::txn::immediate;
 use invites_core::{
@@ -56,6 +58,10 @@ pub(crate) fn insert_queued_message(conn: &Connection, m: &QueuedMessage<'_>) ->
     Ok(())
 }
 
+/// Claims due messages in one transaction. A due row this version cannot decode (see
+/// [`decode`]) is never returned: it is set aside in the same transaction, marked `failed` with
+/// the reason (the column, never the value) in `last_error` and its link cleared, so it can
+/// neither block the messages behind it nor come back; the rest of the page is claimed as usual.
 pub(crate) fn claim_due_messages(
     conn: &mut Connection,
     now: Timestamp,
@@ -66,24 +72,48 @@ pub(crate) fn claim_due_messages(
         return Ok(Vec::new());
     }
     let tx = immediate(conn)?;
-    let messages = tx
-        .prepare_cached(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= ?1 \
+    let mut messages = Vec::new();
+    let mut unreadable = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {OUTBOX_COLUMNS}, rowid FROM outbox \
+             WHERE status = 'queued' AND next_attempt_at <= ?1 \
              ORDER BY next_attempt_at, created_at, id LIMIT ?2"
-        ))?
-        .query_map(params![now.as_millis(), sql_limit(limit)], message_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        ))?;
+        let mut rows = stmt.query(params![now.as_millis(), sql_limit(limit)])?;
+        while let Some(row) = rows.next()? {
+            let rowid: i64 = row.get(10)?;
+            match decode("outbox", row, message_from_row)? {
+                Ok(message) => messages.push((rowid, message)),
+                Err(reason) => unreadable.push((rowid, reason)),
+            }
+        }
+    }
     {
         let mut lease =
-            tx.prepare_cached("UPDATE outbox SET next_attempt_at = ?2 WHERE id = ?1")?;
-        for message in &messages {
-            lease.execute(params![message.id.0.as_bytes(), lease_until.as_millis()])?;
+            tx.prepare_cached("UPDATE outbox SET next_attempt_at = ?2 WHERE rowid = ?1")?;
+        for (rowid, _) in &messages {
+            lease.execute(params![rowid, lease_until.as_millis()])?;
+        }
+        let mut set_aside = tx.prepare_cached(
+            "UPDATE outbox SET status = 'failed', last_error = ?2, accept_url = NULL WHERE rowid = ?1",
+        )?;
+        for (rowid, reason) in &unreadable {
+            set_aside.execute(params![rowid, reason.to_string()])?;
         }
     }
     tx.commit()?;
+    for (_, reason) in &unreadable {
+        tracing::warn!(
+            table = reason.table,
+            column = %reason.column,
+            row = ?reason.row,
+            "outbox: set aside a due message this version cannot read (marked failed)"
+        );
+    }
     // The messages are returned as they were found, before the lease (as the memory backend
     // does): `next_attempt_at` is the time they became due.
-    Ok(messages)
+    Ok(messages.into_iter().map(|(_, m)| m).collect())
 }
 
 /// Runs inside a transaction the worker opened (see `worker`, group commit). One statement:
@@ -124,14 +154,16 @@ pub(crate) fn record_delivery(
     Ok(())
 }
 
+/// The messages of a batch; a row this version cannot decode is left out (and reported), so
+/// the batch view and the listing still show the others. Such a row was set aside by the claim
+/// (or will be, once due), so it is never delivered.
 pub(crate) fn batch_messages(
     conn: &Connection,
     batch: invites_core::BatchId,
 ) -> Result<Vec<OutboxMessage>, Error> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE batch_id = ?1 ORDER BY created_at, id"
-        ))?
-        .query_map([batch.0.as_bytes()], message_from_row)?
-        .collect::<rusqlite::Result<_>>()?)
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE batch_id = ?1 ORDER BY created_at, id"
+    ))?;
+    let rows = stmt.query([batch.0.as_bytes()])?;
+    Ok(decode_all("outbox", rows, message_from_row)?)
 }

@@ -2,8 +2,8 @@
 //! paginated list.
 
 use crate::columns::{
-    get_bool, get_email, get_invitation_status, get_kind, get_name, get_role, get_ts, get_uuid,
-    sql_limit,
+    decode, get_bool, get_email, get_invitation_status, get_kind, get_name, get_role, get_ts,
+    get_uuid, sql_limit,
 };
 use crate::error::Error;
 use invites_core::rules::{self, ExpiryBound};
@@ -30,15 +30,19 @@ pub(crate) fn find_user(conn: &Connection, email: &Email) -> Result<Option<User>
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE email = ?1"
     ))?;
-    Ok(stmt.query_row([email.as_str()], user_from_row).optional()?)
+    Ok(stmt
+        .query_row([email.as_str()], |row| decode("users", row, user_from_row))
+        .optional()?
+        .transpose()?)
 }
 
 pub(crate) fn get_user(conn: &Connection, id: UserId) -> Result<Option<User>, Error> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?;
     Ok(stmt
-        .query_row([id.0.as_bytes()], user_from_row)
-        .optional()?)
+        .query_row([id.0.as_bytes()], |row| decode("users", row, user_from_row))
+        .optional()?
+        .transpose()?)
 }
 
 /// The columns of an invitation record, with its target's name and whether the target still
@@ -74,7 +78,9 @@ pub(crate) fn invitation_from_row(row: &Row<'_>) -> rusqlite::Result<(Invitation
 }
 
 /// The invitations of a batch in batch order (created_at, id), each with whether its target
-/// still exists.
+/// still exists. A batch is one unit: if one of its invitations cannot be decoded, the batch
+/// cannot be read ([`Error::Unreadable`]), so an accept never skips an invitation unseen and an
+/// email never leaves one out.
 pub(crate) fn batch_invitations(
     conn: &Connection,
     batch: BatchId,
@@ -82,8 +88,14 @@ pub(crate) fn batch_invitations(
     let mut stmt = conn.prepare_cached(&format!(
         "{INVITATION_SELECT} WHERE i.batch_id = ?1 ORDER BY i.created_at, i.id"
     ))?;
-    let rows = stmt.query_map([batch.0.as_bytes()], invitation_from_row)?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows = stmt.query_map([batch.0.as_bytes()], |row| {
+        decode("invitations", row, invitation_from_row)
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row??);
+    }
+    Ok(out)
 }
 
 /// A batch with its invitations, found by `condition` (an SQL expression over `b` with
@@ -98,20 +110,23 @@ pub(crate) fn batch_where(
         "SELECT b.id, b.organization_id, b.email, b.created_at, b.last_sent_at FROM batches b WHERE {condition}"
     ))?;
     let map = |row: &Row<'_>| {
-        Ok(BatchRecord {
-            id: BatchId(get_uuid(row, 0)?),
-            organization: OrganizationId(get_uuid(row, 1)?),
-            email: get_email(row, 2)?,
-            created_at: get_ts(row, 3)?,
-            last_sent_at: get_ts(row, 4)?,
-            invitations: Vec::new(),
+        decode("batches", row, |row| {
+            Ok(BatchRecord {
+                id: BatchId(get_uuid(row, 0)?),
+                organization: OrganizationId(get_uuid(row, 1)?),
+                email: get_email(row, 2)?,
+                created_at: get_ts(row, 3)?,
+                last_sent_at: get_ts(row, 4)?,
+                invitations: Vec::new(),
+            })
         })
     };
     let found = match p2 {
         Some(p2) => stmt.query_row(params![p1, p2], map),
         None => stmt.query_row(params![p1], map),
     }
-    .optional()?;
+    .optional()?
+    .transpose()?;
     let Some(mut batch) = found else {
         return Ok(None);
     };
@@ -151,14 +166,19 @@ pub(crate) fn get_invitation(
         .prepare_cached(&format!(
             "{INVITATION_SELECT} WHERE i.id = ?1 AND i.organization_id = ?2"
         ))?
-        .query_row(
-            params![id.0.as_bytes(), organization.0.as_bytes()],
-            invitation_from_row,
-        )
+        .query_row(params![id.0.as_bytes(), organization.0.as_bytes()], |row| {
+            decode("invitations", row, invitation_from_row)
+        })
         .optional()?
+        .transpose()?
         .map(|(record, _)| record))
 }
 
+/// One page of invitations. A row this version cannot decode is left out (and reported), and
+/// the page is filled up from the rows after it, so a page holds `limit` rows unless the list
+/// ends: the core's cursor (made from the last row returned) stays right, and a short page
+/// still means the end. The rows after a left-out one are found from its stored position,
+/// whatever its values.
 pub(crate) fn list_invitations(
     conn: &Connection,
     query: &InvitationQuery,
@@ -207,17 +227,44 @@ pub(crate) fn list_invitations(
             sql.push_str(&format!(" AND ({})", forms.join(" OR ")));
         }
     }
-    if let Some((created_at, id)) = query.after {
-        sql.push_str(" AND (i.created_at > ? OR (i.created_at = ? AND i.id > ?))");
-        values.push(Value::Integer(created_at.as_millis()));
-        values.push(Value::Integer(created_at.as_millis()));
-        values.push(Value::Blob(id.0.as_bytes().to_vec()));
+    // The position to resume after, as stored values (a left-out row's may not decode).
+    let mut after: Option<(Value, Value)> = query.after.map(|(created_at, id)| {
+        (
+            Value::Integer(created_at.as_millis()),
+            Value::Blob(id.0.as_bytes().to_vec()),
+        )
+    });
+    let mut page = Vec::new();
+    loop {
+        let want = query.limit - page.len();
+        let mut sql = sql.clone();
+        let mut values = values.clone();
+        if let Some((created_at, id)) = &after {
+            sql.push_str(" AND (i.created_at > ? OR (i.created_at = ? AND i.id > ?))");
+            values.push(created_at.clone());
+            values.push(created_at.clone());
+            values.push(id.clone());
+        }
+        sql.push_str(" ORDER BY i.created_at, i.id LIMIT ?");
+        values.push(Value::Integer(sql_limit(want)));
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
+        let mut found = 0;
+        let mut skipped = false;
+        while let Some(row) = rows.next()? {
+            found += 1;
+            match decode("invitations", row, invitation_from_row)? {
+                Ok((record, _)) => page.push(record),
+                Err(unreadable) => {
+                    unreadable.report_skipped();
+                    skipped = true;
+                }
+            }
+            after = Some((row.get(11)?, row.get(0)?));
+        }
+        // Done when the list ended or nothing was left out (the page is then full).
+        if !skipped || found < want || page.len() >= query.limit {
+            return Ok(page);
+        }
     }
-    sql.push_str(" ORDER BY i.created_at, i.id LIMIT ?");
-    values.push(Value::Integer(sql_limit(query.limit)));
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_map(rusqlite::params_from_iter(values), invitation_from_row)?
-        .map(|row| row.map(|(record, _)| record))
-        .collect::<rusqlite::Result<_>>()?)
 }

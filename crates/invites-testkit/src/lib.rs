@@ -7,6 +7,8 @@
 //! - Test doubles: [`ManualClock`], [`SeededRandom`], [`FaultyStore`] (fails chosen targets or
 //!   whole operations), and the recording mailer of `invites-core` (feature `test-util`), re-exported.
 //! - [`mailer_suite`]: the receiving-side checks every real mail transport passes.
+//! - [`unreadable`]: stored rows a backend cannot decode must block nothing else (backends that
+//!   re-read rows plant them with raw SQL through a [`unreadable::Planter`]).
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
 //! - Property testing: [`strategies`] (proptest strategies over the seeded world), [`model`]
 //!   (a plain reference model of the service) and [`differential`] (random operation
@@ -37,6 +39,7 @@ pub mod mailer_suite;
 pub mod model;
 pub mod store_suite;
 pub mod strategies;
+pub mod unreadable;
 
 pub use deterministic::{ManualClock, SeededRandom};
 pub use faulty_store::{Fault, FaultyStore};

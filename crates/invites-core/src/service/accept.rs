@@ -30,7 +30,9 @@ impl InviteService {
     ///
     /// # Errors
     /// [`InviteError::InvalidToken`] for an unknown, rotated or used-up token, or one whose
-    /// invitations all expired; [`InviteError::Unavailable`] on store failure.
+    /// invitations all expired; [`InviteError::Unavailable`] on store failure, also (with a
+    /// [`StoreError::Incompatible`](crate::StoreError::Incompatible) source) when the batch's
+    /// row or one of its invitations cannot be decoded: that batch only, never another.
     pub async fn preview(&self, token: &str) -> Result<InvitationPreview, InviteError> {
         let (_, batch) = self.open_token(token).await?;
         let now = self.now();

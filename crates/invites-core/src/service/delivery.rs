@@ -78,10 +78,30 @@ impl InviteService {
         message: &OutboxMessage,
         now: Timestamp,
     ) -> Result<Delivered, StoreError> {
-        let batch = self
+        let batch = match self
             .store
             .get_batch(message.organization, message.batch_id)
-            .await?;
+            .await
+        {
+            Ok(batch) => batch,
+            // The store cannot read the batch (a row it cannot decode): no retry will help, so
+            // the message is given up with the store's reason (a column, never a value) instead
+            // of coming back after every lease.
+            Err(e @ StoreError::Incompatible { .. }) => {
+                note_dropped("deliver: batch cannot be read", &e);
+                self.store
+                    .record_delivery(
+                        message.id,
+                        DeliveryUpdate::Failed {
+                            attempts: message.attempts,
+                            error: format!("not sent: {e}"),
+                        },
+                    )
+                    .await?;
+                return Ok(Delivered::Failed);
+            }
+            Err(e) => return Err(e),
+        };
         let rendered = batch.as_ref().and_then(|b| self.render(b, message, now));
         let Some(rendered) = rendered else {
             self.store
@@ -133,9 +153,14 @@ impl InviteService {
     /// [`retry_after`](crate::MailError::retry_after) hint when it is longer, never beyond
     /// `max_backoff`), permanent ones or too many attempts mark the message failed.
     ///
-    /// Messages are claimed for [`DeliveryPolicy::lease`]; once that has run out (slow sends),
+    /// Messages are claimed for [`DeliveryPolicy::lease`](crate::DeliveryPolicy::lease); once that has run out (slow sends),
     /// the call stops and leaves the rest for a later call, so a claimed message is never sent
     /// by two deliverers while its claim holds.
+    ///
+    /// One row the store cannot read never stops the others: a due message whose own row
+    /// cannot be decoded is set aside by the store's claim (marked failed, never returned), and
+    /// a message whose batch cannot be read ([`StoreError::Incompatible`] from `get_batch`) is
+    /// marked failed here, with the reason in `last_error`, and counted as `failed`.
     ///
     /// # Errors
     /// [`InviteError::Unavailable`] if the due messages cannot be claimed. Failures on single

@@ -2,7 +2,7 @@
 
 use super::views::view;
 use super::*;
-use crate::error::{ErrorCode, InviteError};
+use crate::error::{ErrorCode, InviteError, StoreError};
 use crate::ids::{BatchId, InvitationId, MessageId};
 use crate::principal::KeyScope;
 use crate::principal::Principal;
@@ -145,6 +145,13 @@ impl InviteService {
     /// A batch with its invitations and the delivery state of its messages (a message given up
     /// after a permanent error or too many attempts shows as `failed` with its last error).
     ///
+    /// A stored row the backend cannot read (a corrupt row, or one another version or a hand
+    /// wrote) affects only its own batch: if the batch's row or one of its invitations cannot
+    /// be decoded, this batch is [`InviteError::Unavailable`] with a
+    /// [`StoreError::Incompatible`] source naming the column (never the value); a message row
+    /// that cannot be decoded is left out of `messages` (the outbox already gave it up: the
+    /// claim marked it failed with the reason).
+    ///
     /// # Errors
     /// [`InviteError::NotFound`] (not in the caller's organization), [`InviteError::Forbidden`]
     /// (a scoped key must reach every target of the batch), [`InviteError::Unavailable`].
@@ -183,6 +190,10 @@ impl InviteService {
     /// Lists invitations by target, email or status, oldest first, `limit` (1 to 500) per
     /// page. Never shows a token or its hash. A website-scoped key sees only invitations to
     /// its websites.
+    ///
+    /// An invitation row the backend cannot decode is left out of the page (the backend
+    /// reports it and fills the page from the rows after it, so the cursor stays right), and
+    /// a batch whose messages cannot be read shows `delivery: None`; neither fails the page.
     ///
     /// # Errors
     /// `invalid_query` for a bad limit or cursor, [`InviteError::Forbidden`] for a target the
@@ -246,12 +257,16 @@ impl InviteService {
         let mut delivery: Vec<(BatchId, Option<MessageStatus>)> = Vec::new();
         for r in &records {
             if !delivery.iter().any(|(b, _)| *b == r.batch_id) {
-                let latest = self
-                    .store
-                    .batch_messages(r.batch_id)
-                    .await?
-                    .last()
-                    .map(|m| m.status);
+                // One batch whose messages the store cannot read shows no delivery state; it
+                // does not fail the page.
+                let latest = match self.store.batch_messages(r.batch_id).await {
+                    Ok(messages) => messages.last().map(|m| m.status),
+                    Err(e @ StoreError::Incompatible { .. }) => {
+                        note_dropped("list: batch messages cannot be read", &e);
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 delivery.push((r.batch_id, latest));
             }
         }
