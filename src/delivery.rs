@@ -1,4 +1,6 @@
-//! Runs [`InviteService::deliver_due`] as a tokio task on an interval until told to stop.
+//! Runs [`InviteService::deliver_due`] as a tokio task on an interval until told to stop,
+//! and [`InviteService::purge_expired`] every
+//! [`RetentionPolicy::interval`](invites_core::RetentionPolicy::interval) (default hourly).
 //!
 //! ```
 //! use invites::delivery::DeliveryWorker;
@@ -18,7 +20,7 @@
 //! # });
 //! ```
 
-use invites_core::{DeliveryReport, InviteService};
+use invites_core::{DeliveryReport, InviteService, PurgeReport};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -37,8 +39,13 @@ pub struct DeliveryTotals {
     pub failed: usize,
     /// Messages cancelled (no live invitation left).
     pub cancelled: usize,
-    /// Calls or messages that met a store error (retried on a later tick).
+    /// Calls or messages that met a store error (retried on a later tick), failed purges
+    /// included.
     pub store_errors: usize,
+    /// `purge_expired` calls made.
+    pub purges: u64,
+    /// What they deleted, summed.
+    pub purged: PurgeReport,
 }
 
 impl DeliveryTotals {
@@ -53,8 +60,12 @@ impl DeliveryTotals {
 
 /// A background task delivering due outbox messages every `interval`. When a call handled a
 /// full batch (`DeliveryPolicy::batch_size` messages), it calls again at once to drain a
-/// backlog. Dropping the worker without [`DeliveryWorker::stop`] lets the task run on until
-/// the runtime shuts down.
+/// backlog. After the deliveries of the first tick, and of the first tick once
+/// `RetentionPolicy::interval` has passed since the last purge, it runs
+/// [`InviteService::purge_expired`] (which deletes in short bounded transactions until nothing
+/// expired is left), so storage stops growing without a cron job. Several workers on one
+/// store may purge at once. Dropping the worker without [`DeliveryWorker::stop`] lets the
+/// task run on until the runtime shuts down.
 #[derive(Debug)]
 pub struct DeliveryWorker {
     stop: watch::Sender<bool>,
@@ -75,6 +86,8 @@ impl DeliveryWorker {
             // At least 1 by construction (`DeliveryPolicy::with_batch_size`), so a run that
             // handled nothing always ends the drain loop.
             let batch_size = service.config().delivery().batch_size().max(1);
+            let purge_interval = service.config().retention().interval();
+            let mut next_purge = tokio::time::Instant::now();
             loop {
                 tokio::select! {
                     biased;
@@ -100,6 +113,14 @@ impl DeliveryWorker {
                             break;
                         }
                     }
+                }
+                if tokio::time::Instant::now() >= next_purge && !*stopped.borrow() {
+                    totals.purges += 1;
+                    match service.purge_expired().await {
+                        Ok(report) => totals.purged.add(&report),
+                        Err(_) => totals.store_errors += 1,
+                    }
+                    next_purge = tokio::time::Instant::now() + purge_interval;
                 }
             }
             totals

@@ -1,4 +1,5 @@
-//! Configuration: [`InviteConfig`] and the outbox's [`DeliveryPolicy`].
+//! Configuration: [`InviteConfig`], the outbox's [`DeliveryPolicy`] and the sweeper's
+//! [`RetentionPolicy`].
 //!
 //! Invalid states cannot be built: every field is private, every setter that takes a value
 //! checks it and returns `Result<Self, ConfigError>`, and the defaults are valid. So an
@@ -16,6 +17,9 @@
 //! | delivery attempts | 1 to 100 | 8 |
 //! | delivery lease | 1 second to 1 day | 60 seconds |
 //! | delivery batch size | 1 to 1000 | 100 |
+//! | retention of finished history | 1 day to 3650 days | 30 days |
+//! | purge batch size (rows per store call) | 1 to 10000 | 500 |
+//! | purge interval (delivery worker) | 1 minute to 1 day | 1 hour |
 
 use crate::mail::{DefaultRenderer, EmailRenderer};
 use crate::time::{Clock, SystemClock};
@@ -26,6 +30,7 @@ use std::time::Duration;
 
 const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
 /// A configuration value out of its bounds. Names the setting and why.
@@ -222,6 +227,110 @@ impl DeliveryPolicy {
     }
 }
 
+/// What [`InviteService::purge_expired`](crate::InviteService::purge_expired) deletes and how.
+/// Always valid (see the module docs for the bounds); build one from
+/// [`RetentionPolicy::default`] with the `with_*` setters. Idempotency records need no
+/// setting of their own: they go once the idempotency time to live has passed (see
+/// [`InviteConfig::with_idempotency`]).
+///
+/// ```
+/// use invites_core::RetentionPolicy;
+/// use std::time::Duration;
+///
+/// let p = RetentionPolicy::default().with_history(Duration::from_secs(90 * 86_400))?;
+/// assert_eq!(p.history(), Duration::from_secs(90 * 86_400));
+/// assert_eq!(RetentionPolicy::default().with_batch_size(0).unwrap_err().field(), "retention.batch_size");
+/// # Ok::<(), invites_core::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RetentionPolicy {
+    pub(crate) history: Duration,
+    pub(crate) batch_size: usize,
+    pub(crate) interval: Duration,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            history: 30 * DAY,
+            batch_size: 500,
+            interval: HOUR,
+        }
+    }
+}
+
+impl RetentionPolicy {
+    /// Largest accepted purge batch size.
+    pub const MAX_BATCH_SIZE: usize = 10_000;
+
+    /// How long finished history is kept: a finished outbox message, and a dead batch with
+    /// its invitations and messages, are deleted once every time that could still matter
+    /// about them is more than this long ago (the crate docs, "Retention", say exactly what).
+    pub fn history(&self) -> Duration {
+        self.history
+    }
+
+    /// Rows a single store call deletes at most (each call is one short transaction; the
+    /// service calls again until a call comes back short). Default 500: on SQLite, 1000 dead
+    /// batches (each with an invitation and a message) took one write transaction of up to
+    /// about 150 ms on a loaded 2-core machine.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// How often the delivery worker of the `invites` facade (feature `tokio`) calls
+    /// `purge_expired`. A host that runs the purge itself ignores it.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// With finished history kept for `history`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] unless 1 day ≤ `history` ≤ 3650 days. (Under a day, a deliverer whose
+    /// lease of up to a day ran out could still be recording a message the purge deleted.)
+    pub fn with_history(mut self, history: Duration) -> Result<Self, ConfigError> {
+        self.history = within(
+            history,
+            DAY,
+            3650 * DAY,
+            "retention.history",
+            "must be 1 day to 3650 days",
+        )?;
+        Ok(self)
+    }
+
+    /// With at most `n` rows deleted per store call.
+    ///
+    /// # Errors
+    /// [`ConfigError`] unless 1 ≤ `n` ≤ [`RetentionPolicy::MAX_BATCH_SIZE`].
+    pub fn with_batch_size(mut self, n: usize) -> Result<Self, ConfigError> {
+        if !(1..=Self::MAX_BATCH_SIZE).contains(&n) {
+            return Err(ConfigError::new(
+                "retention.batch_size",
+                "must be 1 to 10000",
+            ));
+        }
+        self.batch_size = n;
+        Ok(self)
+    }
+
+    /// With the delivery worker purging every `interval`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] unless 1 minute ≤ `interval` ≤ 1 day.
+    pub fn with_interval(mut self, interval: Duration) -> Result<Self, ConfigError> {
+        self.interval = within(
+            interval,
+            MINUTE,
+            DAY,
+            "retention.interval",
+            "must be 1 minute to 1 day",
+        )?;
+        Ok(self)
+    }
+}
+
 /// Configuration of an [`InviteService`](crate::InviteService). Always valid: see the module
 /// docs for the bounds each setter checks.
 #[derive(Clone)]
@@ -232,6 +341,7 @@ pub struct InviteConfig {
     pub(crate) idempotency_stale_after: Duration,
     pub(crate) resend_interval: Duration,
     pub(crate) delivery: DeliveryPolicy,
+    pub(crate) retention: RetentionPolicy,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) random: Arc<dyn RandomSource>,
     pub(crate) renderer: Arc<dyn EmailRenderer>,
@@ -246,6 +356,7 @@ impl fmt::Debug for InviteConfig {
             .field("idempotency_stale_after", &self.idempotency_stale_after)
             .field("resend_interval", &self.resend_interval)
             .field("delivery", &self.delivery)
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -297,6 +408,7 @@ impl InviteConfig {
             idempotency_stale_after: MINUTE,
             resend_interval: MINUTE,
             delivery: DeliveryPolicy::default(),
+            retention: RetentionPolicy::default(),
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
             renderer: Arc::new(DefaultRenderer::default()),
@@ -388,6 +500,13 @@ impl InviteConfig {
         self
     }
 
+    /// With another retention policy for `purge_expired` (valid by construction).
+    #[must_use]
+    pub fn with_retention_policy(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
+    }
+
     /// How long an invitation can be accepted. Default 7 days.
     pub fn invitation_ttl(&self) -> Duration {
         self.invitation_ttl
@@ -411,6 +530,11 @@ impl InviteConfig {
     /// The outbox retry policy.
     pub fn delivery(&self) -> DeliveryPolicy {
         self.delivery
+    }
+
+    /// The retention policy of `purge_expired`.
+    pub fn retention(&self) -> RetentionPolicy {
+        self.retention
     }
 
     /// The clock.
@@ -506,6 +630,25 @@ mod tests {
             assert_eq!(r.map_err(|e| e.field()), Err(field));
         }
         assert_eq!(p.with_batch_size(1).unwrap().batch_size(), 1);
+
+        let r = RetentionPolicy::default();
+        let cases: Vec<(Result<RetentionPolicy, ConfigError>, &str)> = vec![
+            (r.with_history(Duration::ZERO), "retention.history"),
+            (r.with_history(DAY - SECOND), "retention.history"),
+            (r.with_history(3651 * DAY), "retention.history"),
+            (r.with_history(Duration::MAX), "retention.history"),
+            (r.with_batch_size(0), "retention.batch_size"),
+            (r.with_batch_size(10_001), "retention.batch_size"),
+            (r.with_interval(SECOND), "retention.interval"),
+            (r.with_interval(2 * DAY), "retention.interval"),
+        ];
+        for (result, field) in cases {
+            assert_eq!(result.map_err(|e| e.field()), Err(field));
+        }
+        assert_eq!(r.history(), 30 * DAY);
+        assert_eq!(r.with_history(DAY).unwrap().history(), DAY);
+        assert_eq!(r.with_batch_size(10_000).unwrap().batch_size(), 10_000);
+        assert_eq!(r.with_interval(MINUTE).unwrap().interval(), MINUTE);
         assert_eq!(p.with_max_attempts(1).unwrap().max_attempts(), 1);
 
         let c = || InviteConfig::new("https://a.test/accept").unwrap();

@@ -102,12 +102,39 @@
 //!   accept tokens must be [`AcceptToken::LEN`] lowercase hex characters, checked before
 //!   hashing (`invalid_token`); idempotency keys 1 to [`MAX_IDEMPOTENCY_KEY_LEN`] printable
 //!   ASCII characters.
-//! - **Configuration**: [`InviteConfig`] and [`DeliveryPolicy`] have private
+//! - **Configuration**: [`InviteConfig`], [`DeliveryPolicy`] and [`RetentionPolicy`] have private
 //!   fields and validating setters returning [`ConfigError`] (naming the setting), so an
 //!   invalid configuration (batch size 0, zero or week-long backoff, no attempts, a TTL of 0
 //!   or over a year, a base URL without a host) cannot reach an [`InviteService`].
 //! - **Secrets**: the accept link and token never appear in `Debug` or `Display`
 //!   ([`REDACTED`] is printed instead); [`EmailMessage`]'s `Display` shows headers only.
+//!
+//! # Retention
+//!
+//! [`InviteService::purge_expired`] (run hourly by the facade's delivery worker) keeps
+//! storage from growing with traffic. What is deleted, with `now` the service clock and the
+//! cutoffs of [`rules::purge_cutoffs`]:
+//!
+//! - **Idempotency records** created more than the idempotency time to live ago (24 hours),
+//!   in progress or completed: exactly the ones no request would be answered from any more
+//!   ([`rules::idempotency_is_expired`]). A replay within the time to live is unaffected.
+//! - **Dead batches**, with all their invitations and outbox messages
+//!   ([`rules::batch_is_purgeable`]): every invitation of the batch expired, the batch was
+//!   last (re)sent, and every message of it was last handed to a deliverer, all more than
+//!   [`RetentionPolicy::history`] (30 days) ago, and none of its messages is queued. Whatever
+//!   the invitations' statuses: an accepted, revoked, superseded or replaced invitation
+//!   stays listed for at least the retention after it stopped being acceptable (an accept
+//!   happens before the expiry). A stored-pending invitation that expired that long ago goes
+//!   too, so it can no longer be resent; its batch's token opens nothing any more.
+//! - **Finished outbox messages** (sent, failed, cancelled) last handed to a deliverer more
+//!   than the retention ago ([`rules::message_is_purgeable`]), except the newest message of
+//!   each kept batch: lists keep showing the batch's delivery status, and the batch view
+//!   keeps its latest message (older ones disappear from it).
+//!
+//! Kept, always: live and recently expired invitations and their batches, queued messages,
+//! **users and memberships** (never purged). Each store call deletes at most
+//! [`RetentionPolicy::batch_size`] rows in one short transaction, oldest first; the service
+//! calls again until a call comes back short. Several processes may purge at once.
 //!
 //! # Limits
 //!
@@ -144,7 +171,7 @@ mod store;
 mod time;
 mod tokens;
 
-pub use config::{ConfigError, DeliveryPolicy, InviteConfig};
+pub use config::{ConfigError, DeliveryPolicy, InviteConfig, RetentionPolicy};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
 pub use ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
@@ -172,15 +199,16 @@ pub use response::{
 };
 pub use service::{
     AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
-    InvitationView, InviteService, MessageView, PreviewItem, ResendResponse, RevokeResponse,
+    InvitationView, InviteService, MessageView, PreviewItem, PurgeReport, ResendResponse,
+    RevokeResponse,
 };
 pub use store::{
     AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, BatchRecord,
     CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Group,
     IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter, InvitationQuery,
     InvitationRecord, InvitationStatus, InviteFact, MembershipRow, MessageStatus, NewBatch,
-    NewUser, OutboxMessage, RevokeFact, RotateBatch, RotateFact, Snapshot, StoredStatus,
-    TargetSlot, User, UserRef, Website,
+    NewUser, OutboxMessage, PurgedBatches, RevokeFact, RotateBatch, RotateFact, Snapshot,
+    StoredStatus, TargetSlot, User, UserRef, Website,
 };
 pub use time::{Clock, SystemClock, Timestamp};
 pub use tokens::{AcceptToken, OsRandom, RandomSource, TokenHash};

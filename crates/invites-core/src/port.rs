@@ -8,7 +8,7 @@ use crate::invitee::Email;
 use crate::store::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, BatchRecord, CreateInvitations,
     CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin, IdempotencyState, InvitationQuery,
-    InvitationRecord, OutboxMessage, RevokeFact, RotateBatch, RotateFact, User,
+    InvitationRecord, OutboxMessage, PurgedBatches, RevokeFact, RotateBatch, RotateFact, User,
 };
 use crate::time::Timestamp;
 use crate::tokens::TokenHash;
@@ -126,6 +126,30 @@ pub trait LifecycleStore: Send + Sync + Debug + 'static {
     /// # Errors
     /// Storage failure; nothing changed.
     async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError>;
+
+    /// Delete up to `limit` (`0`: none) dead batches, oldest `(last_sent_at, id)` first, each
+    /// with all its invitations and outbox messages. A batch is dead at `before` iff
+    /// [`batch_is_purgeable`](crate::rules::batch_is_purgeable) holds for its facts (its
+    /// `last_sent_at`, the latest `expires_at` of its invitations, the latest
+    /// `next_attempt_at` of its messages, whether one is queued), read in the call's
+    /// transaction; the token of a deleted batch opens nothing any more. Users and
+    /// memberships are never deleted.
+    ///
+    /// # Contract
+    ///
+    /// One short atomic operation: a batch goes whole or not at all. A batch another call is
+    /// changing at the same time (a resend renewing it, an accept) is either seen as it is
+    /// after that call or skipped, never deleted under it. Returns what it deleted; fewer
+    /// than `limit` batches means no other batch was dead at `before` when it ran (save
+    /// ones skipped as busy), so a caller loops until a call comes back short.
+    ///
+    /// # Errors
+    /// Storage failure; nothing deleted.
+    async fn purge_batches(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<PurgedBatches, StoreError>;
 }
 
 /// The outbox: messages stored with their batch, delivered at least once.
@@ -175,6 +199,22 @@ pub trait OutboxStore: Send + Sync + Debug + 'static {
     /// # Errors
     /// Storage failure.
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// Delete up to `limit` (`0`: none) outbox messages that
+    /// [`message_is_purgeable`](crate::rules::message_is_purgeable) at `before`: finished,
+    /// `next_attempt_at < before`, and not the newest message of their batch (that one goes
+    /// only with its batch, [`LifecycleStore::purge_batches`]); oldest
+    /// `(next_attempt_at, id)` first. Returns how many it deleted.
+    ///
+    /// # Contract
+    ///
+    /// One short atomic operation; fewer than `limit` deleted means none other was
+    /// purgeable at `before` when it ran (save ones skipped as busy). A queued message is
+    /// never deleted.
+    ///
+    /// # Errors
+    /// Storage failure; nothing deleted.
+    async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError>;
 }
 
 /// Idempotency records, one per (organization, key id, key).
@@ -209,6 +249,26 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
         key: &str,
         response: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Delete up to `limit` (`0`: none) idempotency records, in progress or completed,
+    /// created strictly before `expired_before`
+    /// ([`idempotency_is_expired`](crate::rules::idempotency_is_expired)), oldest first.
+    /// Returns how many it deleted.
+    ///
+    /// # Contract
+    ///
+    /// One short atomic operation. It changes no answer: a begin whose `expired_before` is
+    /// at or after this one's treats those records as dead already. A record a concurrent
+    /// begin is replacing is either deleted before or skipped. Fewer than `limit` deleted
+    /// means none other was that old when it ran (save ones skipped as busy).
+    ///
+    /// # Errors
+    /// Storage failure; nothing deleted.
+    async fn purge_idempotency(
+        &self,
+        expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Point reads and lists. Read-only; a read sees only committed data.
@@ -287,9 +347,9 @@ pub trait ReadStore: Send + Sync + Debug + 'static {
 /// | trait | concern |
 /// |---|---|
 /// | [`BulkStore`] | the two batch writes of a bulk request (direct and email mode) |
-/// | [`LifecycleStore`] | accept, revoke, resend (token rotation) |
-/// | [`OutboxStore`] | claiming, recording and listing outbox messages |
-/// | [`IdempotencyStore`] | idempotency records |
+/// | [`LifecycleStore`] | accept, revoke, resend (token rotation), purging dead batches |
+/// | [`OutboxStore`] | claiming, recording, listing and purging outbox messages |
+/// | [`IdempotencyStore`] | idempotency records, and purging the expired ones |
 /// | [`ReadStore`] | point reads and paginated lists |
 ///
 /// # Contract (every method)
@@ -370,6 +430,13 @@ macro_rules! forward_store {
             async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
                 (**self).rotate_batch(cmd).await
             }
+            async fn purge_batches(
+                &self,
+                before: Timestamp,
+                limit: usize,
+            ) -> Result<PurgedBatches, StoreError> {
+                (**self).purge_batches(before, limit).await
+            }
         }
 
         #[deny(clippy::missing_trait_methods)]
@@ -396,6 +463,13 @@ macro_rules! forward_store {
             ) -> Result<Vec<OutboxMessage>, StoreError> {
                 (**self).batch_messages(batch).await
             }
+            async fn purge_messages(
+                &self,
+                before: Timestamp,
+                limit: usize,
+            ) -> Result<u64, StoreError> {
+                (**self).purge_messages(before, limit).await
+            }
         }
 
         #[deny(clippy::missing_trait_methods)]
@@ -415,6 +489,13 @@ macro_rules! forward_store {
                 response: Option<&str>,
             ) -> Result<(), StoreError> {
                 (**self).idempotency_finish(o, k, key, response).await
+            }
+            async fn purge_idempotency(
+                &self,
+                expired_before: Timestamp,
+                limit: usize,
+            ) -> Result<u64, StoreError> {
+                (**self).purge_idempotency(expired_before, limit).await
             }
         }
 

@@ -16,6 +16,12 @@
 //! A store keeps a [`StoredStatus`] per invitation. Whether it is *expired* is never stored:
 //! it is derived from the clock ([`view_status`]). [`is_live`] is the one definition of a
 //! live invitation: stored `Pending` and `now` strictly before its expiry.
+//!
+//! # Retention
+//!
+//! What a purge may delete is decided here too ([`purge_cutoffs`], [`message_is_purgeable`],
+//! [`batch_is_purgeable`], [`idempotency_is_expired`]); a store deletes in bulk by the
+//! cutoffs, with the same predicate in its query.
 
 use crate::ids::InvitationId;
 use crate::invitee::Role;
@@ -24,6 +30,12 @@ use crate::store::{
     MessageStatus, RevokeFact, RotateFact, StoredStatus,
 };
 use crate::time::Timestamp;
+
+mod retention;
+pub use retention::{
+    BatchRetentionFacts, MessageRetentionFacts, PurgeCutoffs, batch_is_purgeable,
+    message_is_finished, message_is_purgeable, purge_cutoffs,
+};
 
 /// Whether an invitation can still be accepted at `now`: the one definition of "live".
 pub fn is_live(status: StoredStatus, expires_at: Timestamp, now: Timestamp) -> bool {
@@ -339,7 +351,9 @@ pub fn decide_idempotency(
 ) -> IdempotencyDecision {
     match found {
         None => IdempotencyDecision::Start,
-        Some(r) if r.created_at < begin.expired_before => IdempotencyDecision::Start,
+        Some(r) if idempotency_is_expired(r.created_at, begin.expired_before) => {
+            IdempotencyDecision::Start
+        }
         Some(StoredIdempotency {
             fingerprint,
             response: Some(response),
@@ -355,6 +369,14 @@ pub fn decide_idempotency(
             fingerprint: r.fingerprint,
         }),
     }
+}
+
+/// Whether an idempotency record created at `created_at` is dead for a begin (or a purge)
+/// with this `expired_before`: created strictly before it. The one definition both
+/// [`decide_idempotency`] and the purge use, so a purged record is exactly one that no
+/// begin would have answered from any more.
+pub fn idempotency_is_expired(created_at: Timestamp, expired_before: Timestamp) -> bool {
+    created_at < expired_before
 }
 
 #[cfg(test)]

@@ -344,6 +344,14 @@ pub enum MessageStatus {
 }
 
 impl MessageStatus {
+    /// Every status.
+    pub const ALL: [MessageStatus; 4] = [
+        MessageStatus::Queued,
+        MessageStatus::Sent,
+        MessageStatus::Failed,
+        MessageStatus::Cancelled,
+    ];
+
     /// The stable storage tag.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -522,6 +530,18 @@ pub enum RotateFact {
     NothingToResend,
     /// No such batch in the organization.
     NotFound,
+}
+
+/// What one [`LifecycleStore::purge_batches`](crate::LifecycleStore::purge_batches) call
+/// deleted.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct PurgedBatches {
+    /// Dead batches deleted.
+    pub batches: u64,
+    /// Their invitations, deleted with them.
+    pub invitations: u64,
+    /// Their outbox messages (all finished), deleted with them.
+    pub messages: u64,
 }
 
 /// Which invitations to list.

@@ -50,14 +50,15 @@ use invites_core::{
     BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Email, Group,
     GroupId, IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationId, InvitationQuery,
     InvitationRecord, InviteFact, MessageId, MessageStatus, OrgRole, OrganizationId, OutboxMessage,
-    RevokeFact, Role, RotateBatch, RotateFact, StoreError, StoredStatus, TargetId, Timestamp,
-    TokenHash, User, UserId, UserRef, Website, WebsiteId,
+    PurgedBatches, RevokeFact, Role, RotateBatch, RotateFact, StoreError, StoredStatus, TargetId,
+    Timestamp, TokenHash, User, UserId, UserRef, Website, WebsiteId,
 };
 use invites_core::{BulkStore, IdempotencyStore, LifecycleStore, OutboxStore, ReadStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 mod directory;
+mod retention;
 
 #[derive(Clone, Debug)]
 struct Batch {
@@ -495,6 +496,14 @@ impl LifecycleStore for MemoryStore {
             renewed: renew.len(),
         })
     }
+
+    async fn purge_batches(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<PurgedBatches, StoreError> {
+        Ok(self.lock().purge_batches(before, limit))
+    }
 }
 
 #[async_trait]
@@ -574,6 +583,10 @@ impl OutboxStore for MemoryStore {
         v.sort_by_key(|m| (m.created_at, m.id));
         Ok(v)
     }
+
+    async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        Ok(self.lock().purge_messages(before, limit))
+    }
 }
 
 #[async_trait]
@@ -621,6 +634,14 @@ impl IdempotencyStore for MemoryStore {
             }
         }
         Ok(())
+    }
+
+    async fn purge_idempotency(
+        &self,
+        expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        Ok(self.lock().purge_idempotency(expired_before, limit))
     }
 }
 

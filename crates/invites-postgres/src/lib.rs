@@ -120,6 +120,7 @@ mod lifecycle;
 mod migrate;
 mod outbox;
 mod port;
+mod purge;
 mod sql;
 #[cfg(feature = "test-util")]
 pub mod testing;

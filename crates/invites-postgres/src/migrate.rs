@@ -6,7 +6,10 @@ use crate::error::Error;
 
 /// The migrations, in order: migration `i` (0-based) takes the schema from version `i` to
 /// `i + 1`. Never edit a released one: append a new file.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_initial.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_purge_indexes.sql"),
+];
 
 /// Key of the advisory lock that serialises migrations of one schema: a fixed class plus a
 /// hash of the schema name (FNV-1a, stable across builds and platforms).

@@ -1,15 +1,15 @@
 //! The store ports of `invites-core`, implemented by [`PgStore`]: each method maps this
 //! crate's error to a [`StoreError`] and calls the operation's module.
 
-use crate::{PgStore, bulk, directory, lifecycle, outbox};
+use crate::{PgStore, bulk, directory, lifecycle, outbox, purge};
 use async_trait::async_trait;
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
     BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
     Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
     InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
-    OutboxMessage, OutboxStore, ReadStore, RevokeFact, RotateBatch, RotateFact, Snapshot,
-    StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch, RotateFact,
+    Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
 };
 
 #[deny(clippy::missing_trait_methods)]
@@ -92,6 +92,10 @@ impl OutboxStore for PgStore {
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
         Ok(outbox::batch_messages(self, batch).await?)
     }
+
+    async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        Ok(purge::purge_messages(self, before, limit).await?)
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -111,6 +115,14 @@ impl LifecycleStore for PgStore {
 
     async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
         Ok(lifecycle::rotate_batch(self, cmd).await?)
+    }
+
+    async fn purge_batches(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<PurgedBatches, StoreError> {
+        Ok(purge::purge_batches(self, before, limit).await?)
     }
 }
 
@@ -132,6 +144,14 @@ impl IdempotencyStore for PgStore {
         response: Option<&str>,
     ) -> Result<(), StoreError> {
         Ok(lifecycle::idempotency_finish(self, organization, key_id, key, response).await?)
+    }
+
+    async fn purge_idempotency(
+        &self,
+        expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        Ok(purge::purge_idempotency(self, expired_before, limit).await?)
     }
 }
 

@@ -155,6 +155,7 @@ mod facts;
 mod idempotency;
 mod lifecycle;
 mod outbox;
+mod purge;
 mod reads;
 mod schema;
 mod txn;
@@ -172,8 +173,8 @@ use invites_core::{
     BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
     Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
     InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
-    OutboxMessage, OutboxStore, ReadStore, RevokeFact, RotateBatch, RotateFact, Snapshot,
-    StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch, RotateFact,
+    Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
 };
 use rusqlite::Connection;
 use std::fmt;
@@ -398,6 +399,15 @@ impl LifecycleStore for SqliteStore {
         let cmd = cmd.clone();
         self.run(move |c| lifecycle::rotate_batch(c, &cmd)).await
     }
+
+    async fn purge_batches(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<PurgedBatches, StoreError> {
+        self.run(move |c| purge::purge_batches(c, before, limit))
+            .await
+    }
 }
 
 #[async_trait]
@@ -423,6 +433,11 @@ impl OutboxStore for SqliteStore {
 
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
         self.run(move |c| outbox::batch_messages(c, batch)).await
+    }
+
+    async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        self.run(move |c| purge::purge_messages(c, before, limit))
+            .await
     }
 }
 
@@ -450,6 +465,15 @@ impl IdempotencyStore for SqliteStore {
             idempotency::idempotency_finish(c, organization, key_id, &key, response.as_deref())
         })
         .await
+    }
+
+    async fn purge_idempotency(
+        &self,
+        expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.run(move |c| purge::purge_idempotency(c, expired_before, limit))
+            .await
     }
 }
 

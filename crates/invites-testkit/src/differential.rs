@@ -69,6 +69,8 @@ pub enum Op {
     DeleteWebsite(WebsiteId),
     /// `deliver_due`.
     DeliverDue,
+    /// `purge_expired`.
+    Purge,
     /// Changes how the mailer answers.
     SetMailer(MailerMode),
     /// Moves the clock forward.
@@ -143,6 +145,8 @@ pub enum Outcome {
     Bulk(Result<BulkInviteResponse, Failure>),
     /// `deliver_due`.
     Deliver(Result<DeliveryReport, Failure>),
+    /// `purge_expired`.
+    Purge(Result<PurgeReport, Failure>),
     /// `preview`.
     Preview(Result<InvitationPreview, Failure>),
     /// `accept`.
@@ -173,6 +177,7 @@ enum Step {
     },
     DeleteWebsite(WebsiteId),
     DeliverDue,
+    Purge,
     SetMailer(MailerMode),
     Advance(Duration),
     Revoke {
@@ -285,6 +290,7 @@ impl Context {
             },
             Op::DeleteWebsite(w) => Step::DeleteWebsite(*w),
             Op::DeliverDue => Step::DeliverDue,
+            Op::Purge => Step::Purge,
             Op::SetMailer(m) => Step::SetMailer(*m),
             Op::Advance(d) => Step::Advance(*d),
             Op::Revoke {
@@ -465,6 +471,7 @@ impl Driver {
                 Outcome::Done
             }
             Step::DeliverDue => Outcome::Deliver(reduce(svc.deliver_due().await)),
+            Step::Purge => Outcome::Purge(reduce(svc.purge_expired().await)),
             Step::SetMailer(m) => {
                 self.harness.mailer.set_mode(*m);
                 Outcome::Done
@@ -584,6 +591,7 @@ impl ModelDriver {
                 Outcome::Done
             }
             Step::DeliverDue => Outcome::Deliver(Ok(m.deliver_due())),
+            Step::Purge => Outcome::Purge(Ok(m.purge_expired())),
             Step::SetMailer(mode) => {
                 m.set_mailer(*mode);
                 Outcome::Done

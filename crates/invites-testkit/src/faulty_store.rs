@@ -170,6 +170,15 @@ impl LifecycleStore for FaultyStore {
         self.other()?;
         self.inner.rotate_batch(cmd).await
     }
+
+    async fn purge_batches(
+        &self,
+        before: Timestamp,
+        limit: usize,
+    ) -> Result<PurgedBatches, StoreError> {
+        self.other()?;
+        self.inner.purge_batches(before, limit).await
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -198,6 +207,11 @@ impl OutboxStore for FaultyStore {
         self.other()?;
         self.inner.batch_messages(batch).await
     }
+
+    async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        self.other()?;
+        self.inner.purge_messages(before, limit).await
+    }
 }
 
 #[deny(clippy::missing_trait_methods)]
@@ -220,6 +234,15 @@ impl IdempotencyStore for FaultyStore {
     ) -> Result<(), StoreError> {
         self.other()?;
         self.inner.idempotency_finish(o, k, key, r).await
+    }
+
+    async fn purge_idempotency(
+        &self,
+        expired_before: Timestamp,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        self.other()?;
+        self.inner.purge_idempotency(expired_before, limit).await
     }
 }
 

@@ -291,8 +291,8 @@ pub fn bulk_op(world: &World) -> impl Strategy<Value = Op> + use<> {
 }
 
 /// Any op of the differential test: bulk invites and replays, org-member additions, website
-/// deletion (rare), deliveries, mailer changes, clock moves, revoke, resend, preview, accept,
-/// listing.
+/// deletion (rare), deliveries, purges, mailer changes, clock moves (rarely past the 30 days
+/// of retention at once), revoke, resend, preview, accept, listing.
 pub fn op(world: &World) -> impl Strategy<Value = Op> + use<> {
     let orgs = vec![world.org, world.org, world.org, world.other_org];
     let websites = world.websites.clone();
@@ -307,6 +307,8 @@ pub fn op(world: &World) -> impl Strategy<Value = Op> + use<> {
         4 => Just(Op::DeliverDue),
         3 => mailer_mode().prop_map(Op::SetMailer),
         4 => clock_move().prop_map(Op::Advance),
+        1 => (20u64..=40).prop_map(|d| Op::Advance(Duration::from_secs(d * 24 * 3600))),
+        2 => Just(Op::Purge),
         2 => (mostly_global.clone(), any::<usize>())
             .prop_map(|(principal, invitation)| Op::Revoke { principal, invitation }),
         2 => (mostly_global, any::<usize>())

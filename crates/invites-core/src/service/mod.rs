@@ -1,19 +1,20 @@
 //! [`InviteService`]: the rules of bulk invites over the ports, one file per capability:
 //! [`bulk`] (the bulk request), [`idempotency`], [`delivery`]
 //! (the outbox), [`accept`] (preview and accept), [`manage`] (revoke, resend, batch view,
-//! listing) and [`views`] (what the lifecycle calls return).
+//! listing), [`retention`] (the purge) and [`views`] (what the lifecycle calls return).
 
 mod accept;
 mod bulk;
 mod delivery;
 mod idempotency;
 mod manage;
+mod retention;
 mod views;
 
 use crate::config::InviteConfig;
 pub use views::{
     AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
-    InvitationView, MessageView, PreviewItem, ResendResponse, RevokeResponse,
+    InvitationView, MessageView, PreviewItem, PurgeReport, ResendResponse, RevokeResponse,
 };
 
 use crate::error::{ErrorCode, InviteError, StoreError};
@@ -116,6 +117,7 @@ mod tests {
         fn check(s: &InviteService, p: &Principal, r: BulkInviteRequest) {
             is_send(&s.bulk_invite(p, r));
             is_send(&s.deliver_due());
+            is_send(&s.purge_expired());
             is_send(&s.accept("t", None));
         }
         let _ = check;

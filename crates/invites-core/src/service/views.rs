@@ -23,6 +23,35 @@ pub struct DeliveryReport {
     pub store_errors: usize,
 }
 
+/// What one [`InviteService::purge_expired`](crate::InviteService::purge_expired) call
+/// deleted, per kind.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct PurgeReport {
+    /// Idempotency records past the idempotency time to live.
+    pub idempotency_records: u64,
+    /// Dead batches.
+    pub batches: u64,
+    /// Invitations, all of them with their dead batches.
+    pub invitations: u64,
+    /// Outbox messages: finished ones of kept batches, plus those of the dead batches.
+    pub messages: u64,
+}
+
+impl PurgeReport {
+    /// Adds `other` to this report (a worker's totals).
+    pub fn add(&mut self, other: &PurgeReport) {
+        self.idempotency_records += other.idempotency_records;
+        self.batches += other.batches;
+        self.invitations += other.invitations;
+        self.messages += other.messages;
+    }
+
+    /// Rows deleted in all.
+    pub fn total(&self) -> u64 {
+        self.idempotency_records + self.batches + self.invitations + self.messages
+    }
+}
+
 /// One invitation as shown on an accept page.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct PreviewItem {

@@ -30,6 +30,7 @@ mod idempotency;
 mod manage;
 mod outcomes;
 mod requests;
+mod retention;
 mod support;
 
 pub use accept::*;
@@ -42,6 +43,7 @@ pub use idempotency::*;
 pub use manage::*;
 pub use outcomes::*;
 pub use requests::*;
+pub use retention::*;
 
 /// Expands to the whole conformance suite for one backend: one `#[tokio::test]` per suite
 /// function of [`conformance`](crate::conformance), each with a fresh store.
@@ -119,6 +121,8 @@ macro_rules! conformance_suite {
             malformed_tokens_never_reach_the_store,
             formatted_values_never_show_a_live_token,
             delivery_stops_when_its_claim_runs_out,
+            purge_keeps_idempotent_replays_and_frees_expired_keys,
+            purge_keeps_what_hosts_see_and_drops_dead_batches,
         }
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,6 +163,7 @@ mod tests {
             include_str!("manage.rs"),
             include_str!("outcomes.rs"),
             include_str!("requests.rs"),
+            include_str!("retention.rs"),
         ]
         .concat();
         let this = include_str!("mod.rs");

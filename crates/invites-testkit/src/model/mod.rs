@@ -71,6 +71,7 @@ use std::time::Duration;
 mod bulk;
 mod delivery;
 mod lifecycle;
+mod retention;
 
 /// The configuration the model mirrors (the service's `InviteConfig`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,12 +94,14 @@ pub struct ModelSettings {
     pub lease: Duration,
     /// Messages per `deliver_due` call.
     pub batch_size: usize,
+    /// How long finished history is kept before `purge_expired` deletes it.
+    pub history: Duration,
 }
 
 impl ModelSettings {
     /// The settings of a [`Harness`]: [`Harness::ACCEPT_URL_BASE`] and the
     /// `InviteConfig` defaults (7 days, 24 hours, 60 seconds, 30 s to 1 h backoff, 8 attempts,
-    /// 60 s lease, 100 per call).
+    /// 60 s lease, 100 per call, 30 days of history).
     pub fn harness() -> Self {
         ModelSettings {
             accept_url_base: Harness::ACCEPT_URL_BASE.to_owned(),
@@ -110,6 +113,7 @@ impl ModelSettings {
             max_attempts: 8,
             lease: Duration::from_secs(60),
             batch_size: 100,
+            history: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -30,6 +30,7 @@ mod lifecycle;
 mod not_found;
 mod outbox;
 mod reads;
+mod retention;
 mod support;
 
 pub use bulk::*;
@@ -40,6 +41,7 @@ pub use lifecycle::*;
 pub use not_found::*;
 pub use outbox::*;
 pub use reads::*;
+pub use retention::*;
 
 use async_trait::async_trait;
 use invites_core::{Email, TargetId};
@@ -90,6 +92,9 @@ macro_rules! store_suite {
             concurrent_invitations_leave_one_pending_per_target,
             concurrent_claims_never_return_one_message_twice,
             concurrent_begins_of_one_key_start_once,
+            purging_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest,
+            storage_stops_growing_when_purged,
+            purges_racing_resends_keep_each_batch_whole,
         }
     };
 }
@@ -161,6 +166,7 @@ mod tests {
             include_str!("not_found.rs"),
             include_str!("outbox.rs"),
             include_str!("reads.rs"),
+            include_str!("retention.rs"),
         ];
         let names: Vec<&str> = sources
             .iter()

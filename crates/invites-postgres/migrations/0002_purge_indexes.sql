@@ -1,0 +1,6 @@
+-- invites-postgres migration 2: indexes for the purge
+-- (`invites_core::InviteService::purge_expired`), which deletes the oldest rows first by
+-- these columns, a bounded number per statement.
+CREATE INDEX idempotency_by_created ON {schema}.idempotency (created_at);
+CREATE INDEX outbox_by_next_attempt ON {schema}.outbox (next_attempt_at, id);
+CREATE INDEX batches_by_last_sent ON {schema}.batches (last_sent_at, id);

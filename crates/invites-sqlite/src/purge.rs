@@ -1,0 +1,122 @@
+//! The purge ([`LifecycleStore::purge_batches`](invites_core::LifecycleStore::purge_batches),
+//! [`OutboxStore::purge_messages`](invites_core::OutboxStore::purge_messages),
+//! [`IdempotencyStore::purge_idempotency`](invites_core::IdempotencyStore::purge_idempotency)):
+//! bounded deletes by cutoff, each one `BEGIN IMMEDIATE` transaction of at most `limit` rows,
+//! oldest first along the indexes of migration 3. The predicates are the SQL form of
+//! `invites_core::rules::{batch_is_purgeable, message_is_purgeable, idempotency_is_expired}`
+//! (written out on each), with the unfinished message statuses taken from
+//! `rules::message_is_finished`.
+
+use crate::columns::sql_limit;
+use crate::error::Error;
+use crate::txn::immediate;
+use invites_core::rules;
+use invites_core::{MessageStatus, PurgedBatches, Timestamp};
+use rusqlite::{Connection, params};
+use std::sync::LazyLock;
+
+/// The tags of the statuses that are not finished, as an SQL list (`'queued'`): the
+/// statuses are fixed identifiers of the core, never input.
+fn unfinished_list() -> String {
+    MessageStatus::ALL
+        .into_iter()
+        .filter(|s| !rules::message_is_finished(*s))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The dead batches at `?1`, oldest first, at most `?2`.
+static DEAD_BATCHES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT b.id FROM batches b \
+         WHERE b.last_sent_at < ?1 \
+           AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.batch_id = b.id AND i.expires_at >= ?1) \
+           AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.batch_id = b.id \
+                           AND (o.status IN ({unfinished}) OR o.next_attempt_at >= ?1)) \
+         ORDER BY b.last_sent_at, b.id LIMIT ?2",
+        unfinished = unfinished_list()
+    )
+});
+
+/// Up to `?2` purgeable messages at `?1`, oldest first. The `IN (SELECT …)` list is computed
+/// before any row is deleted, so "not the newest of its batch" is decided on the rows as they
+/// were.
+static PURGEABLE_MESSAGES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "DELETE FROM outbox WHERE id IN ( \
+           SELECT m.id FROM outbox m \
+           WHERE m.status NOT IN ({unfinished}) AND m.next_attempt_at < ?1 \
+             AND EXISTS (SELECT 1 FROM outbox n WHERE n.batch_id = m.batch_id \
+                         AND (n.created_at, n.id) > (m.created_at, m.id)) \
+           ORDER BY m.next_attempt_at, m.id LIMIT ?2)",
+        unfinished = unfinished_list()
+    )
+});
+
+pub(crate) fn purge_batches(
+    conn: &mut Connection,
+    before: Timestamp,
+    limit: usize,
+) -> Result<PurgedBatches, Error> {
+    let mut purged = PurgedBatches::default();
+    if limit == 0 {
+        return Ok(purged);
+    }
+    let tx = immediate(conn)?;
+    let dead: Vec<[u8; 16]> = tx
+        .prepare_cached(&DEAD_BATCHES)?
+        .query_map(params![before.as_millis(), sql_limit(limit)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &dead {
+        // Explicit deletes (not the cascade) so that the call can say what went.
+        purged.invitations += tx
+            .prepare_cached("DELETE FROM invitations WHERE batch_id = ?1")?
+            .execute([id])? as u64;
+        purged.messages += tx
+            .prepare_cached("DELETE FROM outbox WHERE batch_id = ?1")?
+            .execute([id])? as u64;
+        purged.batches += tx
+            .prepare_cached("DELETE FROM batches WHERE id = ?1")?
+            .execute([id])? as u64;
+    }
+    tx.commit()?;
+    Ok(purged)
+}
+
+pub(crate) fn purge_messages(
+    conn: &mut Connection,
+    before: Timestamp,
+    limit: usize,
+) -> Result<u64, Error> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let tx = immediate(conn)?;
+    let deleted = tx
+        .prepare_cached(&PURGEABLE_MESSAGES)?
+        .execute(params![before.as_millis(), sql_limit(limit)])?;
+    tx.commit()?;
+    Ok(deleted as u64)
+}
+
+pub(crate) fn purge_idempotency(
+    conn: &mut Connection,
+    expired_before: Timestamp,
+    limit: usize,
+) -> Result<u64, Error> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let tx = immediate(conn)?;
+    // `rules::idempotency_is_expired`: created strictly before the cutoff.
+    let deleted = tx
+        .prepare_cached(
+            "DELETE FROM idempotency WHERE (organization_id, key_id, key) IN ( \
+               SELECT organization_id, key_id, key FROM idempotency \
+               WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+        )?
+        .execute(params![expired_before.as_millis(), sql_limit(limit)])?;
+    tx.commit()?;
+    Ok(deleted as u64)
+}
