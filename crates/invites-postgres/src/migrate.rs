@@ -9,6 +9,7 @@ use crate::error::Error;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_purge_indexes.sql"),
+    include_str!("../migrations/0003_batch_scoped_keys.sql"),
 ];
 
 /// Key of the advisory lock that serialises migrations of one schema: a fixed class plus a

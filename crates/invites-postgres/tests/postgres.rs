@@ -206,6 +206,15 @@ async fn the_database_itself_refuses_duplicates() {
         let e = client.batch_execute(sql).await.expect_err(sql);
         assert_eq!(e.code().map(|c| c.code()), Some("23505"), "{sql}: {e}");
     }
+    // An invitation or a message must belong to its batch's organization (migration 3).
+    let foreign = [
+        "INSERT INTO invitations SELECT gen_random_uuid(), batch_id, (SELECT id FROM organizations          WHERE id <> i.organization_id LIMIT 1), target_kind, target_id, 'dee@example.com', role,          first_name, last_name, 'revoked', created_at, expires_at FROM invitations i",
+        "INSERT INTO outbox SELECT gen_random_uuid(), batch_id, (SELECT id FROM organizations          WHERE id <> o.organization_id LIMIT 1), recipient, NULL, 'sent', 1, next_attempt_at,          created_at, NULL FROM outbox o",
+    ];
+    for sql in foreign {
+        let e = client.batch_execute(sql).await.expect_err(sql);
+        assert_eq!(e.code().map(|c| c.code()), Some("23503"), "{sql}: {e}");
+    }
 }
 
 /// A trigger that fails every write of a membership or invitation for one target, as a
