@@ -215,33 +215,39 @@ impl fmt::Display for Email {
 }
 
 /// `Debug` never prints the address (personal data must not reach logs or panic messages):
-/// it prints a keyed hash, `Email(#` and 16 hex digits `)`, the first 8 bytes of SHA-256
-/// over a key drawn at random once per process and then the address. Within one process the
-/// same address always gives the same hash, so log lines about one mailbox can be matched;
-/// without the key (which never leaves the process) the hash cannot be tested against a
-/// guessed address. [`Display`](fmt::Display) and [`Email::as_str`] give the address itself,
+/// it prints a keyed hash, `Email(#` and 16 hex digits `)` (see [`keyed_hash`]). Within one
+/// process the same address always gives the same hash, so log lines about one mailbox can be
+/// matched; without the key (which never leaves the process) the hash cannot be tested against
+/// a guessed address. [`Display`](fmt::Display) and [`Email::as_str`] give the address itself,
 /// for mail headers and stores.
 impl fmt::Debug for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use sha2::{Digest, Sha256};
-        static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-        let key = KEY.get_or_init(|| {
-            let mut key = [0u8; 32];
-            // Without an OS random source the key stays fixed: the hash still hides the
-            // address from a reader of one log line, only not from a dictionary.
-            let _ = getrandom::fill(&mut key);
-            key
-        });
-        let digest = Sha256::new()
-            .chain_update(key)
-            .chain_update(self.0.as_bytes())
-            .finalize();
-        f.write_str("Email(#")?;
-        for byte in &digest[..8] {
-            write!(f, "{byte:02x}")?;
-        }
-        f.write_str(")")
+        write!(f, "Email(#{})", keyed_hash(&self.0))
     }
+}
+
+/// The first 8 bytes, in hex, of SHA-256 over a key drawn at random once per process and then
+/// `value`: how `Debug` shows personal data ([`Email`], [`PersonName`]).
+fn keyed_hash(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write;
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        // Without an OS random source the key stays fixed: the hash still hides the value
+        // from a reader of one log line, only not from a dictionary.
+        let _ = getrandom::fill(&mut key);
+        key
+    });
+    let digest = Sha256::new()
+        .chain_update(key)
+        .chain_update(value.as_bytes())
+        .finalize();
+    let mut out = String::with_capacity(16);
+    for byte in &digest[..8] {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
 }
 
 impl<'de> Deserialize<'de> for Email {
@@ -332,9 +338,19 @@ impl OrgRole {
 /// U+200C and U+200D: Persian and Indic spellings and emoji sequences need them, and they
 /// neither move text nor break lines. An empty (or all-whitespace) name in a request is
 /// treated as absent.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Serialize, Deserialize)]
+///
+/// A name is personal data: `Debug` prints `PersonName(#` and 16 hex digits `)`, a keyed
+/// hash as for [`Email`], never the name; [`Display`](fmt::Display) and
+/// [`PersonName::as_str`] give the name.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PersonName(String);
+
+impl fmt::Debug for PersonName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PersonName(#{})", keyed_hash(&self.0))
+    }
+}
 
 impl PersonName {
     /// Longest accepted name, in characters.
@@ -400,6 +416,19 @@ mod tests {
         assert!(!format!("{:?}", Some(&bo)).contains("bo@"));
         // Display is the address, for headers and stores.
         assert_eq!(ann.to_string(), "ann.lee@example.com");
+    }
+
+    #[test]
+    fn debug_of_a_name_is_a_keyed_hash_not_the_name() {
+        let name = PersonName::parse("Zoë").unwrap().unwrap();
+        let shown = format!("{name:?}");
+        assert!(!shown.contains("Zo"), "{shown}");
+        assert!(shown.starts_with("PersonName(#") && shown.len() == "PersonName(#)".len() + 16);
+        assert_ne!(
+            shown,
+            format!("{:?}", PersonName::parse("Zoe").unwrap().unwrap())
+        );
+        assert_eq!(name.to_string(), "Zoë");
     }
 
     #[test]
