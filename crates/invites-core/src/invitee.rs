@@ -215,8 +215,9 @@ impl fmt::Display for Email {
 }
 
 /// `Debug` never prints the address (personal data must not reach logs or panic messages):
-/// it prints a keyed hash, `Email(#` and 16 hex digits `)` (see [`keyed_hash`]). Within one
-/// process the same address always gives the same hash, so log lines about one mailbox can be
+/// it prints a keyed hash, `Email(#` and 16 hex digits `)`: the first 8 bytes of SHA-256 over
+/// a key drawn at random once per process and then the address. Within one process the same
+/// address always gives the same hash, so log lines about one mailbox can be
 /// matched; without the key (which never leaves the process) the hash cannot be tested against
 /// a guessed address. [`Display`](fmt::Display) and [`Email::as_str`] give the address itself,
 /// for mail headers and stores.
