@@ -184,7 +184,7 @@ pub use limits::{
 };
 pub use mail::{
     BatchEmail, DefaultRenderer, EmailMessage, EmailRenderer, EmailTarget, Mailer, RenderedEmail,
-    escape_html, plain_line, sanitize_header,
+    escape_html, is_message_id_domain, plain_line, sanitize_header,
 };
 pub use port::{
     BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore, ReadStore,

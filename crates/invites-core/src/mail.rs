@@ -220,6 +220,22 @@ pub fn sanitize_header(s: &str) -> String {
     plain_line(s)
 }
 
+/// Whether `domain` may stand after the `@` of a `Message-ID` (`<message-id@domain>`) as the
+/// mail transports write it: non-empty, only ASCII letters, digits, `.`, `-` and `_`, so a
+/// configured value can never break the header.
+///
+/// ```
+/// use invites_core::is_message_id_domain;
+/// assert!(is_message_id_domain("mail.acme.test"));
+/// assert!(!is_message_id_domain("a>b") && !is_message_id_domain("a b") && !is_message_id_domain(""));
+/// ```
+pub fn is_message_id_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
 /// A body part, shown by size only: it holds the accept link.
 struct Body<'a>(&'a str);
 

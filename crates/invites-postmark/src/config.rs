@@ -230,11 +230,7 @@ impl PostmarkConfigBuilder {
         let message_id_domain = self
             .message_id_domain
             .unwrap_or_else(|| domain_of(&from_address).to_owned());
-        if message_id_domain.is_empty()
-            || !message_id_domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        {
+        if !invites_core::is_message_id_domain(&message_id_domain) {
             return Err(PostmarkConfigError::new(
                 "message_id_domain",
                 "must be a plain domain (letters, digits, '.', '-', '_')",

@@ -345,11 +345,7 @@ impl SmtpConfigBuilder {
         let message_id_domain = self
             .message_id_domain
             .unwrap_or_else(|| from.email.domain().to_owned());
-        if message_id_domain.is_empty()
-            || !message_id_domain
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        {
+        if !invites_core::is_message_id_domain(&message_id_domain) {
             return Err(SmtpConfigError::new(
                 "message_id_domain",
                 "must be a plain domain (letters, digits, '.', '-', '_')",
