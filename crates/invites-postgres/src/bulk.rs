@@ -2,6 +2,7 @@
 //! mode), set-based, with a savepoint-per-target slow path (see the crate docs).
 
 use crate::error::Error;
+use crate::pipeline::{PipelinedTx, pipelined};
 use crate::sql::{
     INSERT_QUEUED_MESSAGE, LOCK_EMAIL, execute, ids_of_kind, locked_query, name_param, opt_role,
     opt_ts, opt_uuid, target_arrays,
@@ -64,26 +65,35 @@ struct Facts {
     targets: Vec<TargetFacts>,
 }
 
-/// Takes the email lock, then reads the facts: two statements, one round trip (pipelined;
-/// the read starts after the lock is granted, so it sees every write of the lock's previous
-/// holder).
+/// Where the facts are read: in an open transaction (the slow paths), or as the first
+/// statements of a pipelined one, together with its `BEGIN` (the fast paths).
+enum Reader<'a, 'b> {
+    Open(&'a Transaction<'b>),
+    Begin(&'a PipelinedTx),
+}
+
+/// Takes the email lock, then reads the facts: two statements (three with `BEGIN`), one round
+/// trip (pipelined; the read starts after the lock is granted, so it sees every write of the
+/// lock's previous holder).
 async fn read_facts(
     store: &PgStore,
-    tx: &Transaction<'_>,
+    via: Reader<'_, '_>,
     organization: OrganizationId,
     email: &Email,
     targets: &[TargetId],
 ) -> Result<Facts, Error> {
     let (kinds, ids) = target_arrays(targets.iter().copied());
     let email = email.as_str();
-    let rows = locked_query(
-        tx,
-        LOCK_EMAIL,
-        &[&email],
-        &store.q(FACTS),
-        &[&kinds, &ids, &organization.0, &email],
-    )
-    .await?;
+    let facts = store.q(FACTS);
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&email];
+    let params: [&(dyn ToSql + Sync); 4] = [&kinds, &ids, &organization.0, &email];
+    let rows = match via {
+        Reader::Open(tx) => locked_query(tx, LOCK_EMAIL, &lock_params, &facts, &params).await?,
+        Reader::Begin(tx) => {
+            tx.begin_locked_query((LOCK_EMAIL, &lock_params), (&facts, &params))
+                .await?
+        }
+    };
     if rows.len() != targets.len() {
         return Err(Error::Corrupt {
             column: "invitations.status",
@@ -184,11 +194,7 @@ pub(crate) async fn add_members(
     store: &PgStore,
     cmd: &AddMembers,
 ) -> Result<AddMembersOutcome, Error> {
-    let fast = transaction!(store, |tx| {
-        let outcome = add_fast(store, &tx, cmd).await?;
-        tx.commit().await?;
-        Ok(outcome)
-    });
+    let fast = pipelined!(store, |tx| add_fast(store, tx, cmd));
     match fast {
         Err(e) if needs_slow_path(&e) => {
             transaction!(store, |tx| {
@@ -201,12 +207,21 @@ pub(crate) async fn add_members(
     }
 }
 
+/// The set-based add: `BEGIN` with the facts, then one statement with `COMMIT` (2 round
+/// trips). It commits before returning `Ok`.
 async fn add_fast(
     store: &PgStore,
-    tx: &Transaction<'_>,
+    tx: &mut PipelinedTx,
     cmd: &AddMembers,
 ) -> Result<AddMembersOutcome, Error> {
-    let facts = read_facts(store, tx, cmd.organization, &cmd.email, &cmd.targets).await?;
+    let facts = read_facts(
+        store,
+        Reader::Begin(tx),
+        cmd.organization,
+        &cmd.email,
+        &cmd.targets,
+    )
+    .await?;
     let decisions = decide_adds(&facts);
     let mut added = Vec::new();
     let mut supersede = Vec::new();
@@ -225,9 +240,9 @@ async fn add_fast(
         }),
     };
     if let Some(user) = user.filter(|_| !added.is_empty()) {
-        execute(
-            tx,
-            &store.q(ADD_FAST),
+        let insert = tx.prepare(&store.q(ADD_FAST)).await?;
+        tx.execute_and_commit(
+            &insert,
             &[
                 &user.id.0,
                 &cmd.email.as_str(),
@@ -242,6 +257,8 @@ async fn add_fast(
             ],
         )
         .await?;
+    } else {
+        tx.commit().await?;
     }
     Ok(AddMembersOutcome {
         user,
@@ -277,7 +294,14 @@ async fn add_slow(
     tx: &Transaction<'_>,
     cmd: &AddMembers,
 ) -> Result<AddMembersOutcome, Error> {
-    let facts = read_facts(store, tx, cmd.organization, &cmd.email, &cmd.targets).await?;
+    let facts = read_facts(
+        store,
+        Reader::Open(tx),
+        cmd.organization,
+        &cmd.email,
+        &cmd.targets,
+    )
+    .await?;
     let decisions = decide_adds(&facts);
     let mut user = facts.user.map(|id| UserRef { id, created: false });
     let mut slots: Vec<TargetSlot<AddFact>> = Vec::with_capacity(decisions.len());
@@ -395,11 +419,7 @@ pub(crate) async fn create_invitations(
     cmd: &CreateInvitations,
 ) -> Result<CreateInvitationsOutcome, Error> {
     let targets: Vec<TargetId> = cmd.targets.iter().map(|(t, _)| *t).collect();
-    let fast = transaction!(store, |tx| {
-        let outcome = invite_fast(store, &tx, cmd, &targets).await?;
-        tx.commit().await?;
-        Ok(outcome)
-    });
+    let fast = pipelined!(store, |tx| invite_fast(store, tx, cmd, &targets));
     match fast {
         Err(e) if needs_slow_path(&e) => {
             transaction!(store, |tx| {
@@ -412,13 +432,22 @@ pub(crate) async fn create_invitations(
     }
 }
 
+/// The set-based invite: `BEGIN` with the facts, then the write with `COMMIT` (2 round
+/// trips). It commits before returning `Ok`.
 async fn invite_fast(
     store: &PgStore,
-    tx: &Transaction<'_>,
+    tx: &mut PipelinedTx,
     cmd: &CreateInvitations,
     targets: &[TargetId],
 ) -> Result<CreateInvitationsOutcome, Error> {
-    let facts = read_facts(store, tx, cmd.organization, &cmd.email, targets).await?;
+    let facts = read_facts(
+        store,
+        Reader::Begin(tx),
+        cmd.organization,
+        &cmd.email,
+        targets,
+    )
+    .await?;
     let decisions = decide_invites(&facts, cmd);
     let mut replace = Vec::new();
     let mut invitations = Vec::new();
@@ -433,7 +462,7 @@ async fn invite_fast(
         }
     }
     if !invitations.is_empty() {
-        let insert = tx.prepare_cached(&store.q(INVITE_FAST)).await?;
+        let insert = tx.prepare(&store.q(INVITE_FAST)).await?;
         let params: [&(dyn ToSql + Sync); 15] = [
             &cmd.batch.id.0,
             &cmd.organization.0,
@@ -452,17 +481,18 @@ async fn invite_fast(
             &target_ids,
         ];
         if replace.is_empty() {
-            tx.execute(&insert, &params).await?;
+            tx.execute_and_commit(&insert, &params).await?;
         } else {
             // The expired pending rows must be `replaced` before their successors are
-            // inserted (one pending row per target and email): two statements, pipelined.
-            let expire = tx.prepare_cached(&store.q(REPLACE_EXPIRED)).await?;
+            // inserted (one pending row per target and email): two statements and the
+            // commit, pipelined.
+            let expire = tx.prepare(&store.q(REPLACE_EXPIRED)).await?;
             let expire_params: [&(dyn ToSql + Sync); 1] = [&replace];
-            tokio::try_join!(
-                tx.execute(&expire, &expire_params),
-                tx.execute(&insert, &params)
-            )?;
+            tx.execute_two_and_commit((&expire, &expire_params), (&insert, &params))
+                .await?;
         }
+    } else {
+        tx.commit().await?;
     }
     Ok(CreateInvitationsOutcome {
         existing_user: facts.user,
@@ -476,7 +506,14 @@ async fn invite_slow(
     cmd: &CreateInvitations,
     targets: &[TargetId],
 ) -> Result<CreateInvitationsOutcome, Error> {
-    let facts = read_facts(store, tx, cmd.organization, &cmd.email, targets).await?;
+    let facts = read_facts(
+        store,
+        Reader::Open(tx),
+        cmd.organization,
+        &cmd.email,
+        targets,
+    )
+    .await?;
     let decisions = decide_invites(&facts, cmd);
     let mut batch_stored = false;
     let mut slots: Vec<TargetSlot<InviteFact>> = Vec::with_capacity(decisions.len());

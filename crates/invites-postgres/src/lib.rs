@@ -37,12 +37,16 @@
 //!
 //! # The batch path: a constant number of round trips
 //!
-//! A bulk request costs the same few round trips for 1 or 50 targets: `BEGIN`; the email lock
-//! and ONE query that reads the facts of every target (pipelined, one round trip); ONE
-//! statement that writes every decided target (`INSERT … SELECT … FROM unnest($1::uuid[])` in
-//! data-modifying CTEs: the user, the memberships, the superseded invitations; or the batch,
-//! its outbox message and the invitations); `COMMIT`. The decisions are the core's
-//! (`invites_core::rules`): this crate only reads facts and writes what the core decided.
+//! A bulk request's write costs two round trips for 1 or 50 targets. The first carries
+//! `BEGIN`, the email lock and ONE query that reads the facts of every target; the second
+//! carries ONE statement that writes every decided target (`INSERT … SELECT … FROM
+//! unnest($1::uuid[])` in data-modifying CTEs: the user, the memberships, the superseded
+//! invitations; or the batch, its outbox message and the invitations) and `COMMIT`. The
+//! server runs a connection's requests in order, so sending them together (pipelining)
+//! changes nothing but the waiting; a request cancelled between the two never hands its
+//! connection back to the pool inside the transaction (the connection is closed instead).
+//! The decisions are the core's (`invites_core::rules`): this crate only reads facts and
+//! writes what the core decided.
 //!
 //! Per-target independence (SPEC §3) without a savepoint per target on the fast path: if the
 //! set-based write fails (a trigger, a check the host added, a full disk for one row), the
@@ -119,6 +123,7 @@ mod error;
 mod lifecycle;
 mod migrate;
 mod outbox;
+mod pipeline;
 mod port;
 mod purge;
 mod sql;

@@ -530,3 +530,150 @@ async fn store_errors_never_quote_row_values() {
     );
     let _ = world;
 }
+
+/// Polls `fut` once (it may send requests on its connection), then lets other tasks run.
+async fn poll_once<F: std::future::Future>(fut: &mut std::pin::Pin<&mut F>) -> bool {
+    let ready =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await;
+    tokio::task::yield_now().await;
+    ready
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cancelled_mid_transaction_leaves_no_open_transaction() {
+    // The fast paths pipeline `BEGIN` and `COMMIT` with their statements. A request dropped
+    // between them (its caller timed out, say) must not hand its connection back to the
+    // pool inside the transaction: with a pool of one, the next request would run in it.
+    let url = server!("a_request_cancelled_mid_transaction_leaves_no_open_transaction");
+    let db = fresh_database(&url).await;
+    let store = db
+        .store_with(PgOptions::default().pool_size(1).expect("size"))
+        .await;
+    let world = World::seed(&store).await;
+    let h = Harness::new(store.clone());
+    let key = world.global_key();
+    let client = db.connect().await;
+    let open_transactions = "SELECT count(*) FROM pg_stat_activity \
+        WHERE datname = current_database() AND state LIKE 'idle in transaction%'";
+    let mut cancelled = 0;
+    for polls in 0..48 {
+        let (request, email) = if polls % 2 == 0 {
+            (
+                email_mode(&format!("c{polls}@example.com"), &world, &[0, 1, 2]),
+                true,
+            )
+        } else {
+            (
+                direct(&format!("c{polls}@example.com"), &world, &[0, 1, 2]),
+                false,
+            )
+        };
+        // The request lives in this block: it is dropped (cancelled) at its end.
+        let done = {
+            let mut fut = std::pin::pin!(h.service.bulk_invite(&key, request));
+            let mut done = false;
+            for _ in 0..polls / 2 {
+                if poll_once(&mut fut).await {
+                    done = true;
+                    break;
+                }
+            }
+            done
+        };
+        cancelled += usize::from(!done);
+        // A closed connection's server process may take a moment to go.
+        let mut waited = 0;
+        while count(&client, open_transactions).await > 0 {
+            waited += 1;
+            if waited >= 200 {
+                let rows = client
+                    .query(
+                        "SELECT state, query, pid FROM pg_stat_activity \
+                         WHERE datname = current_database()",
+                        &[],
+                    )
+                    .await
+                    .expect("activity");
+                let seen: Vec<String> = rows
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{:?} {:?}",
+                            r.get::<_, Option<String>>(0),
+                            r.get::<_, Option<String>>(1)
+                        )
+                    })
+                    .collect();
+                panic!("request {polls}: a connection stayed idle in a transaction: {seen:#?}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // The next request on the one-connection pool commits on its own.
+        let next = format!("n{polls}@example.com");
+        let r = h
+            .service
+            .bulk_invite(&key, direct(&next, &world, &[3]))
+            .await
+            .expect("bulk");
+        assert_eq!(r.results[0].code, OutcomeCode::Added, "{r:?}");
+        assert_eq!(
+            count(
+                &client,
+                &format!("SELECT count(*) FROM users WHERE email = '{next}'")
+            )
+            .await,
+            1
+        );
+        // The cancelled request is all or nothing.
+        let rows = if email {
+            count(
+                &client,
+                &format!("SELECT count(*) FROM invitations WHERE email = 'c{polls}@example.com'"),
+            )
+            .await
+        } else {
+            count(
+                &client,
+                &format!(
+                    "SELECT count(*) FROM website_members m JOIN users u ON u.id = m.user_id \
+                     WHERE u.email = 'c{polls}@example.com'"
+                ),
+            )
+            .await
+        };
+        assert!(rows == 0 || rows == 3, "request {polls}: {rows} rows");
+        if email {
+            let batches = count(
+                &client,
+                &format!("SELECT count(*) FROM batches WHERE email = 'c{polls}@example.com'"),
+            )
+            .await;
+            assert_eq!(batches, rows / 3, "request {polls}");
+        }
+    }
+    assert!(cancelled > 10, "only {cancelled} requests were cut short");
+}
+
+#[tokio::test]
+async fn the_pending_index_leads_with_the_email() {
+    // Every bulk request reads the pending invitations of one email. Keyed by target first,
+    // the index could serve that read only by walking all of it, which a plan made while
+    // the table was small did, at a cost growing with every pending row (migration 4).
+    let url = server!("the_pending_index_leads_with_the_email");
+    let db = fresh_database(&url).await;
+    let client = db.connect().await;
+    let definition: String = client
+        .query_one(
+            "SELECT pg_get_indexdef('invitations_one_pending'::regclass)",
+            &[],
+        )
+        .await
+        .expect("index")
+        .get(0);
+    assert!(
+        definition.starts_with("CREATE UNIQUE INDEX invitations_one_pending ON public.invitations")
+            && definition
+                .ends_with("(email, target_kind, target_id) WHERE (status = 'pending'::text)"),
+        "{definition}"
+    );
+}
