@@ -9,7 +9,13 @@
 //! nothing. Each run uses a fresh database (dropped at the end); seeding happens
 //! outside the timed loops, and every timed iteration invites a new email, so it really
 //! inserts. Before the timed runs it counts the statements each request sends with
-//! `pg_stat_statements`, when the server has it loaded (the script loads it).
+//! `pg_stat_statements`, when the server has it loaded (the script loads it), and the round
+//! trips it waits for, through a counting proxy (`support/latency_proxy.rs`).
+//!
+//! With `INVITES_PG_BENCH_RTT_US=N` the store and the floor reach the server through that
+//! proxy, which delays every byte by N/2 µs each way: a server N µs of round trip away, as a
+//! database on its own machine is, instead of on loopback with the bench. The bench prints
+//! the round trip it measured through the proxy.
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -23,6 +29,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+#[path = "support/latency_proxy.rs"]
+mod latency_proxy;
+use latency_proxy::LatencyProxy;
+use std::net::SocketAddr;
 
 /// A mailer that accepts everything and does nothing.
 #[derive(Debug)]
@@ -95,8 +106,8 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 
 /// The hand-written floor: one transaction, the user and 50 memberships in two set-based
 /// INSERTs, prepared once (`BEGIN`, 2 statements, `COMMIT`: 4 round trips).
-fn raw_floor(c: &mut Criterion, rt: &tokio::runtime::Runtime, db: &TestDatabase) {
-    let mut client = rt.block_on(connect(&db.url));
+fn raw_floor(c: &mut Criterion, rt: &tokio::runtime::Runtime, url: &str) {
+    let mut client = rt.block_on(connect(url));
     let sites: Vec<Uuid> = all_sites().iter().map(|s| s.0).collect();
     let (insert_user, insert_members) = rt.block_on(async {
         (
@@ -182,6 +193,34 @@ fn count_statements(
     db: &TestDatabase,
     svc: &InviteService,
 ) {
+    // Round trips: a store of its own, through a proxy that only counts.
+    rt.block_on(async {
+        let proxy = LatencyProxy::start(server_addr(&db.url), Duration::ZERO);
+        let counted = service(
+            PgStore::connect(&via(&db.url, proxy.addr))
+                .await
+                .expect("connect through the proxy"),
+        );
+        let sites = all_sites();
+        const N: u64 = 20;
+        for (name, method) in [
+            ("direct", InviteMethod::Direct),
+            ("email", InviteMethod::Email),
+        ] {
+            // Warm first: the connection, its prepared statements.
+            for _ in 0..3 {
+                invite_all(&counted, method, &sites).await;
+            }
+            let before = proxy.round_trips();
+            for _ in 0..N {
+                invite_all(&counted, method, &sites).await;
+            }
+            println!(
+                "round trips per {name} 50-target request: {:.1}",
+                (proxy.round_trips() - before) as f64 / N as f64
+            );
+        }
+    });
     rt.block_on(async {
         let stats = connect(url).await;
         let sql = "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements \
@@ -241,8 +280,38 @@ fn all(c: &mut Criterion) {
         println!("server settings: {}", settings.join(" "));
     });
     let db = rt.block_on(fresh_database(&url));
+    // Where the timed clients connect: the server, or a proxy that delays each way.
+    let rtt = std::env::var("INVITES_PG_BENCH_RTT_US").ok().map(|v| {
+        Duration::from_micros(
+            v.parse()
+                .expect("INVITES_PG_BENCH_RTT_US: whole microseconds"),
+        )
+    });
+    let bench_url = match rtt {
+        None => {
+            println!("network: loopback, no delay");
+            db.url.clone()
+        }
+        Some(rtt) => {
+            let proxy = LatencyProxy::start(server_addr(&db.url), rtt / 2);
+            let url = via(&db.url, proxy.addr);
+            let (direct, delayed) = rt.block_on(async {
+                (
+                    round_trip(&connect(&db.url).await).await,
+                    round_trip(&connect(&url).await).await,
+                )
+            });
+            println!(
+                "network: a proxy delaying {} µs each way; SELECT 1 round trip {} µs through it, {} µs without",
+                (rtt / 2).as_micros(),
+                delayed.as_micros(),
+                direct.as_micros()
+            );
+            url
+        }
+    };
     let store = rt.block_on(async {
-        let store = db.store().await;
+        let store = PgStore::connect(&bench_url).await.expect("connect");
         store
             .create_organization(org(), "Bench")
             .await
@@ -262,11 +331,46 @@ fn all(c: &mut Criterion) {
     });
     let svc = service(store);
     count_statements(&rt, &url, &db, &svc);
-    raw_floor(c, &rt, &db);
+    raw_floor(c, &rt, &bench_url);
     modes(c, &rt, &svc);
     concurrent(c, &rt, &svc);
     drop(svc);
     drop(db);
+}
+
+/// The server's address in a URL of the form the project's script exports
+/// (`postgresql://user@host:port/database`).
+fn server_addr(url: &str) -> SocketAddr {
+    let authority = authority(url);
+    let host_port = &url[authority.clone()];
+    host_port.parse().unwrap_or_else(|_| {
+        panic!("the bench needs a URL with a numeric host:port, not {host_port}")
+    })
+}
+
+/// `url` with its host and port replaced by `addr`.
+fn via(url: &str, addr: SocketAddr) -> String {
+    let authority = authority(url);
+    format!("{}{addr}{}", &url[..authority.start], &url[authority.end..])
+}
+
+/// Where `host:port` sits in `postgresql://user@host:port/database`.
+fn authority(url: &str) -> std::ops::Range<usize> {
+    let start = url.find('@').expect("a URL with user@host:port") + 1;
+    let end = start + url[start..].find('/').expect("a URL with /database");
+    start..end
+}
+
+/// The median time of 200 `SELECT 1`s.
+async fn round_trip(client: &tokio_postgres::Client) -> Duration {
+    let mut times = Vec::new();
+    for _ in 0..200 {
+        let start = Instant::now();
+        client.simple_query("SELECT 1").await.expect("select");
+        times.push(start.elapsed());
+    }
+    times.sort();
+    times[times.len() / 2]
 }
 
 criterion_group! {
