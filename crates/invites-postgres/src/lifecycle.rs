@@ -126,7 +126,8 @@ pub(crate) async fn list_invitations(
         }
         InvitationFilter::Email(e) => {
             params.push(Box::new(e.as_str().to_owned()));
-            "i.email = $5"
+            // Read through the email's batches (see `by_email` below).
+            "eb.organization_id = $1 AND eb.email = $5"
         }
         // The status as seen at `now`, in the stored forms the core gives for it (an
         // expired invitation is derived from the clock, never stored).
@@ -160,10 +161,27 @@ pub(crate) async fn list_invitations(
             )
         }
     };
-    let sql = store.q(&format!(
-        "{INVITATION_SELECT} WHERE i.organization_id = $1 AND (i.created_at, i.id) > ($2, $3) \
-         AND {filter}{scope} ORDER BY i.created_at, i.id LIMIT $4"
-    ));
+    let sql = if matches!(q.filter, InvitationFilter::Email(_)) {
+        // One email's invitations, found through its batches (`batches_by_email`; an
+        // invitation's foreign key names its batch's email): each batch contributes its first
+        // rows after the cursor (`invitations_by_batch`), and the page is the first of those.
+        // Written as a LATERAL join so no plan can walk the organization's invitations
+        // instead, whatever statistics it was made with.
+        let by_email = format!(
+            "FROM {{schema}}.batches eb CROSS JOIN LATERAL (\
+             SELECT i.* FROM {{schema}}.invitations i WHERE i.batch_id = eb.id \
+             AND (i.created_at, i.id) > ($2, $3){scope} ORDER BY i.created_at, i.id LIMIT $4) i"
+        );
+        store.q(&format!(
+            "{} WHERE i.organization_id = $1 AND {filter} ORDER BY i.created_at, i.id LIMIT $4",
+            INVITATION_SELECT.replace("FROM {schema}.invitations i", &by_email)
+        ))
+    } else {
+        store.q(&format!(
+            "{INVITATION_SELECT} WHERE i.organization_id = $1 AND (i.created_at, i.id) > ($2, $3) \
+             AND {filter}{scope} ORDER BY i.created_at, i.id LIMIT $4"
+        ))
+    };
     let client = store.client().await?;
     // A row this version cannot decode is left out (and reported) and the page is filled up
     // from the rows after it, so a page holds `limit` rows unless the list ends: the core's

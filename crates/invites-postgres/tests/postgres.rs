@@ -206,8 +206,12 @@ async fn the_database_itself_refuses_duplicates() {
         let e = client.batch_execute(sql).await.expect_err(sql);
         assert_eq!(e.code().map(|c| c.code()), Some("23505"), "{sql}: {e}");
     }
-    // An invitation or a message must belong to its batch's organization (migration 3).
+    // An invitation or a message must belong to its batch's organization (migration 3), and
+    // an invitation to its batch's email (migration 5: lists by email go through batches).
     let foreign = [
+        "INSERT INTO invitations SELECT gen_random_uuid(), batch_id, organization_id, target_kind, \
+         target_id, 'someone-else@example.com', role, first_name, last_name, 'revoked', \
+         created_at, expires_at FROM invitations i",
         "INSERT INTO invitations SELECT gen_random_uuid(), batch_id, (SELECT id FROM organizations          WHERE id <> i.organization_id LIMIT 1), target_kind, target_id, 'dee@example.com', role,          first_name, last_name, 'revoked', created_at, expires_at FROM invitations i",
         "INSERT INTO outbox SELECT gen_random_uuid(), batch_id, (SELECT id FROM organizations          WHERE id <> o.organization_id LIMIT 1), recipient, NULL, 'sent', 1, next_attempt_at,          created_at, NULL FROM outbox o",
     ];
