@@ -134,6 +134,11 @@ fn needs_slow_path(e: &Error) -> bool {
 // ---------------------------------------------------------------------------------------------
 // add_members
 
+/// The superseded invitations are found by joining their ids (`FROM unnest(…)`), one primary
+/// key probe each. Written as `id = ANY($10) AND status = 'pending'`, a plan made on a small
+/// table intersected the primary key with a walk of the whole one-pending index (the
+/// condition implies that partial index's predicate): 9 ms per request at 75,000 pending
+/// invitations, even with nothing to supersede.
 const ADD_FAST: &str = "\
 WITH new_user AS (
     INSERT INTO {schema}.users (id, email, email_verified, first_name, last_name)
@@ -147,8 +152,9 @@ group_rows AS (
     INSERT INTO {schema}.group_members (group_id, user_id, role, created_at)
     SELECT g, $1, $6, $7 FROM unnest($9::uuid[]) AS g
 )
-UPDATE {schema}.invitations SET status = 'superseded'
-WHERE id = ANY($10::uuid[]) AND status = 'pending'";
+UPDATE {schema}.invitations i SET status = 'superseded'
+FROM unnest($10::uuid[]) AS s(id)
+WHERE i.id = s.id AND i.status = 'pending'";
 
 pub(crate) const INSERT_USER: &str = "\
 INSERT INTO {schema}.users (id, email, email_verified, first_name, last_name)
@@ -366,8 +372,8 @@ async fn add_slow(
 // ---------------------------------------------------------------------------------------------
 // create_invitations
 
-const REPLACE_EXPIRED: &str = "UPDATE {schema}.invitations SET status = 'replaced' \
-    WHERE id = ANY($1::uuid[]) AND status = 'pending'";
+const REPLACE_EXPIRED: &str = "UPDATE {schema}.invitations i SET status = 'replaced' \
+    FROM unnest($1::uuid[]) AS s(id) WHERE i.id = s.id AND i.status = 'pending'";
 
 const INVITE_FAST: &str = "\
 WITH batch AS (

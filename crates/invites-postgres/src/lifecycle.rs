@@ -260,8 +260,9 @@ group_rows AS (
     INSERT INTO {schema}.group_members (group_id, user_id, role, created_at)
     SELECT t.target, $1, t.role, $2 FROM unnest($5::uuid[], $6::text[]) AS t(target, role)
 )
-UPDATE {schema}.invitations SET status = 'accepted'
-WHERE id = ANY($7::uuid[]) AND status = 'pending'";
+UPDATE {schema}.invitations i SET status = 'accepted'
+FROM unnest($7::uuid[]) AS s(id)
+WHERE i.id = s.id AND i.status = 'pending'";
 
 pub(crate) async fn accept_batch(
     store: &PgStore,

@@ -10,7 +10,7 @@ use invites_core::{
 use invites_postgres::testing::{empty_database, fresh_database, server_url};
 use invites_postgres::{ConnectError, PgOptions, PgStore};
 use invites_testkit::{Harness, World};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 macro_rules! server {
@@ -680,4 +680,106 @@ async fn the_pending_index_leads_with_the_email() {
                 .ends_with("(email, target_kind, target_id) WHERE (status = 'pending'::text)"),
         "{definition}"
     );
+}
+
+#[tokio::test]
+async fn bulk_requests_read_few_pages_whatever_plan_is_cached() {
+    // Prepared statements keep the plan they were given. A plan made while a table was small
+    // (or, here, forced generic from the first execution) once read every pending
+    // invitation of every email on each request: the facts read walked the one-pending
+    // index (migration 4) and so did the supersede UPDATE (now a join on the ids). Measured
+    // in pages, not time: with 40,000 pending rows planted, any such walk reads hundreds.
+    let url = server!("bulk_requests_read_few_pages_whatever_plan_is_cached");
+    let (stats, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+    let pgss = "SELECT COALESCE(sum(calls), 0)::bigint FROM pg_stat_statements";
+    if let Err(e) = stats.query_one(pgss, &[]).await {
+        if std::env::var("INVITES_REQUIRE_SERVERS").is_ok_and(|v| v == "1") {
+            panic!("pg_stat_statements is needed (scripts/pg-test-server.sh loads it): {e}");
+        }
+        println!(
+            "skipped: bulk_requests_read_few_pages_whatever_plan_is_cached needs pg_stat_statements"
+        );
+        return;
+    }
+    let db = fresh_database(&url).await;
+    let store = PgStore::connect(&format!(
+        "{}?options=-c%20plan_cache_mode%3Dforce_generic_plan",
+        db.url
+    ))
+    .await
+    .expect("connect");
+    let world = World::seed(&store).await;
+    let org = world.org.0;
+    let client = db.connect().await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE invitations SET (autovacuum_enabled = false);
+             INSERT INTO batches
+                 SELECT md5(b::text)::uuid, '{org}', 'planted-' || b || '@example.com',
+                        sha256(b::text::bytea), 1, 1
+                 FROM generate_series(1, 800) b;
+             INSERT INTO invitations
+                 SELECT gen_random_uuid(), md5(b::text)::uuid, '{org}', 'website',
+                        gen_random_uuid(), 'planted-' || b || '@example.com', 'viewer', NULL,
+                        NULL, 'pending', 1, 9000000000000
+                 FROM generate_series(1, 800) b, generate_series(1, 50) t;"
+        ))
+        .await
+        .expect("plant pending invitations");
+    let h = Harness::new(store.clone());
+    let key = world.global_key();
+    let statements = async || -> std::collections::HashMap<String, (i64, i64)> {
+        stats
+            .query(
+                "SELECT query, calls, shared_blks_hit + shared_blks_read FROM pg_stat_statements \
+                 WHERE dbid = (SELECT oid FROM pg_database WHERE datname = $1) \
+                 AND query LIKE '%invitations%' AND query NOT LIKE '%generate_series%'",
+                &[&db.name],
+            )
+            .await
+            .expect("statements")
+            .iter()
+            .map(|row| (row.get(0), (row.get(1), row.get(2))))
+            .collect()
+    };
+    // Each kind of request: an email invite, a direct add that supersedes it, an email
+    // invite and a direct add of new addresses. The first round warms the connection (its
+    // first statements read the catalogs); the second is measured.
+    let mut before = HashMap::new();
+    for round in 0..2 {
+        if round == 1 {
+            before = statements().await;
+        }
+        let ann = format!("ann{round}@example.com");
+        let r = h
+            .service
+            .bulk_invite(&key, email_mode(&ann, &world, &[0]))
+            .await
+            .expect("bulk");
+        assert_eq!(r.results[0].code, OutcomeCode::Invited, "{r:?}");
+        for (i, request) in [
+            direct(&ann, &world, &[0, 1]),
+            email_mode(&format!("bob{round}@example.com"), &world, &[2, 3]),
+            direct(&format!("cid{round}@example.com"), &world, &[4, 5]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let r = h.service.bulk_invite(&key, request).await.expect("bulk");
+            assert!(r.results.iter().all(|r| r.success), "request {i}: {r:?}");
+        }
+    }
+    let after = statements().await;
+    assert!(after.len() >= 3, "{} statements seen", after.len());
+    for (query, (calls, pages)) in after {
+        let (calls_before, pages_before) = before.get(&query).copied().unwrap_or_default();
+        let (calls, pages) = (calls - calls_before, pages - pages_before);
+        assert!(
+            pages / calls.max(1) < 100,
+            "{pages} pages in {calls} calls of: {query}"
+        );
+    }
 }
