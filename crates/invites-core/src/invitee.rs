@@ -195,6 +195,22 @@ impl Email {
         &self.0
     }
 
+    /// An address read back from a store: `Some` only when `stored` is exactly a normalised
+    /// address (what [`Email::as_str`] gave the store), so a backend never hands on a value
+    /// another tool or version wrote. A store's rows usually repeat one address (a batch's 50
+    /// invitations, a list for one email), and checking one costs microseconds, so the last
+    /// address this thread accepted is remembered and an exact repeat is not checked again.
+    pub fn from_stored(stored: &str) -> Option<Email> {
+        thread_local! {
+            static LAST: Memo<Email> = const { Memo::new() };
+        }
+        LAST.with(|last| {
+            last.get_or(stored, |text| {
+                Email::parse(text).ok().filter(|e| e.as_str() == text)
+            })
+        })
+    }
+
     /// The local part (before the `@`).
     pub fn local_part(&self) -> &str {
         self.0.rsplit_once('@').map_or("", |(l, _)| l)
@@ -392,6 +408,44 @@ impl PersonName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A name read back from a store: `Some` only when `stored` is exactly a name
+    /// [`PersonName::parse`] keeps as it is (what [`PersonName::as_str`] gave the store). Like
+    /// [`Email::from_stored`], an exact repeat of the last name this thread accepted is not
+    /// checked again.
+    pub fn from_stored(stored: &str) -> Option<PersonName> {
+        thread_local! {
+            static LAST: Memo<PersonName> = const { Memo::new() };
+        }
+        LAST.with(|last| {
+            last.get_or(stored, |text| match PersonName::parse(text) {
+                Ok(Some(name)) if name.as_str() == text => Some(name),
+                _ => None,
+            })
+        })
+    }
+}
+
+/// The last value a `from_stored` check accepted, with the text it came from. The check is a
+/// pure function of the text, so an exact match may reuse the earlier answer; a refusal is
+/// never remembered.
+struct Memo<T>(std::cell::RefCell<Option<(String, T)>>);
+
+impl<T: Clone> Memo<T> {
+    const fn new() -> Memo<T> {
+        Memo(std::cell::RefCell::new(None))
+    }
+
+    fn get_or(&self, text: &str, check: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+        if let Some((seen, value)) = &*self.0.borrow() {
+            if seen == text {
+                return Some(value.clone());
+            }
+        }
+        let value = check(text)?;
+        *self.0.borrow_mut() = Some((text.to_owned(), value.clone()));
+        Some(value)
+    }
 }
 
 impl fmt::Display for PersonName {
@@ -404,6 +458,44 @@ impl fmt::Display for PersonName {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn checked(memo: &Memo<Email>, text: &str, calls: &mut u32) -> Option<Email> {
+        memo.get_or(text, |text| {
+            *calls += 1;
+            Email::parse(text).ok().filter(|e| e.as_str() == text)
+        })
+    }
+
+    #[test]
+    fn the_memo_reuses_only_an_exact_match_and_never_a_refusal() {
+        let memo = Memo::new();
+        let mut calls = 0;
+        assert!(checked(&memo, "ann@example.com", &mut calls).is_some());
+        assert!(checked(&memo, "ann@example.com", &mut calls).is_some());
+        assert_eq!(calls, 1, "the repeat is not checked again");
+        // Not the same text: checked, and refused (not normalised).
+        assert!(checked(&memo, "Ann@example.com", &mut calls).is_none());
+        assert_eq!(calls, 2);
+        // A refusal is not remembered: the good text is still the one held.
+        assert!(checked(&memo, "ann@example.com", &mut calls).is_some());
+        assert_eq!(calls, 2);
+        assert!(checked(&memo, "Ann@example.com", &mut calls).is_none());
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn a_stored_value_must_be_its_own_normal_form() {
+        assert_eq!(
+            Email::from_stored("ann@example.com").map(|e| e.as_str().to_owned()),
+            Some("ann@example.com".to_owned())
+        );
+        for bad in ["Ann@example.com", " ann@example.com", "two@@ats.test", ""] {
+            assert!(Email::from_stored(bad).is_none(), "{bad:?}");
+        }
+        assert!(PersonName::from_stored("Ann").is_some());
+        assert!(PersonName::from_stored(" Ann").is_none());
+        assert!(PersonName::from_stored("").is_none());
+    }
 
     #[test]
     fn the_ascii_shortcut_agrees_with_the_category_table() {

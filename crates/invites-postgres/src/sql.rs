@@ -126,65 +126,17 @@ pub(crate) fn bytes32(row: &Row, column: &'static str) -> Result<[u8; 32], Error
     bytes.try_into().map_err(|_| corrupt(column))
 }
 
-/// The last stored text this thread checked, per column type, with what it decoded to. A
-/// batch's or a list's rows usually repeat one address (and one name), and checking an
-/// address (normalising it twice, validating its syntax and host name) costs microseconds:
-/// 50 rows of one batch were a tenth of a millisecond. The check is a pure function of the
-/// text, so an exact match may reuse the earlier answer.
-struct Memo<T>(std::cell::RefCell<Option<(String, T)>>);
-
-impl<T: Clone> Memo<T> {
-    const fn new() -> Memo<T> {
-        Memo(std::cell::RefCell::new(None))
-    }
-
-    fn get_or(&self, text: &str, check: impl FnOnce(&str) -> Option<T>) -> Option<T> {
-        if let Some((seen, value)) = &*self.0.borrow() {
-            if seen == text {
-                return Some(value.clone());
-            }
-        }
-        let value = check(text)?;
-        *self.0.borrow_mut() = Some((text.to_owned(), value.clone()));
-        Some(value)
-    }
-}
-
-thread_local! {
-    static EMAILS: Memo<Email> = const { Memo::new() };
-    static NAMES: Memo<PersonName> = const { Memo::new() };
-}
-
 /// An email column: must hold a normalised address (what `Email` writes).
 pub(crate) fn email(row: &Row, column: &'static str) -> Result<Email, Error> {
     let text: &str = row.try_get(column).map_err(|_| corrupt(column))?;
-    EMAILS
-        .with(|memo| {
-            memo.get_or(text, |text| {
-                Email::parse(text)
-                    .ok()
-                    .filter(|email| email.as_str() == text)
-            })
-        })
-        .ok_or_else(|| corrupt(column))
+    Email::from_stored(text).ok_or_else(|| corrupt(column))
 }
 
 pub(crate) fn name(row: &Row, column: &'static str) -> Result<Option<PersonName>, Error> {
-    let Some(text) = row
-        .try_get::<_, Option<&str>>(column)
+    row.try_get::<_, Option<&str>>(column)
         .map_err(|_| corrupt(column))?
-    else {
-        return Ok(None);
-    };
-    NAMES
-        .with(|memo| {
-            memo.get_or(text, |text| match PersonName::parse(text) {
-                Ok(Some(name)) if name.as_str() == text => Some(name),
-                _ => None,
-            })
-        })
-        .map(Some)
-        .ok_or_else(|| corrupt(column))
+        .map(|text| PersonName::from_stored(text).ok_or_else(|| corrupt(column)))
+        .transpose()
 }
 
 pub(crate) fn tag<T>(
@@ -411,33 +363,4 @@ pub(crate) async fn locked_query(
     let statement = tx.prepare_cached(sql).await?;
     let (_, rows) = tokio::try_join!(tx.execute(&lock, lock_params), tx.query(&statement, params))?;
     Ok(rows)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn checked(memo: &Memo<Email>, text: &str, calls: &mut u32) -> Option<Email> {
-        memo.get_or(text, |text| {
-            *calls += 1;
-            Email::parse(text).ok().filter(|e| e.as_str() == text)
-        })
-    }
-
-    #[test]
-    fn the_memo_reuses_only_an_exact_match_and_never_a_refusal() {
-        let memo = Memo::new();
-        let mut calls = 0;
-        assert!(checked(&memo, "ann@example.com", &mut calls).is_some());
-        assert!(checked(&memo, "ann@example.com", &mut calls).is_some());
-        assert_eq!(calls, 1, "the repeat is not checked again");
-        // Not the same text: checked, and refused (not normalised).
-        assert!(checked(&memo, "Ann@example.com", &mut calls).is_none());
-        assert_eq!(calls, 2);
-        // A refusal is not remembered: the good text is still the one held.
-        assert!(checked(&memo, "ann@example.com", &mut calls).is_some());
-        assert_eq!(calls, 2);
-        assert!(checked(&memo, "Ann@example.com", &mut calls).is_none());
-        assert_eq!(calls, 3);
-    }
 }

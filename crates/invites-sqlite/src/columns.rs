@@ -106,20 +106,17 @@ pub(crate) fn get_ts(row: &Row<'_>, index: usize) -> rusqlite::Result<Timestamp>
 
 pub(crate) fn get_email(row: &Row<'_>, index: usize) -> rusqlite::Result<Email> {
     let text: String = row.get(index)?;
-    match Email::parse(&text) {
-        Ok(email) if email.as_str() == text => Ok(email),
-        _ => Err(corrupt(index, Type::Text, "not a normalised email".into())),
-    }
+    Email::from_stored(&text)
+        .ok_or_else(|| corrupt(index, Type::Text, "not a normalised email".into()))
 }
 
 pub(crate) fn get_name(row: &Row<'_>, index: usize) -> rusqlite::Result<Option<PersonName>> {
     let Some(text) = row.get::<_, Option<String>>(index)? else {
         return Ok(None);
     };
-    match PersonName::parse(&text) {
-        Ok(Some(name)) if name.as_str() == text => Ok(Some(name)),
-        _ => Err(corrupt(index, Type::Text, "not a valid name".into())),
-    }
+    PersonName::from_stored(&text)
+        .map(Some)
+        .ok_or_else(|| corrupt(index, Type::Text, "not a valid name".into()))
 }
 
 pub(crate) fn get_tag<T>(
