@@ -8,10 +8,9 @@
 use async_trait::async_trait;
 use invites_core::*;
 use invites_postgres::testing::{TestDatabase, fresh_database, server_url};
+use invites_testkit::Backend;
 use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL};
-use invites_testkit::{Backend, Harness, World};
 use std::sync::Arc;
-use std::time::Duration;
 
 macro_rules! server {
     ($test:literal) => {
@@ -114,29 +113,7 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
     let url = server!("the_claim_sets_aside_every_kind_of_unreadable_row");
     let db = fresh_database(&url).await;
     let store = db.store().await;
-    let world = World::seed(&store).await;
-    let h = Harness::with_seed(Arc::new(store.clone()), 7);
-    h.mailer.set_mode(MailerMode::FailTransient);
-    let p = world.global_key();
-    let mut messages = Vec::new();
-    for i in 0..5 {
-        let r = h
-            .service
-            .bulk_invite(
-                &p,
-                BulkInviteRequest::websites(
-                    InviteMethod::Email,
-                    &format!("user{i}@acme.test"),
-                    [world.websites[i]],
-                ),
-            )
-            .await
-            .expect("invite");
-        let batch = r.email.and_then(|e| e.batch_id).expect("batch");
-        messages.push(store.batch_messages(batch).await.expect("messages")[0].id);
-        h.clock.advance(Duration::from_secs(1));
-    }
-    let healthy = messages.pop().expect("five");
+    let queued = unreadable::queue_messages(Arc::new(store.clone()), 5).await;
     let client = db.connect().await;
     // A foreign writer that dropped the CHECK on attempts and a NOT NULL.
     client
@@ -152,7 +129,7 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
         ("recipient", "'two@@ats.test'"),
         ("created_at", "NULL"),
     ];
-    for ((column, value), id) in spoil.iter().zip(&messages) {
+    for ((column, value), id) in spoil.iter().zip(queued.spoiled()) {
         let n = client
             .execute(
                 &format!("UPDATE outbox SET {column} = {value} WHERE id = $1"),
@@ -163,17 +140,8 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
         assert_eq!(n, 1, "{column}");
     }
 
-    h.clock.advance(Duration::from_secs(3600));
-    let now = h.clock.now();
-    let claimed = store
-        .claim_due_messages(now, now.plus(Duration::from_secs(60)), 100)
-        .await
-        .expect("the claim goes on past unreadable rows");
-    assert_eq!(
-        claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![healthy]
-    );
-    for ((column, _), id) in spoil.iter().zip(&messages) {
+    let now = queued.claim_returns_only_the_healthy(&store).await;
+    for ((column, _), id) in spoil.iter().zip(queued.spoiled()) {
         let row = client
             .query_one(
                 "SELECT status, last_error, accept_url IS NOT NULL AS has_link \
@@ -182,31 +150,17 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
             )
             .await
             .expect("row");
-        assert_eq!(row.get::<_, String>("status"), "failed", "{column}");
-        assert_eq!(
+        unreadable::assert_set_aside(
+            column,
+            &row.get::<_, String>("status"),
             row.get::<_, Option<String>>("last_error").as_deref(),
-            Some(format!("stored row could not be read: column outbox.{column}").as_str())
-        );
-        assert!(
-            !row.get::<_, bool>("has_link"),
-            "{column}: the link is cleared"
+            row.get("has_link"),
         );
     }
-    store
-        .record_delivery(healthy, DeliveryUpdate::Sent { attempts: 2 })
-        .await
-        .expect("record");
-    let later = now.plus(Duration::from_secs(86_400));
-    assert!(
-        store
-            .claim_due_messages(later, later, 100)
-            .await
-            .expect("claim")
-            .is_empty()
-    );
+    queued.nothing_comes_back(&store, now).await;
     let snapshot = store.snapshot().await.expect("snapshot");
     assert_eq!(
         snapshot.outbox.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![healthy]
+        vec![queued.healthy()]
     );
 }

@@ -6,8 +6,8 @@
 use async_trait::async_trait;
 use invites_core::*;
 use invites_sqlite::SqliteStore;
+use invites_testkit::Backend;
 use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL};
-use invites_testkit::{Backend, Harness, World};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -176,29 +176,7 @@ async fn one_unreadable_row_blocks_nothing_even_after_reopening() {
 async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
     let path = fresh_path();
     let store = SqliteStore::open(&path).await.expect("open");
-    let world = World::seed(&store).await;
-    let h = Harness::with_seed(Arc::new(store.clone()), 7);
-    h.mailer.set_mode(MailerMode::FailTransient);
-    let p = world.global_key();
-    let mut messages = Vec::new();
-    for i in 0..6 {
-        let r = h
-            .service
-            .bulk_invite(
-                &p,
-                BulkInviteRequest::websites(
-                    InviteMethod::Email,
-                    &format!("user{i}@acme.test"),
-                    [world.websites[i]],
-                ),
-            )
-            .await
-            .expect("invite");
-        let batch = r.email.and_then(|e| e.batch_id).expect("batch");
-        messages.push(store.batch_messages(batch).await.expect("messages")[0].id);
-        h.clock.advance(Duration::from_secs(1));
-    }
-    let healthy = messages.pop().expect("six");
+    let queued = unreadable::queue_messages(Arc::new(store.clone()), 6).await;
     // Ignoring CHECK constraints as a foreign writer might; NOT NULL still holds.
     let conn = raw(&path);
     conn.pragma_update(None, "foreign_keys", false)
@@ -212,7 +190,7 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
         ("organization_id", "x'0102'"),
         ("accept_url", "x'00ff'"),
     ];
-    for ((column, value), id) in spoil.iter().zip(&messages) {
+    for ((column, value), id) in spoil.iter().zip(queued.spoiled()) {
         let n = conn
             .execute(
                 &format!("UPDATE outbox SET {column} = {value} WHERE id = ?1"),
@@ -222,17 +200,8 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
         assert_eq!(n, 1, "{column}");
     }
 
-    h.clock.advance(Duration::from_secs(3600));
-    let now = h.clock.now();
-    let claimed = store
-        .claim_due_messages(now, now.plus(Duration::from_secs(60)), 100)
-        .await
-        .expect("the claim goes on past unreadable rows");
-    assert_eq!(
-        claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
-        vec![healthy]
-    );
-    for ((column, _), id) in spoil.iter().zip(&messages) {
+    let now = queued.claim_returns_only_the_healthy(&store).await;
+    for ((column, _), id) in spoil.iter().zip(queued.spoiled()) {
         let (status, error, link): (String, Option<String>, bool) = conn
             .query_row(
                 "SELECT status, last_error, accept_url IS NOT NULL FROM outbox WHERE id = ?1",
@@ -240,32 +209,17 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
                 |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
             )
             .expect("row");
-        assert_eq!(status, "failed", "{column}");
-        assert_eq!(
-            error.as_deref(),
-            Some(format!("stored row could not be read: column outbox.{column}").as_str())
-        );
-        assert!(!link, "{column}: the link is cleared");
+        unreadable::assert_set_aside(column, &status, error.as_deref(), link);
     }
-    store
-        .record_delivery(healthy, DeliveryUpdate::Sent { attempts: 2 })
-        .await
-        .expect("record");
-    // Never returned again; the snapshot shows the readable row.
-    let later = now.plus(Duration::from_secs(86_400));
-    assert!(
-        store
-            .claim_due_messages(later, later, 100)
-            .await
-            .expect("claim")
-            .is_empty()
-    );
+    // Never returned again.
+    queued.nothing_comes_back(&store, now).await;
     // The snapshot leaves out the rows it still cannot read; the one whose only bad value was
     // its link reads again once set aside (the link is cleared), as failed with its reason.
     let snapshot = store.snapshot().await.expect("snapshot");
     let mut shown: Vec<MessageId> = snapshot.outbox.iter().map(|m| m.id).collect();
     shown.sort();
-    let mut want = vec![healthy, messages[4]];
+    let messages = queued.spoiled();
+    let mut want = vec![queued.healthy(), messages[4]];
     want.sort();
     assert_eq!(shown, want);
     let relinked = snapshot

@@ -487,3 +487,109 @@ async fn reads_keep_working(
         }
     }
 }
+
+/// Due messages for a backend's own claim test, which spoils all but the last with raw SQL.
+pub struct Queued {
+    /// The service over the backend; its clock started these messages.
+    pub harness: Harness,
+    /// The messages, oldest first; the last one is left healthy.
+    pub messages: Vec<MessageId>,
+}
+
+/// Queues `n` messages (at most one per website of the [`World`], which it seeds): an email
+/// invite to one website each, to its own address, a second apart. The mailer fails
+/// transiently, so every message stays queued.
+pub async fn queue_messages(backend: Arc<dyn Backend>, n: usize) -> Queued {
+    let world = World::seed(&*backend).await;
+    let harness = Harness::with_seed(as_store(&backend), 7);
+    harness.mailer.set_mode(crate::MailerMode::FailTransient);
+    let key = world.global_key();
+    let mut messages = Vec::new();
+    for (i, site) in world.websites.iter().take(n).enumerate() {
+        let r = harness
+            .service
+            .bulk_invite(
+                &key,
+                BulkInviteRequest::websites(
+                    InviteMethod::Email,
+                    &format!("user{i}@acme.test"),
+                    [*site],
+                ),
+            )
+            .await
+            .expect("invite");
+        let batch = r.email.and_then(|e| e.batch_id).expect("batch");
+        messages.push(backend.batch_messages(batch).await.expect("messages")[0].id);
+        harness.clock.advance(Duration::from_secs(1));
+    }
+    assert_eq!(
+        messages.len(),
+        n,
+        "the world has fewer websites than messages asked for"
+    );
+    Queued { harness, messages }
+}
+
+impl Queued {
+    /// The healthy message (the last queued).
+    pub fn healthy(&self) -> MessageId {
+        *self.messages.last().expect("at least one message")
+    }
+
+    /// The messages the test spoiled (all but the last).
+    pub fn spoiled(&self) -> &[MessageId] {
+        &self.messages[..self.messages.len() - 1]
+    }
+
+    /// An hour later, claims every due message: only the healthy one comes back.
+    ///
+    /// # Panics
+    /// When the claim fails or returns anything else.
+    pub async fn claim_returns_only_the_healthy(&self, backend: &dyn Backend) -> Timestamp {
+        self.harness.clock.advance(Duration::from_secs(3600));
+        let now = self.harness.clock.now();
+        let claimed = backend
+            .claim_due_messages(now, now.plus(Duration::from_secs(60)), 100)
+            .await
+            .expect("the claim goes on past unreadable rows");
+        assert_eq!(
+            claimed.iter().map(|m| m.id).collect::<Vec<_>>(),
+            vec![self.healthy()]
+        );
+        now
+    }
+
+    /// Records the healthy message sent: a day after `now` nothing is due, so no set-aside
+    /// row is ever claimed again.
+    ///
+    /// # Panics
+    /// When a message is claimed again.
+    pub async fn nothing_comes_back(&self, backend: &dyn Backend, now: Timestamp) {
+        backend
+            .record_delivery(self.healthy(), DeliveryUpdate::Sent { attempts: 2 })
+            .await
+            .expect("record");
+        let later = now.plus(Duration::from_secs(86_400));
+        assert!(
+            backend
+                .claim_due_messages(later, later, 100)
+                .await
+                .expect("claim")
+                .is_empty()
+        );
+    }
+}
+
+/// What a set-aside outbox row must hold, as read with raw SQL: failed, its reason naming the
+/// `column`, its link cleared.
+///
+/// # Panics
+/// When it does not.
+pub fn assert_set_aside(column: &str, status: &str, last_error: Option<&str>, has_link: bool) {
+    assert_eq!(status, "failed", "{column}");
+    assert_eq!(
+        last_error,
+        Some(format!("stored row could not be read: column outbox.{column}").as_str())
+    );
+    assert!(!has_link, "{column}: the link is cleared");
+}
