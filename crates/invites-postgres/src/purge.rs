@@ -14,7 +14,7 @@
 
 use crate::PgStore;
 use crate::error::Error;
-use crate::sql::query;
+use crate::sql::{execute, query};
 use invites_core::rules;
 use invites_core::{MessageStatus, PurgedBatches, Timestamp};
 
@@ -108,18 +108,16 @@ pub(crate) async fn purge_messages(
     if limit == 0 {
         return Ok(0);
     }
-    let client = store.client().await?;
-    let statement = client.prepare_cached(&store.q(PURGE_MESSAGES)).await?;
-    Ok(client
-        .execute(
-            &statement,
-            &[
-                &before.as_millis(),
-                &unfinished_statuses(),
-                &sql_limit(limit),
-            ],
-        )
-        .await?)
+    execute(
+        &store.client().await?,
+        &store.q(PURGE_MESSAGES),
+        &[
+            &before.as_millis(),
+            &unfinished_statuses(),
+            &sql_limit(limit),
+        ],
+    )
+    .await
 }
 
 /// Idempotency records created before `$1` (`rules::idempotency_is_expired`), at most `$2`.
@@ -139,12 +137,10 @@ pub(crate) async fn purge_idempotency(
     if limit == 0 {
         return Ok(0);
     }
-    let client = store.client().await?;
-    let statement = client.prepare_cached(&store.q(PURGE_IDEMPOTENCY)).await?;
-    Ok(client
-        .execute(
-            &statement,
-            &[&expired_before.as_millis(), &sql_limit(limit)],
-        )
-        .await?)
+    execute(
+        &store.client().await?,
+        &store.q(PURGE_IDEMPOTENCY),
+        &[&expired_before.as_millis(), &sql_limit(limit)],
+    )
+    .await
 }

@@ -89,15 +89,7 @@ pub(crate) fn purge_messages(
     before: Timestamp,
     limit: usize,
 ) -> Result<u64, Error> {
-    if limit == 0 {
-        return Ok(0);
-    }
-    let tx = immediate(conn)?;
-    let deleted = tx
-        .prepare_cached(&PURGEABLE_MESSAGES)?
-        .execute(params![before.as_millis(), sql_limit(limit)])?;
-    tx.commit()?;
-    Ok(deleted as u64)
+    bounded_delete(conn, &PURGEABLE_MESSAGES, before, limit)
 }
 
 pub(crate) fn purge_idempotency(
@@ -105,18 +97,32 @@ pub(crate) fn purge_idempotency(
     expired_before: Timestamp,
     limit: usize,
 ) -> Result<u64, Error> {
+    // `rules::idempotency_is_expired`: created strictly before the cutoff.
+    bounded_delete(
+        conn,
+        "DELETE FROM idempotency WHERE (organization_id, key_id, key) IN ( \
+           SELECT organization_id, key_id, key FROM idempotency \
+           WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
+        expired_before,
+        limit,
+    )
+}
+
+/// Runs `delete` (parameters: the cutoff, the limit) in one `BEGIN IMMEDIATE` transaction;
+/// the rows it deleted.
+fn bounded_delete(
+    conn: &mut Connection,
+    delete: &str,
+    cutoff: Timestamp,
+    limit: usize,
+) -> Result<u64, Error> {
     if limit == 0 {
         return Ok(0);
     }
     let tx = immediate(conn)?;
-    // `rules::idempotency_is_expired`: created strictly before the cutoff.
     let deleted = tx
-        .prepare_cached(
-            "DELETE FROM idempotency WHERE (organization_id, key_id, key) IN ( \
-               SELECT organization_id, key_id, key FROM idempotency \
-               WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-        )?
-        .execute(params![expired_before.as_millis(), sql_limit(limit)])?;
+        .prepare_cached(delete)?
+        .execute(params![cutoff.as_millis(), sql_limit(limit)])?;
     tx.commit()?;
     Ok(deleted as u64)
 }
