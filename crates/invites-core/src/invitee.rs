@@ -251,7 +251,6 @@ impl fmt::Debug for Email {
 /// `value`: how `Debug` shows personal data ([`Email`], [`PersonName`]).
 fn keyed_hash(value: &str) -> String {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write;
     static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
     let key = KEY.get_or_init(|| {
         let mut key = [0u8; 32];
@@ -264,11 +263,7 @@ fn keyed_hash(value: &str) -> String {
         .chain_update(key)
         .chain_update(value.as_bytes())
         .finalize();
-    let mut out = String::with_capacity(16);
-    for byte in &digest[..8] {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
+    crate::tokens::hex(&digest[..8])
 }
 
 impl<'de> Deserialize<'de> for Email {

@@ -18,6 +18,21 @@ pub trait RandomSource: Send + Sync + fmt::Debug + 'static {
         self.fill(&mut b);
         uuid::Builder::from_random_bytes(b).into_uuid()
     }
+
+    /// `n` random (version 4) UUIDs from ONE [`fill`](RandomSource::fill) (one system call
+    /// for [`OsRandom`] instead of `n`); the same ids as `n` calls of
+    /// [`uuid`](RandomSource::uuid) on a source that hands out the same bytes.
+    fn uuids(&self, n: usize) -> Vec<Uuid> {
+        let mut bytes = vec![0u8; 16 * n];
+        self.fill(&mut bytes);
+        bytes
+            .chunks_exact(16)
+            .map(|b| {
+                let b: [u8; 16] = b.try_into().expect("chunks of 16");
+                uuid::Builder::from_random_bytes(b).into_uuid()
+            })
+            .collect()
+    }
 }
 
 /// The operating system's random source (`getrandom`).
@@ -102,7 +117,7 @@ impl fmt::Debug for TokenHash {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

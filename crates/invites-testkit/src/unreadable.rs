@@ -18,6 +18,7 @@
 //! | `get_batch`, `find_batch_by_token` (batch view, preview, accept) | that batch only is `StoreError::Incompatible` naming the column |
 //! | `snapshot` | the row is left out of its table |
 
+use crate::differential::token_of;
 use crate::{Backend, Harness, ManualClock, World, as_store};
 use async_trait::async_trait;
 use invites_core::*;
@@ -85,11 +86,6 @@ impl Mailer for GateMailer {
             Err(MailError::transient("gate closed"))
         }
     }
-}
-
-fn token_of(message: &EmailMessage) -> String {
-    let start = message.text.find("token=").expect("link in text") + "token=".len();
-    message.text[start..start + 64].to_owned()
 }
 
 /// One batch the scenario made.
@@ -162,7 +158,7 @@ async fn invite(s: &Scenario, principal: &Principal, email: &str, req: BulkInvit
         .await
         .expect("messages");
     assert_eq!(messages.len(), 1);
-    let token = token_of(s.mailer.lock().given.last().expect("an attempt"));
+    let token = token_of(s.mailer.lock().given.last().expect("an attempt")).expect("link in text");
     Made {
         principal: principal.clone(),
         email: email.to_owned(),

@@ -177,16 +177,11 @@ impl InviteService {
         // shares `created_at`, so ascending ids keep previews and accept results in request
         // order (as `InvitationPreview` documents). The ids are time-ordered (see
         // `InvitationId::time_ordered`), so a batch's invitations sit together in a store.
-        // Their random tails are drawn together: one call of the random source (a system
-        // call for `OsRandom`) instead of one per target.
-        let mut tails = vec![0u8; 16 * allowed.len()];
-        rng.fill(&mut tails);
-        let mut invitation_ids: Vec<InvitationId> = tails
-            .chunks_exact(16)
-            .map(|tail| {
-                let tail: [u8; 16] = tail.try_into().expect("chunks of 16");
-                InvitationId::time_ordered(now, uuid::Builder::from_random_bytes(tail).into_uuid())
-            })
+        // Their random tails are drawn together: one call of the random source.
+        let mut invitation_ids: Vec<InvitationId> = rng
+            .uuids(allowed.len())
+            .into_iter()
+            .map(|tail| InvitationId::time_ordered(now, tail))
             .collect();
         invitation_ids.sort_unstable();
         let cmd = CreateInvitations {
