@@ -18,7 +18,7 @@
 //! | delivery lease | 1 second to 1 day | 60 seconds |
 //! | delivery batch size | 1 to 1000 | 100 |
 //! | retention of finished history | 1 day to 3650 days | 30 days |
-//! | purge batch size (rows per store call) | 1 to 10000 | 500 |
+//! | purge batch size (records per store call: a batch counts once, with its invitations and messages) | 1 to 10000 | 500 |
 //! | purge interval (delivery worker) | 1 minute to 1 day | 1 hour |
 
 use crate::mail::{DefaultRenderer, EmailRenderer};
@@ -270,8 +270,10 @@ impl RetentionPolicy {
         self.history
     }
 
-    /// Rows a single store call deletes at most (each call is one short transaction; the
-    /// service calls again until a call comes back short). Default 500: on SQLite, 1000 dead
+    /// Records a single store call deletes at most: idempotency records, messages, or
+    /// batches (a batch goes with all its invitations and messages, so a batch call deletes
+    /// more rows than this). Each call is one short transaction; the service calls again
+    /// until a call comes back short. Default 500: on SQLite, 1000 dead
     /// batches (each with an invitation and a message) took one write transaction of up to
     /// about 150 ms on a loaded 2-core machine.
     pub fn batch_size(&self) -> usize {

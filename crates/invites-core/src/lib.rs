@@ -133,7 +133,8 @@
 //!
 //! Kept, always: live and recently expired invitations and their batches, queued messages,
 //! **users and memberships** (never purged). Each store call deletes at most
-//! [`RetentionPolicy::batch_size`] rows in one short transaction, oldest first; the service
+//! [`RetentionPolicy::batch_size`] records (a batch counting once, with its invitations and
+//! messages) in one short transaction, oldest first; the service
 //! calls again until a call comes back short. Several processes may purge at once.
 //!
 //! # Limits

@@ -123,6 +123,7 @@ macro_rules! conformance_suite {
             delivery_stops_when_its_claim_runs_out,
             purge_keeps_idempotent_replays_and_frees_expired_keys,
             purge_keeps_what_hosts_see_and_drops_dead_batches,
+            purge_one_row_per_call_reports_the_same,
         }
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]

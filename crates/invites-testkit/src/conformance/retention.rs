@@ -7,8 +7,10 @@ use invites_core::*;
 use std::sync::Arc;
 
 /// Within the idempotency time to live a purge keeps the key (the replay still returns the
-/// stored response and changes nothing); once it has passed, the purge deletes the record and
-/// the key is free for another request.
+/// stored response and changes nothing); once it has passed, the purge deletes the record
+/// (its report counts it: after the time to live the key would serve another request even
+/// if the record stayed, so the report is what shows the deletion), and a later purge does
+/// not touch the young record of the new request.
 pub async fn purge_keeps_idempotent_replays_and_frees_expired_keys(backend: Arc<dyn Backend>) {
     let (w, h) = setup(&backend, 160).await;
     let p = w.global_key();
@@ -59,7 +61,26 @@ pub async fn purge_keeps_idempotent_replays_and_frees_expired_keys(backend: Arc<
 /// the user and his memberships stay. A batch resent since stays, with its newest message:
 /// its batch view and its invitations in the list read as before, minus the older messages.
 pub async fn purge_keeps_what_hosts_see_and_drops_dead_batches(backend: Arc<dyn Backend>) {
-    let (w, h) = setup(&backend, 161).await;
+    dead_batches(backend, RetentionPolicy::default()).await;
+}
+
+/// The same purge with `retention.batch_size` 1: the service calls the store again until a
+/// call comes back short, so the report and everything kept are the same as with the default
+/// of 500 rows per call.
+pub async fn purge_one_row_per_call_reports_the_same(backend: Arc<dyn Backend>) {
+    let policy = RetentionPolicy::default()
+        .with_batch_size(1)
+        .expect("a valid batch size");
+    dead_batches(backend, policy).await;
+}
+
+async fn dead_batches(backend: Arc<dyn Backend>, policy: RetentionPolicy) {
+    let (w, mut h) = setup(&backend, 161).await;
+    h.service = InviteService::new(
+        h.store.clone(),
+        Arc::new(h.mailer.clone()),
+        crate::Harness::config(&h.clock, 161).with_retention_policy(policy),
+    );
     let p = w.global_key();
     let ann = must(
         h.service
@@ -108,6 +129,15 @@ pub async fn purge_keeps_what_hosts_see_and_drops_dead_batches(backend: Arc<dyn 
     // Day 38: the cutoff is day 8. Bob's batch expired on day 7; Ann's was last sent on day 12.
     h.clock.advance(26 * DAY);
     let ann_listed = list(&h, "ann@new.test").await;
+    // The accept refuses an expired token whether or not its batch is still stored, so the
+    // store itself is asked what the token finds, before and after the purge.
+    let bob_hash = AcceptToken::from_user(&bob_token).hash();
+    let found = backend.find_batch_by_token(&bob_hash).await.expect("read");
+    assert_eq!(
+        found.map(|b| b.id),
+        Some(bob_batch),
+        "stored until the purge"
+    );
     let before = snapshot(&backend).await;
     let report = h.service.purge_expired().await.expect("purge");
     assert_eq!(
@@ -145,6 +175,14 @@ pub async fn purge_keeps_what_hosts_see_and_drops_dead_batches(backend: Arc<dyn 
         Err(InviteError::NotFound { .. })
     ));
     assert!(list(&h, "bob@new.test").await.items.is_empty());
+    assert!(
+        backend
+            .find_batch_by_token(&bob_hash)
+            .await
+            .expect("read")
+            .is_none(),
+        "the purged batch's token finds nothing"
+    );
     assert!(
         h.service.accept(&bob_token, None).await.is_err(),
         "the token is dead"
