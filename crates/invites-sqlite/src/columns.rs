@@ -45,8 +45,9 @@ impl Unreadable {
 }
 
 /// The column index of a decoding error (a value this version cannot read); `None` for any
-/// other error (I/O, busy, a bad statement).
-fn unreadable_column(e: &rusqlite::Error) -> Option<usize> {
+/// other error (I/O, busy, a bad statement). The one list of what counts as an unreadable
+/// value, for row decoding and [`Error`](crate::error::Error)'s classification alike.
+pub(crate) fn unreadable_column(e: &rusqlite::Error) -> Option<usize> {
     match e {
         rusqlite::Error::FromSqlConversionFailure(index, ..)
         | rusqlite::Error::IntegralValueOutOfRange(index, _)

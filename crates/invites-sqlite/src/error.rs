@@ -78,15 +78,7 @@ impl Error {
     }
 
     fn is_corrupt_row(&self) -> bool {
-        matches!(
-            self,
-            Error::Sqlite(
-                rusqlite::Error::FromSqlConversionFailure(..)
-                    | rusqlite::Error::InvalidColumnType(..)
-                    | rusqlite::Error::IntegralValueOutOfRange(..)
-                    | rusqlite::Error::Utf8Error(..)
-            )
-        )
+        matches!(self, Error::Sqlite(e) if crate::columns::unreadable_column(e).is_some())
     }
 }
 
