@@ -197,20 +197,16 @@ pub(crate) async fn list_invitations(
         let refs: Vec<&(dyn ToSql + Sync)> =
             params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
         let rows = query(&client, &sql, &refs).await?;
-        let mut skipped = false;
         for row in &rows {
             match decode("invitations", row, invitation_from_row)? {
                 Ok((record, _)) => page.push(record),
-                Err(unreadable) => {
-                    unreadable.report_skipped();
-                    skipped = true;
-                }
+                Err(unreadable) => unreadable.report_skipped(),
             }
             after_ts = row.try_get("created_at")?;
             after_id = row.try_get("id")?;
         }
-        // Done when the list ended or nothing was left out (the page is then full).
-        if !skipped || rows.len() < want || page.len() >= q.limit {
+        // Done when the list ended or the page is full (every row read was kept).
+        if rows.len() < want || page.len() == q.limit {
             return Ok(page);
         }
     }

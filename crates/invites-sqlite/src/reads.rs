@@ -250,20 +250,16 @@ pub(crate) fn list_invitations(
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(rusqlite::params_from_iter(values))?;
         let mut found = 0;
-        let mut skipped = false;
         while let Some(row) = rows.next()? {
             found += 1;
             match decode("invitations", row, invitation_from_row)? {
                 Ok((record, _)) => page.push(record),
-                Err(unreadable) => {
-                    unreadable.report_skipped();
-                    skipped = true;
-                }
+                Err(unreadable) => unreadable.report_skipped(),
             }
             after = Some((row.get(11)?, row.get(0)?));
         }
-        // Done when the list ended or nothing was left out (the page is then full).
-        if !skipped || found < want || page.len() >= query.limit {
+        // Done when the list ended or the page is full (every row read was kept).
+        if found < want || page.len() == query.limit {
             return Ok(page);
         }
     }
