@@ -34,7 +34,7 @@ use crate::time::Timestamp;
 mod retention;
 pub use retention::{
     BatchRetentionFacts, MessageRetentionFacts, PurgeCutoffs, batch_is_purgeable,
-    message_is_finished, message_is_purgeable, purge_cutoffs,
+    message_is_finished, message_is_purgeable, purge_cutoffs, unfinished_statuses,
 };
 
 /// Whether an invitation can still be accepted at `now`: the one definition of "live".

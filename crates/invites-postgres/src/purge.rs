@@ -16,15 +16,11 @@ use crate::PgStore;
 use crate::error::Error;
 use crate::sql::{execute, query};
 use invites_core::rules;
-use invites_core::{MessageStatus, PurgedBatches, Timestamp};
+use invites_core::{PurgedBatches, Timestamp};
 
 /// The tags of the statuses that are not finished, for `status = ANY($n)`.
 fn unfinished_statuses() -> Vec<&'static str> {
-    MessageStatus::ALL
-        .into_iter()
-        .filter(|s| !rules::message_is_finished(*s))
-        .map(|s| s.as_str())
-        .collect()
+    rules::unfinished_statuses().map(|s| s.as_str()).collect()
 }
 
 fn sql_limit(limit: usize) -> i64 {

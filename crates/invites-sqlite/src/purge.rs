@@ -11,16 +11,14 @@ use crate::columns::sql_limit;
 use crate::error::Error;
 use crate::txn::immediate;
 use invites_core::rules;
-use invites_core::{MessageStatus, PurgedBatches, Timestamp};
+use invites_core::{PurgedBatches, Timestamp};
 use rusqlite::{Connection, params};
 use std::sync::LazyLock;
 
 /// The tags of the statuses that are not finished, as an SQL list (`'queued'`): the
 /// statuses are fixed identifiers of the core, never input.
 fn unfinished_list() -> String {
-    MessageStatus::ALL
-        .into_iter()
-        .filter(|s| !rules::message_is_finished(*s))
+    rules::unfinished_statuses()
         .map(|s| format!("'{}'", s.as_str()))
         .collect::<Vec<_>>()
         .join(", ")

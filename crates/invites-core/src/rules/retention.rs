@@ -15,6 +15,14 @@ pub fn message_is_finished(status: MessageStatus) -> bool {
     !delivery_record_applies(status)
 }
 
+/// The statuses that are not finished ([`message_is_finished`]), for a backend that names
+/// them in its SQL.
+pub fn unfinished_statuses() -> impl Iterator<Item = MessageStatus> {
+    MessageStatus::ALL
+        .into_iter()
+        .filter(|s| !message_is_finished(*s))
+}
+
 /// The cutoffs of one purge at `now`: everything a purge deletes is dated strictly before
 /// them.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
