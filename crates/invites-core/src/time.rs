@@ -27,6 +27,12 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// `self - d`, saturating at the earliest time.
+    pub fn minus(&self, d: Duration) -> Self {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_sub(ms))
+    }
+
     /// Whole seconds from `self` until `later` (0 when `later` is not after `self`), rounded up.
     pub fn seconds_until(&self, later: Timestamp) -> u64 {
         let ms = later.0.saturating_sub(self.0);
@@ -175,6 +181,18 @@ mod tests {
             Timestamp(951_782_400_000).to_rfc3339(),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn plus_and_minus_saturate() {
+        let t = Timestamp(10_000);
+        assert_eq!(t.minus(Duration::from_secs(3)), Timestamp(7_000));
+        assert_eq!(t.plus(Duration::from_secs(3)), Timestamp(13_000));
+        assert_eq!(
+            Timestamp(i64::MIN + 1).minus(Duration::MAX),
+            Timestamp(i64::MIN)
+        );
+        assert_eq!(t.plus(Duration::MAX), Timestamp(i64::MAX));
     }
 
     #[test]

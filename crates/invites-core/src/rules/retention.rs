@@ -38,15 +38,9 @@ pub struct PurgeCutoffs {
 
 /// The cutoffs of a purge at `now` with these settings (saturating at the earliest time).
 pub fn purge_cutoffs(now: Timestamp, idempotency_ttl: Duration, history: Duration) -> PurgeCutoffs {
-    let minus = |d: Duration| {
-        Timestamp::from_millis(
-            now.as_millis()
-                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-        )
-    };
     PurgeCutoffs {
-        idempotency_before: minus(idempotency_ttl),
-        history_before: minus(history),
+        idempotency_before: now.minus(idempotency_ttl),
+        history_before: now.minus(history),
     }
 }
 

@@ -41,8 +41,8 @@ impl InviteService {
             key_id: principal.key_id,
             key: idempotency_key.to_owned(),
             fingerprint,
-            expired_before: minus(now, self.config.idempotency_ttl),
-            stale_before: minus(now, self.config.idempotency_stale_after),
+            expired_before: now.minus(self.config.idempotency_ttl),
+            stale_before: now.minus(self.config.idempotency_stale_after),
             now,
         };
         match self.store.idempotency_begin(&begin).await? {

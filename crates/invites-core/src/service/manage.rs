@@ -102,7 +102,7 @@ impl InviteService {
             message_id: MessageId(self.config.random.uuid()),
             accept_url: self.config.accept_url(&token),
             message_due_at: now.plus(self.config.delivery.lease),
-            not_sent_after: minus(now, self.config.resend_interval),
+            not_sent_after: now.minus(self.config.resend_interval),
             now,
         };
         match self.store.rotate_batch(&cmd).await? {

@@ -24,7 +24,6 @@ use crate::port::MembershipStore;
 use crate::time::Timestamp;
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The bulk invite service. Cheap to share (`Arc` it, or clone the ports into several).
 ///
@@ -96,13 +95,6 @@ pub(super) fn forbidden(target: TargetId) -> InviteError {
             target.kind().noun()
         ),
     }
-}
-
-pub(super) fn minus(t: Timestamp, d: Duration) -> Timestamp {
-    Timestamp::from_millis(
-        t.as_millis()
-            .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-    )
 }
 
 #[cfg(test)]
