@@ -58,20 +58,15 @@ pub(crate) async fn claim_due_messages(
                     // The id is a `uuid` column: always readable.
                     let id: uuid::Uuid = row.try_get("id")?;
                     execute(&tx, &store.q(SET_ASIDE), &[&id, &reason.to_string()]).await?;
-                    unreadable.push((id, reason));
+                    unreadable.push(reason);
                 }
             }
         }
         tx.commit().await?;
         Ok((messages, unreadable))
     })?;
-    for (id, reason) in &unreadable {
-        tracing::warn!(
-            table = reason.table,
-            column = reason.column,
-            row = %id,
-            "outbox: set aside a due message this version cannot read (marked failed)"
-        );
+    for reason in &unreadable {
+        reason.report_set_aside();
     }
     messages.sort_by_key(|m| (m.next_attempt_at, m.created_at, m.id));
     Ok(messages)

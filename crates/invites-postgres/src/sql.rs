@@ -43,6 +43,16 @@ impl Unreadable {
             "left out a stored row this version cannot read"
         );
     }
+
+    /// Reports a due message the claim set aside (marked failed): the same fields.
+    pub(crate) fn report_set_aside(&self) {
+        tracing::warn!(
+            table = self.table,
+            column = self.column,
+            row = ?self.row,
+            "outbox: set aside a due message this version cannot read (marked failed)"
+        );
+    }
 }
 
 /// Decodes one row of `table` with `decode_row`: `Ok(Ok(value))`, `Ok(Err(unreadable))` when a

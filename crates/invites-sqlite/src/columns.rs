@@ -27,7 +27,8 @@ pub(crate) struct Unreadable {
     pub(crate) table: &'static str,
     /// The column whose value could not be decoded.
     pub(crate) column: String,
-    /// The row's id (the first column of every select decoded with [`decode`]), if it is one.
+    /// The first selected column as a UUID, if it is one: the row's id, or for a membership
+    /// table's rows (decoded by the snapshot) the target's or the organization's id.
     pub(crate) row: Option<Uuid>,
 }
 
@@ -40,6 +41,16 @@ impl Unreadable {
             column = %self.column,
             row = ?self.row,
             "left out a stored row this version cannot read"
+        );
+    }
+
+    /// Reports a due message the claim set aside (marked failed): the same fields.
+    pub(crate) fn report_set_aside(&self) {
+        tracing::warn!(
+            table = self.table,
+            column = %self.column,
+            row = ?self.row,
+            "outbox: set aside a due message this version cannot read (marked failed)"
         );
     }
 }

@@ -104,12 +104,7 @@ pub(crate) fn claim_due_messages(
     }
     tx.commit()?;
     for (_, reason) in &unreadable {
-        tracing::warn!(
-            table = reason.table,
-            column = %reason.column,
-            row = ?reason.row,
-            "outbox: set aside a due message this version cannot read (marked failed)"
-        );
+        reason.report_set_aside();
     }
     // The messages are returned as they were found, before the lease (as the memory backend
     // does): `next_attempt_at` is the time they became due.
