@@ -88,7 +88,9 @@ async fn read_facts(
     let lock_params: [&(dyn ToSql + Sync); 1] = [&email];
     let params: [&(dyn ToSql + Sync); 4] = [&kinds, &ids, &organization.0, &email];
     let rows = match via {
-        Reader::Open(tx) => locked_query(tx, LOCK_EMAIL, &lock_params, &facts, &params).await?,
+        Reader::Open(tx) => {
+            locked_query(tx, None, (LOCK_EMAIL, &lock_params), (&facts, &params)).await?
+        }
         Reader::Begin(tx) => {
             tx.begin_locked_query((LOCK_EMAIL, &lock_params), (&facts, &params))
                 .await?

@@ -301,11 +301,14 @@ async fn accept(
     let batch_email = email(row, "email")?;
     let rows = locked_query(
         tx,
-        LOCK_EMAIL,
-        &[&batch_email.as_str()],
-        &store
-            .q("SELECT organization_id, token_hash FROM {schema}.batches WHERE id = $1 FOR UPDATE"),
-        &[&cmd.batch_id.0],
+        None,
+        (LOCK_EMAIL, &[&batch_email.as_str()]),
+        (
+            &store.q(
+                "SELECT organization_id, token_hash FROM {schema}.batches WHERE id = $1 FOR UPDATE",
+            ),
+            &[&cmd.batch_id.0],
+        ),
     )
     .await?;
     let Some(row) = rows.first() else {
@@ -555,13 +558,15 @@ pub(crate) async fn rotate_batch(store: &PgStore, cmd: &RotateBatch) -> Result<R
             .collect();
         let rows = locked_query(
             &tx,
-            LOCK_EMAIL,
-            &[&batch_email.as_str()],
-            &store.q("SELECT b.last_sent_at, \
+            None,
+            (LOCK_EMAIL, &[&batch_email.as_str()]),
+            (
+                &store.q("SELECT b.last_sent_at, \
                         (SELECT count(*) FROM {schema}.invitations i \
                          WHERE i.batch_id = b.id AND i.status = ANY($2::text[])) AS renewable \
                  FROM {schema}.batches b WHERE b.id = $1 FOR UPDATE"),
-            &[&cmd.batch_id.0, &renewable_tags],
+                &[&cmd.batch_id.0, &renewable_tags],
+            ),
         )
         .await?;
         let facts = rows
@@ -622,13 +627,15 @@ pub(crate) async fn idempotency_begin(
     transaction!(store, |tx| {
         let rows = locked_query(
             &tx,
-            LOCK_IDEMPOTENCY,
-            &[&org, &key_id, &begin.key],
-            &store.q(
-                "SELECT fingerprint, response, created_at FROM {schema}.idempotency \
+            None,
+            (LOCK_IDEMPOTENCY, &[&org, &key_id, &begin.key]),
+            (
+                &store.q(
+                    "SELECT fingerprint, response, created_at FROM {schema}.idempotency \
                  WHERE organization_id = $1 AND key_id = $2 AND key = $3",
+                ),
+                &[&begin.organization.0, &begin.key_id.0, &begin.key],
             ),
-            &[&begin.organization.0, &begin.key_id.0, &begin.key],
         )
         .await?;
         let found = rows

@@ -15,7 +15,7 @@
 use crate::PgStore;
 use crate::error::Error;
 use crate::sql::Params;
-use deadpool_postgres::{ClientWrapper, Object};
+use deadpool_postgres::{GenericClient, Object};
 use tokio_postgres::{Row, Statement};
 
 /// The statement that opens every pipelined transaction (the crate's isolation level).
@@ -43,9 +43,9 @@ impl PipelinedTx {
         !self.open
     }
 
-    fn client(&self) -> &ClientWrapper {
+    fn client(&self) -> &Object {
         self.client
-            .as_deref()
+            .as_ref()
             .expect("the connection is held until the transaction ends")
     }
 
@@ -55,24 +55,13 @@ impl PipelinedTx {
     }
 
     /// Sends `BEGIN`, the advisory lock `lock` and the query `query` together: one round
-    /// trip. The query's snapshot is taken after the lock is granted (`READ COMMITTED` takes
-    /// one per statement), so it sees every write the lock's previous holder committed.
+    /// trip ([`locked_query`](crate::sql::locked_query)).
     pub(crate) async fn begin_locked_query(
         &self,
         lock: (&str, &Params<'_>),
         query: (&str, &Params<'_>),
     ) -> Result<Vec<Row>, Error> {
-        let client = self.client();
-        // Prepared first: a statement this connection has not seen costs a round trip of its
-        // own, once per connection, outside the transaction.
-        let lock_statement = client.prepare_cached(lock.0).await?;
-        let statement = client.prepare_cached(query.0).await?;
-        let ((), _, rows) = tokio::try_join!(
-            client.batch_execute(BEGIN),
-            client.execute(&lock_statement, lock.1),
-            client.query(&statement, query.1),
-        )?;
-        Ok(rows)
+        crate::sql::locked_query(self.client(), Some(BEGIN), lock, query).await
     }
 
     /// Runs `statement`, then commits: one round trip. `Ok` only when both succeeded.

@@ -359,18 +359,30 @@ INSERT INTO {schema}.outbox (id, batch_id, organization_id, recipient, accept_ur
 VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, NULL)";
 
 /// Takes an advisory lock, then runs `sql`: two statements sent together (pipelined, one
-/// round trip). The query's snapshot is taken after the lock is granted, so it sees every
-/// write the lock's previous holder committed.
-pub(crate) async fn locked_query(
-    tx: &deadpool_postgres::Transaction<'_>,
-    lock_sql: &str,
-    lock_params: &Params<'_>,
-    sql: &str,
-    params: &Params<'_>,
+/// round trip), three with `begin` (a `BEGIN` sent first, for a pipelined transaction). The
+/// query's snapshot is taken after the lock is granted (`READ COMMITTED` takes one per
+/// statement), so it sees every write the lock's previous holder committed.
+pub(crate) async fn locked_query<C: deadpool_postgres::GenericClient + Sync>(
+    client: &C,
+    begin: Option<&str>,
+    (lock_sql, lock_params): (&str, &Params<'_>),
+    (sql, params): (&str, &Params<'_>),
 ) -> Result<Vec<Row>, Error> {
-    use deadpool_postgres::GenericClient;
-    let lock = tx.prepare_cached(lock_sql).await?;
-    let statement = tx.prepare_cached(sql).await?;
-    let (_, rows) = tokio::try_join!(tx.execute(&lock, lock_params), tx.query(&statement, params))?;
+    // Prepared first: a statement this connection has not seen costs a round trip of its own,
+    // once per connection, outside any transaction.
+    let lock = client.prepare_cached(lock_sql).await?;
+    let statement = client.prepare_cached(sql).await?;
+    // Polled in order, so sent in order: the `BEGIN` (if any), the lock, the query.
+    let begin = async {
+        match begin {
+            Some(begin) => client.batch_execute(begin).await,
+            None => Ok(()),
+        }
+    };
+    let ((), _, rows) = tokio::try_join!(
+        begin,
+        client.execute(&lock, lock_params),
+        client.query(&statement, params)
+    )?;
     Ok(rows)
 }
