@@ -141,21 +141,9 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
     }
 
     let now = queued.claim_returns_only_the_healthy(&store).await;
+    let planter = RawPlanter(db.clone());
     for ((column, _), id) in spoil.iter().zip(queued.spoiled()) {
-        let row = client
-            .query_one(
-                "SELECT status, last_error, accept_url IS NOT NULL AS has_link \
-                 FROM outbox WHERE id = $1",
-                &[&id.0],
-            )
-            .await
-            .expect("row");
-        unreadable::assert_set_aside(
-            column,
-            &row.get::<_, String>("status"),
-            row.get::<_, Option<String>>("last_error").as_deref(),
-            row.get("has_link"),
-        );
+        unreadable::assert_set_aside(&planter, *id, column).await;
     }
     queued.nothing_comes_back(&store, now).await;
     let snapshot = store.snapshot().await.expect("snapshot");

@@ -201,15 +201,9 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
     }
 
     let now = queued.claim_returns_only_the_healthy(&store).await;
+    let planter = RawPlanter(path.clone());
     for ((column, _), id) in spoil.iter().zip(queued.spoiled()) {
-        let (status, error, link): (String, Option<String>, bool) = conn
-            .query_row(
-                "SELECT status, last_error, accept_url IS NOT NULL FROM outbox WHERE id = ?1",
-                [id.0.as_bytes()],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-            )
-            .expect("row");
-        unreadable::assert_set_aside(column, &status, error.as_deref(), link);
+        unreadable::assert_set_aside(&planter, *id, column).await;
     }
     // Never returned again.
     queued.nothing_comes_back(&store, now).await;

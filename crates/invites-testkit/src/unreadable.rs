@@ -31,9 +31,6 @@ use uuid::Uuid;
 /// it. No error, log line or `last_error` may ever quote it.
 pub const SPOILED_EMAIL: &str = "Spoiled Value, not an email";
 
-/// The reason the claim stores on an outbox message whose recipient cannot be read.
-pub const RECIPIENT_UNREADABLE: &str = "stored row could not be read: column outbox.recipient";
-
 /// How a backend's test plants rows its store cannot decode (raw SQL on the same database).
 #[async_trait]
 pub trait Planter: Send + Sync {
@@ -251,15 +248,7 @@ pub async fn one_bad_row_blocks_nothing(
         "{report:?}"
     );
 
-    let raw = planter.message_row(bad_message.message).await;
-    assert_eq!(
-        raw,
-        RawMessage {
-            status: "failed".into(),
-            last_error: Some(RECIPIENT_UNREADABLE.into()),
-            has_link: false,
-        }
-    );
+    assert_set_aside(planter, bad_message.message, "recipient").await;
     let raw = planter.message_row(bad_batch.message).await;
     assert_eq!((raw.status.as_str(), raw.has_link), ("failed", false));
     let reason = raw.last_error.expect("a reason");
@@ -576,16 +565,17 @@ impl Queued {
     }
 }
 
-/// What a set-aside outbox row must hold, as read with raw SQL: failed, its reason naming the
-/// `column`, its link cleared.
+/// Outbox message `id`, read back through `planter` (raw SQL), was set aside: failed, its
+/// reason naming the `column`, its link cleared.
 ///
 /// # Panics
-/// When it does not.
-pub fn assert_set_aside(column: &str, status: &str, last_error: Option<&str>, has_link: bool) {
-    assert_eq!(status, "failed", "{column}");
+/// When it was not.
+pub async fn assert_set_aside(planter: &dyn Planter, id: MessageId, column: &str) {
+    let row = planter.message_row(id).await;
+    assert_eq!(row.status, "failed", "{column}");
     assert_eq!(
-        last_error,
+        row.last_error.as_deref(),
         Some(format!("stored row could not be read: column outbox.{column}").as_str())
     );
-    assert!(!has_link, "{column}: the link is cleared");
+    assert!(!row.has_link, "{column}: the link is cleared");
 }
