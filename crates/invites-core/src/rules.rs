@@ -667,12 +667,7 @@ mod tests {
 
     #[test]
     fn a_delivery_record_applies_only_to_a_queued_message() {
-        for status in [
-            MessageStatus::Queued,
-            MessageStatus::Sent,
-            MessageStatus::Failed,
-            MessageStatus::Cancelled,
-        ] {
+        for status in MessageStatus::ALL {
             assert_eq!(
                 delivery_record_applies(status),
                 status == MessageStatus::Queued

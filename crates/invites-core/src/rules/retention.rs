@@ -126,6 +126,7 @@ mod tests {
     #[test]
     fn only_finished_old_messages_that_are_not_their_batchs_newest_go() {
         let before = ts(100);
+        let mut purgeable = 0;
         for status in MessageStatus::ALL {
             for at in [99, 100, 101] {
                 for newest_of_batch in [false, true] {
@@ -136,10 +137,16 @@ mod tests {
                     };
                     let want = status != MessageStatus::Queued && at < 100 && !newest_of_batch;
                     assert_eq!(message_is_purgeable(&facts, before), want, "{facts:?}");
+                    purgeable += usize::from(want);
                 }
             }
         }
-        assert!(!message_is_finished(MessageStatus::Queued));
+        // The three finished statuses, dated 99, not their batch's newest.
+        assert_eq!(purgeable, 3);
+        assert_eq!(
+            unfinished_statuses().collect::<Vec<_>>(),
+            vec![MessageStatus::Queued]
+        );
     }
 
     #[test]
