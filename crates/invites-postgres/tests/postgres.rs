@@ -4,8 +4,8 @@
 //! `INVITES_PG_URL`.
 
 use invites_core::{
-    BulkInviteRequest, Directory, Email, Inspect, InviteMethod, OutboxStore, OutcomeCode,
-    ReadStore, StoreError, TargetId, Timestamp, User, UserId,
+    BulkInviteRequest, Directory, Email, Inspect, InvitationFilter, InviteMethod, OutboxStore,
+    OutcomeCode, ReadStore, StoreError, TargetId, Timestamp, User, UserId,
 };
 use invites_postgres::testing::{empty_database, fresh_database, server_url};
 use invites_postgres::{ConnectError, PgOptions, PgStore};
@@ -687,7 +687,8 @@ async fn bulk_requests_read_few_pages_whatever_plan_is_cached() {
     // Prepared statements keep the plan they were given. A plan made while a table was small
     // (or, here, forced generic from the first execution) once read every pending
     // invitation of every email on each request: the facts read walked the one-pending
-    // index (migration 4) and so did the supersede UPDATE (now a join on the ids). Measured
+    // index (migration 4), so did the supersede UPDATE (now a join on the ids), and a list
+    // by email could walk the organization's invitations (now through its batches). Measured
     // in pages, not time: with 40,000 pending rows planted, any such walk reads hundreds.
     let url = server!("bulk_requests_read_few_pages_whatever_plan_is_cached");
     let (stats, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
@@ -771,6 +772,23 @@ async fn bulk_requests_read_few_pages_whatever_plan_is_cached() {
             let r = h.service.bulk_invite(&key, request).await.expect("bulk");
             assert!(r.results.iter().all(|r| r.success), "request {i}: {r:?}");
         }
+        // A list by email (through the email's batches, migration 5), not a walk of the
+        // organization's invitations.
+        let page = h
+            .service
+            .list_invitations(
+                &key,
+                InvitationFilter::Email(Email::parse(&ann).expect("email")),
+                10,
+                None,
+            )
+            .await
+            .expect("list");
+        assert_eq!(
+            page.items.len(),
+            1,
+            "ann's invitation, superseded by the direct add"
+        );
     }
     let after = statements().await;
     assert!(after.len() >= 3, "{} statements seen", after.len());
