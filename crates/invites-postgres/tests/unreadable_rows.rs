@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use invites_core::*;
 use invites_postgres::testing::{TestDatabase, fresh_database, server_url};
 use invites_testkit::Backend;
-use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL};
+use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL, SPOILED_NAME};
 use std::sync::Arc;
 
 macro_rules! server {
@@ -68,6 +68,14 @@ impl Planter for RawPlanter {
             )
             .await
             .expect("restore the key");
+    }
+
+    async fn spoil_user_first_name(&self, id: UserId) {
+        self.execute(
+            "UPDATE users SET first_name = $2 WHERE id = $1",
+            &[&id.0, &SPOILED_NAME],
+        )
+        .await;
     }
 
     async fn message_row(&self, id: MessageId) -> RawMessage {

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use invites_core::*;
 use invites_sqlite::SqliteStore;
 use invites_testkit::Backend;
-use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL};
+use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL, SPOILED_NAME};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -102,6 +102,16 @@ impl Planter for RawPlanter {
                 rusqlite::params![id.0.as_bytes(), SPOILED_EMAIL],
             )
             .expect("update");
+        assert_eq!(n, 1);
+    }
+
+    async fn spoil_user_first_name(&self, id: UserId) {
+        let n = raw(&self.0)
+            .execute(
+                "UPDATE users SET first_name = ?2 WHERE id = ?1",
+                rusqlite::params![id.0.as_bytes(), SPOILED_NAME],
+            )
+            .expect("spoil");
         assert_eq!(n, 1);
     }
 

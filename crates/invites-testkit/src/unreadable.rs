@@ -40,7 +40,13 @@ pub trait Planter: Send + Sync {
     async fn spoil_invitation_email(&self, id: InvitationId);
     /// Outbox message `id` as stored, read with raw SQL.
     async fn message_row(&self, id: MessageId) -> RawMessage;
+    /// Stores [`SPOILED_NAME`] as the first name of user `id`.
+    async fn spoil_user_first_name(&self, id: UserId);
 }
+
+/// The value planted where a name belongs: `PersonName::parse` would trim it, so it is not a
+/// stored name.
+pub const SPOILED_NAME: &str = " Spoiled name ";
 
 /// An outbox row as stored.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -113,6 +119,10 @@ pub struct Planted {
     pub bad_invitation: InvitationId,
     /// Healthy batches: two of the first organization, two of the other.
     pub healthy: Vec<Made>,
+    /// The user whose first name was spoiled, and its email.
+    pub bad_user: (UserId, Email),
+    /// A healthy user.
+    pub good_user: UserId,
     /// The time the scenario ended at.
     pub now: Timestamp,
 }
@@ -254,11 +264,17 @@ pub async fn one_bad_row_blocks_nothing(
     assert!(reason.contains("invitations.email"), "{reason}");
     assert!(!reason.contains(SPOILED_EMAIL), "{reason}");
 
+    planter.spoil_user_first_name(world.existing_user).await;
     let planted = Planted {
         bad_message,
         bad_batch,
         bad_invitation,
         healthy,
+        bad_user: (
+            world.existing_user,
+            Email::parse("existing@acme.test").expect("email"),
+        ),
+        good_user: world.org_admin,
         now: s.clock.now(),
     };
     nothing_comes_back(&s, &planted).await;
@@ -398,6 +414,54 @@ async fn reads_keep_working(
             "limit {limit}"
         );
     }
+
+    // Reads of one row: the unreadable one alone is an error naming its column, never the
+    // value; the others read as usual.
+    let incompatible = |what: &str, r: Result<_, StoreError>, column: &str| match r {
+        Err(e @ StoreError::Incompatible { .. }) => {
+            let e = e.to_string();
+            assert!(e.contains(column), "{what}: {e}");
+            assert!(
+                !e.contains(SPOILED_EMAIL) && !e.contains(SPOILED_NAME.trim()),
+                "{e}"
+            );
+        }
+        other => panic!("{what}: {other:?}"),
+    };
+    let org = bad_batch.principal.organization;
+    incompatible(
+        "get_invitation",
+        backend
+            .get_invitation(org, planted.bad_invitation)
+            .await
+            .map(|_| ()),
+        "email",
+    );
+    assert!(
+        backend
+            .get_invitation(org, bad_batch.invitations[1])
+            .await
+            .expect("a healthy invitation")
+            .is_some()
+    );
+    let (bad_user, bad_email) = &planted.bad_user;
+    incompatible(
+        "get_user",
+        backend.get_user(*bad_user).await.map(|_| ()),
+        "first_name",
+    );
+    incompatible(
+        "find_user",
+        backend.find_user(bad_email).await.map(|_| ()),
+        "first_name",
+    );
+    assert!(
+        backend
+            .get_user(planted.good_user)
+            .await
+            .expect("a healthy user")
+            .is_some()
+    );
 
     // Batch views: the healthy ones as usual; the one whose message is unreadable lists its
     // invitation without that message; the unreadable batch alone is an error.
