@@ -3,25 +3,19 @@
 //! accept, idempotent replays, listing) give the same responses, mails and final state on the
 //! reference model, the memory backend and the SQLite backend (a fresh file per sequence).
 
+mod common;
+
 use invites_sqlite::SqliteStore;
 use invites_testkit::Backend;
 use invites_testkit::differential::run_differential;
 use invites_testkit::strategies::{cases, ops, standard_world};
 use proptest::prelude::*;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 async fn fresh_file() -> SqliteStore {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("differential-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("db-{}.sqlite", NEXT.fetch_add(1, Ordering::SeqCst)));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    SqliteStore::open(&path).await.expect("open")
+    SqliteStore::open(&common::fresh_path("differential"))
+        .await
+        .expect("open")
 }
 
 proptest! {

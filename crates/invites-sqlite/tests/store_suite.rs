@@ -2,6 +2,8 @@
 //! fault checks: a [`TriggerFaults`] makes SQLite itself fail from inside, with triggers
 //! installed by a second connection to the file (as another process could).
 
+mod common;
+
 use async_trait::async_trait;
 use invites_core::{Email, TargetId, TargetKind};
 use invites_sqlite::SqliteStore;
@@ -11,17 +13,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-static NEXT: AtomicUsize = AtomicUsize::new(0);
-
-/// A new database file, unique within this run and across runs.
+/// A store on a new database file, and the file.
 async fn fresh() -> (SqliteStore, PathBuf) {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("store-suite-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("db-{}.sqlite", NEXT.fetch_add(1, Ordering::SeqCst)));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
+    let path = common::fresh_path("store-suite");
     let store = SqliteStore::open(&path).await.expect("open a fresh file");
     (store, path)
 }

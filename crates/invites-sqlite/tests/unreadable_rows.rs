@@ -3,17 +3,16 @@
 //! scenario of `invites_testkit::unreadable`, again after reopening the file, and the claim's
 //! handling of every kind of bad value SQLite lets through.
 
+mod common;
+
 use async_trait::async_trait;
 use invites_core::*;
 use invites_sqlite::SqliteStore;
 use invites_testkit::Backend;
 use invites_testkit::unreadable::{self, Planter, RawMessage, SPOILED_EMAIL, SPOILED_NAME};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-
-static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// Every `tracing` event of this test process, formatted with its fields (a plain subscriber:
 /// the backend warns from its connection thread, so it must be the global one).
@@ -61,16 +60,9 @@ impl tracing::Subscriber for Capture {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-/// A new database file, unique within this run and across runs.
+/// A new database file.
 fn fresh_path() -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("unreadable-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("db-{}.sqlite", NEXT.fetch_add(1, Ordering::SeqCst)));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    path
+    common::fresh_path("unreadable")
 }
 
 /// A plain connection to the file, as another process would have.
