@@ -95,16 +95,15 @@ pub(crate) fn purge_idempotency(
     expired_before: Timestamp,
     limit: usize,
 ) -> Result<u64, Error> {
-    // `rules::idempotency_is_expired`: created strictly before the cutoff.
-    bounded_delete(
-        conn,
-        "DELETE FROM idempotency WHERE (organization_id, key_id, key) IN ( \
-           SELECT organization_id, key_id, key FROM idempotency \
-           WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)",
-        expired_before,
-        limit,
-    )
+    bounded_delete(conn, PURGEABLE_IDEMPOTENCY, expired_before, limit)
 }
+
+/// Up to `?2` idempotency records created strictly before `?1`
+/// (`rules::idempotency_is_expired`), oldest first.
+const PURGEABLE_IDEMPOTENCY: &str = "DELETE FROM idempotency \
+    WHERE (organization_id, key_id, key) IN ( \
+      SELECT organization_id, key_id, key FROM idempotency \
+      WHERE created_at < ?1 ORDER BY created_at LIMIT ?2)";
 
 /// Runs `delete` (parameters: the cutoff, the limit) in one `BEGIN IMMEDIATE` transaction;
 /// the rows it deleted.
@@ -123,4 +122,42 @@ fn bounded_delete(
         .execute(params![cutoff.as_millis(), sql_limit(limit)])?;
     tx.commit()?;
     Ok(deleted as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of `sql`, one line per step.
+    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        stmt.query_map(params![0i64, 10i64], |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn each_purge_walks_its_index_oldest_first() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        crate::schema::migrate(&mut conn).expect("migrate");
+        for (sql, index) in [
+            (DEAD_BATCHES.as_str(), "batches_by_last_sent"),
+            (PURGEABLE_MESSAGES.as_str(), "outbox_by_next_attempt"),
+            (PURGEABLE_IDEMPOTENCY, "idempotency_by_created"),
+        ] {
+            let steps = plan(&conn, sql);
+            assert!(
+                steps.iter().any(|s| s.contains(index)),
+                "{index} not used: {steps:#?}"
+            );
+            // Oldest first straight from the index: no sort of the whole table.
+            assert!(
+                !steps.iter().any(|s| s.contains("TEMP B-TREE FOR ORDER BY")),
+                "{steps:#?}"
+            );
+        }
+    }
 }
