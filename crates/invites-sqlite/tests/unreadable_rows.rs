@@ -229,3 +229,40 @@ async fn the_claim_sets_aside_every_kind_of_unreadable_row() {
         Some("stored row could not be read: column outbox.accept_url")
     );
 }
+
+/// A row left out of a list whose own position cannot be decoded (a text `created_at`, which
+/// SQLite sorts after every number) does not stop the page refill: every other invitation is
+/// listed once, whatever the page size, and the cursor ends.
+#[tokio::test]
+async fn a_list_walks_past_a_row_whose_position_cannot_be_decoded() {
+    let path = fresh_path();
+    let store = SqliteStore::open(&path).await.expect("open");
+    let queued = unreadable::queue_messages(Arc::new(store.clone()), 4).await;
+    let ids: Vec<InvitationId> = store
+        .snapshot()
+        .await
+        .expect("snapshot")
+        .invitations
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids.len(), 4);
+    let conn = raw(&path);
+    conn.pragma_update(None, "ignore_check_constraints", true)
+        .expect("pragma");
+    let n = conn
+        .execute(
+            "UPDATE invitations SET created_at = 'yesterday' WHERE id = ?1",
+            [ids[1].0.as_bytes()],
+        )
+        .expect("spoil");
+    assert_eq!(n, 1);
+    let want: Vec<InvitationId> = ids.iter().copied().filter(|i| *i != ids[1]).collect();
+    for limit in [1, 2, 3, 500] {
+        assert_eq!(
+            unreadable::list_all(&queued.harness.service, &queued.key, limit).await,
+            want,
+            "limit {limit}"
+        );
+    }
+}

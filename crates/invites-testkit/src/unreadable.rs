@@ -327,7 +327,12 @@ fn expect_incompatible<T: std::fmt::Debug>(r: Result<T, InviteError>, column: &s
     }
 }
 
-async fn list_all(service: &InviteService, p: &Principal, limit: usize) -> Vec<InvitationId> {
+/// Every pending invitation `p` sees, page by page (`limit` per page), following the cursor
+/// to its end.
+///
+/// # Panics
+/// When a page fails, is longer than `limit`, or the cursor never ends.
+pub async fn list_all(service: &InviteService, p: &Principal, limit: usize) -> Vec<InvitationId> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
@@ -529,6 +534,8 @@ async fn reads_keep_working(
 pub struct Queued {
     /// The service over the backend; its clock started these messages.
     pub harness: Harness,
+    /// The key that sent them (the seeded world's global key).
+    pub key: Principal,
     /// The messages, oldest first; the last one is left healthy.
     pub messages: Vec<MessageId>,
 }
@@ -564,7 +571,11 @@ pub async fn queue_messages(backend: Arc<dyn Backend>, n: usize) -> Queued {
         n,
         "the world has fewer websites than messages asked for"
     );
-    Queued { harness, messages }
+    Queued {
+        harness,
+        key,
+        messages,
+    }
 }
 
 impl Queued {
