@@ -11,7 +11,7 @@
 //! | accept link base | `http://` or `https://`, a host, printable ASCII without spaces, quotes, `<>`, `\`, `#`; at most 1024 bytes | (required) |
 //! | invitation time to live | 1 second to 365 days | 7 days |
 //! | idempotency time to live | 1 minute to 30 days | 24 hours |
-//! | idempotency takeover (`stale_after`) | 1 second to the idempotency time to live | 60 seconds |
+//! | idempotency takeover (`stale_after`) | 1 second to the idempotency time to live | 5 minutes |
 //! | resend interval | 1 second to 1 day | 60 seconds |
 //! | delivery backoff | base 1 ms to max; max at most 7 days | 30 s doubling to 1 hour |
 //! | delivery attempts | 1 to 100 | 8 |
@@ -407,7 +407,7 @@ impl InviteConfig {
             accept_url_base: base,
             invitation_ttl: 7 * DAY,
             idempotency_ttl: DAY,
-            idempotency_stale_after: MINUTE,
+            idempotency_stale_after: 5 * MINUTE,
             resend_interval: MINUTE,
             delivery: DeliveryPolicy::default(),
             retention: RetentionPolicy::default(),
@@ -455,6 +455,13 @@ impl InviteConfig {
 
     /// With another idempotency window: a key remembers its response for `ttl`, and an
     /// in-progress record (a crashed request) can be taken over after `stale_after`.
+    ///
+    /// Keep `stale_after` above the longest a live request can take (the host's pool wait,
+    /// the store writes, and the inline send, which the mailer bounds: 30 s for SMTP by
+    /// default); the default, 5 minutes, leaves room. A takeover that happens anyway is
+    /// safe: the first run's finish is fenced out
+    /// ([`idempotency_finish_applies`](crate::rules::idempotency_finish_applies)), so it
+    /// cannot overwrite the response the second run stored.
     ///
     /// # Errors
     /// [`ConfigError`] unless 1 minute ≤ `ttl` ≤ 30 days and 1 second ≤ `stale_after` ≤ `ttl`.

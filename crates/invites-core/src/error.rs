@@ -284,10 +284,14 @@ impl StoreError {
 /// Three kinds: [`transient`](MailError::transient) (the outbox retries, no earlier than an
 /// optional [`retry_after`](MailError::retry_after) hint), [`permanent`](MailError::permanent)
 /// for this message (the outbox marks it failed), and
-/// [`misconfigured`](MailError::misconfigured): permanent too, but the fault is the mailer's
-/// account or configuration (bad credentials, suspended account, unknown sender), so every
-/// message will fail until someone fixes it; a host alerts on
-/// [`is_misconfigured`](MailError::is_misconfigured).
+/// [`misconfigured`](MailError::misconfigured): the fault is the *sender's*, not the
+/// message's (bad credentials, suspended account, unknown sender, a server refusing the
+/// sender at the greeting or `MAIL FROM`: a blocklist, a daily quota), so every message would
+/// fail the same way. The outbox then **pauses delivery** instead of failing the message: the
+/// message stays queued with its attempts unchanged, the rest of the pass is put back, a
+/// warning is logged, and delivery resumes by itself after a backoff
+/// ([`InviteService::delivery_pause`](crate::InviteService::delivery_pause) tells whether it
+/// is paused). A host alerts on [`is_misconfigured`](MailError::is_misconfigured).
 #[derive(Debug, thiserror::Error)]
 #[error("{}delivery failed: {source}", self.kind.prefix())]
 pub struct MailError {
@@ -333,10 +337,10 @@ impl MailError {
         Self::new(MailErrorKind::Permanent, e)
     }
 
-    /// A permanent failure caused by the mailer's account or configuration (bad token or
-    /// credentials, suspended account, unconfirmed sender), reported apart from
-    /// [`permanent`](MailError::permanent) so a host can alert: until it is fixed, every
-    /// message fails.
+    /// A failure caused by the sender (the mailer's account or configuration: bad token or
+    /// credentials, suspended account, unconfirmed sender; or a server-wide refusal of the
+    /// sender), not by this message: the outbox pauses delivery and keeps the message queued
+    /// (see [`MailError`]). Never use it for a problem of one recipient.
     pub fn misconfigured(e: impl Into<BoxError>) -> Self {
         Self::new(MailErrorKind::Misconfigured, e)
     }
@@ -355,7 +359,8 @@ impl MailError {
         self.kind == MailErrorKind::Transient
     }
 
-    /// Whether the failure is the mailer's account or configuration rather than this message.
+    /// Whether the failure is the sender's (account, configuration, a server-wide refusal)
+    /// rather than this message's: the outbox pauses delivery on it.
     pub fn is_misconfigured(&self) -> bool {
         self.kind == MailErrorKind::Misconfigured
     }

@@ -199,9 +199,9 @@ pub use response::{
     BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, Summary, TargetResult,
 };
 pub use service::{
-    AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
-    InvitationView, InviteService, MessageView, PreviewItem, PurgeReport, ResendResponse,
-    RevokeResponse,
+    AcceptResponse, AcceptResult, BatchView, DeliveryPause, DeliveryReport, InvitationPage,
+    InvitationPreview, InvitationView, InviteService, MessageView, PreviewItem, PurgeReport,
+    RequeueReport, ResendResponse, RevokeResponse,
 };
 pub use store::{
     AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, BatchRecord,

@@ -40,12 +40,25 @@ pub trait Mailer: Send + Sync + Debug + 'static {
     /// [`MailError::with_retry_after`]), [`MailError::permanent`] when this message cannot be
     /// delivered, [`MailError::misconfigured`] when the mailer itself is (bad credentials, ...).
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError>;
+
+    /// The longest one [`send`](Mailer::send) can take before the mailer gives up on it (its
+    /// own timeout), or `None` if it does not bound its sends. The outbox starts a send only
+    /// while the claim's lease has at least this long left, so a send never outlives its
+    /// claim and no second deliverer sends the same message meanwhile; with `None` it assumes
+    /// half the lease ([`DeliveryPolicy::lease`](crate::DeliveryPolicy::lease)). A mailer
+    /// that talks to a network should bound its sends and say so here.
+    fn send_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 #[async_trait]
 impl<T: Mailer + ?Sized> Mailer for Arc<T> {
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
         (**self).send(message).await
+    }
+    fn send_timeout(&self) -> Option<std::time::Duration> {
+        (**self).send_timeout()
     }
 }
 

@@ -162,10 +162,17 @@ pub trait LifecycleStore: Send + Sync + Debug + 'static {
 #[async_trait]
 pub trait OutboxStore: Send + Sync + Debug + 'static {
     /// Atomically select the `Queued` messages with `next_attempt_at <= now`, ordered by
-    /// (next_attempt_at, created_at, id), at most `limit` (`0`: none), and set their
-    /// `next_attempt_at` to `lease_until`. Returns them *as they were found* (their
-    /// `next_attempt_at` is the time they became due); the stored rows hold the lease.
-    /// Concurrent claims never return the same message while its lease holds.
+    /// (next_attempt_at, created_at, id), at most `limit` (`0`: none), set their
+    /// `next_attempt_at` to `lease_until` and **count an attempt** (`attempts + 1`). Returns
+    /// them with `attempts` counting this claim and `next_attempt_at` as it was found (the
+    /// time they became due); the stored rows hold the lease. Concurrent claims never return
+    /// the same message while its lease holds.
+    ///
+    /// Counting the attempt at the claim means a message whose delivery never records an
+    /// outcome (the process crashed or aborted mid-send) still uses up its attempts, so a
+    /// poison message is set aside after `max_attempts` claims instead of coming back after
+    /// every restart. A claim that did not attempt after all gives the count back with
+    /// [`DeliveryUpdate::Deferred`].
     ///
     /// # Errors
     /// Storage failure; nothing claimed.
@@ -178,11 +185,14 @@ pub trait OutboxStore: Send + Sync + Debug + 'static {
 
     /// Record how a delivery attempt ended ([`DeliveryUpdate`]): `Sent`, `Failed` and
     /// `Cancelled` set the status and clear the accept link; `Retry` keeps the message
-    /// queued, with the link, until its `next_attempt_at`. Conditional: the record applies
+    /// queued, with the link, until its `next_attempt_at`; `Deferred` keeps it queued with
+    /// its attempts restored and its last error unchanged. Conditional: the record applies
     /// only while the message is still `Queued`
-    /// ([`delivery_record_applies`](crate::rules::delivery_record_applies)); a message that
-    /// left the queue meanwhile (a resend cancelled it, another deliverer recorded it) is left
-    /// as it is and the call returns `Ok`.
+    /// ([`delivery_record_applies`](crate::rules::delivery_record_applies)), and `Deferred`
+    /// only while the row still holds that claim's lease
+    /// ([`deferral_applies`](crate::rules::deferral_applies)); a message that left the queue
+    /// meanwhile (a resend cancelled it, another deliverer recorded it) is left as it is and
+    /// the call returns `Ok`.
     ///
     /// # Errors
     /// `Err(StoreError::Backend)` for an unknown message id (nothing written: the caller holds
@@ -199,6 +209,22 @@ pub trait OutboxStore: Send + Sync + Debug + 'static {
     /// # Errors
     /// Storage failure.
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError>;
+
+    /// The `Failed` messages created in `[created_from, created_until)`, ordered by
+    /// (created_at, id), after the `after` position (exclusive; `None` for the first page), at
+    /// most `limit` (`0`: none). A row this version cannot decode is left out. For
+    /// [`InviteService::requeue_failed`](crate::InviteService::requeue_failed), a host's
+    /// recovery after an outage; it is not on any request path.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn failed_messages(
+        &self,
+        created_from: Timestamp,
+        created_until: Timestamp,
+        after: Option<(Timestamp, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError>;
 
     /// Delete up to `limit` (`0`: none) outbox messages that
     /// [`message_is_purgeable`](crate::rules::message_is_purgeable) at `before`: finished,
@@ -237,8 +263,14 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
     ) -> Result<IdempotencyState, StoreError>;
 
     /// Finish an idempotent request: with `Some(response)` (JSON), store it on the key's
-    /// record (a key without a record: no-op); with `None`, delete the record so the key can
-    /// be used again.
+    /// record; with `None`, delete the record so the key can be used again.
+    ///
+    /// Fenced: it applies only to the record of *this run*, the one its begin stored with
+    /// `created_at == started_at` (the begin's `now`;
+    /// [`idempotency_finish_applies`](crate::rules::idempotency_finish_applies)). A run that
+    /// was taken over as stale (a later begin replaced its record) finds another record and
+    /// changes nothing, so it cannot overwrite the response of the run that replaced it. A key
+    /// without a record: no-op.
     ///
     /// # Errors
     /// Storage failure; nothing changed.
@@ -247,6 +279,7 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
         organization: OrganizationId,
         key_id: ApiKeyId,
         key: &str,
+        started_at: Timestamp,
         response: Option<&str>,
     ) -> Result<(), StoreError>;
 
@@ -463,6 +496,17 @@ macro_rules! forward_store {
             ) -> Result<Vec<OutboxMessage>, StoreError> {
                 (**self).batch_messages(batch).await
             }
+            async fn failed_messages(
+                &self,
+                created_from: Timestamp,
+                created_until: Timestamp,
+                after: Option<(Timestamp, MessageId)>,
+                limit: usize,
+            ) -> Result<Vec<OutboxMessage>, StoreError> {
+                (**self)
+                    .failed_messages(created_from, created_until, after, limit)
+                    .await
+            }
             async fn purge_messages(
                 &self,
                 before: Timestamp,
@@ -486,9 +530,12 @@ macro_rules! forward_store {
                 o: OrganizationId,
                 k: ApiKeyId,
                 key: &str,
+                started_at: Timestamp,
                 response: Option<&str>,
             ) -> Result<(), StoreError> {
-                (**self).idempotency_finish(o, k, key, response).await
+                (**self)
+                    .idempotency_finish(o, k, key, started_at, response)
+                    .await
             }
             async fn purge_idempotency(
                 &self,

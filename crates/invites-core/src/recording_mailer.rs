@@ -14,6 +14,9 @@ pub enum MailerMode {
     FailTransient,
     /// Fail every message with a permanent error.
     FailPermanent,
+    /// Fail every message with a sender-wide error ([`MailError::misconfigured`]): delivery
+    /// pauses.
+    FailMisconfigured,
 }
 
 #[derive(Debug)]
@@ -90,6 +93,9 @@ impl Mailer for RecordingMailer {
             )),
             MailerMode::FailPermanent => Err(MailError::permanent(
                 "recording mailer set to fail (permanent)",
+            )),
+            MailerMode::FailMisconfigured => Err(MailError::misconfigured(
+                "recording mailer set to fail (misconfigured)",
             )),
         }
     }

@@ -319,6 +319,19 @@ pub fn delivery_record_applies(status: MessageStatus) -> bool {
     status == MessageStatus::Queued
 }
 
+/// Whether a [`DeliveryUpdate::Deferred`](crate::DeliveryUpdate::Deferred) applies to an
+/// outbox message with this status and `next_attempt_at`: only a queued message that still
+/// holds the deferring claim's lease (`leased_until`). Once the lease ran out another
+/// deliverer may have claimed it again (a newer lease, one more attempt counted); undoing that
+/// claim would let a third deliverer send the message while the second is sending it.
+pub fn deferral_applies(
+    status: MessageStatus,
+    next_attempt_at: Timestamp,
+    leased_until: Timestamp,
+) -> bool {
+    delivery_record_applies(status) && next_attempt_at == leased_until
+}
+
 /// An idempotency record as stored for (organization, key id, key).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct StoredIdempotency {
@@ -369,6 +382,14 @@ pub fn decide_idempotency(
             fingerprint: r.fingerprint,
         }),
     }
+}
+
+/// Whether a finish by the run that began at `started_at` applies to the record found with
+/// `created_at`: only the record that run's own begin stored. A begin that takes a stale record
+/// over stores its own `now`, strictly later (a takeover needs `stale_after` ≥ 1 s to pass),
+/// so the run it replaced can no longer write its response or delete the record.
+pub fn idempotency_finish_applies(created_at: Timestamp, started_at: Timestamp) -> bool {
+    created_at == started_at
 }
 
 /// Whether an idempotency record created at `created_at` is dead for a begin (or a purge)

@@ -425,8 +425,27 @@ pub enum DeliveryUpdate {
         /// The error, as text.
         error: String,
     },
-    /// No live invitation left: status cancelled, body cleared.
-    Cancelled,
+    /// No live invitation left: status cancelled, body cleared, `attempts` set (nothing was
+    /// sent, so the claim's count is given back).
+    Cancelled {
+        /// Attempts so far, not counting this claim.
+        attempts: u32,
+    },
+    /// Not attempted after all (delivery paused by a sender-wide failure, or the claim's
+    /// lease too short for another send): stays queued, due at `next_attempt_at`, with
+    /// `attempts` restored to what it was before the claim counted it and `last_error`
+    /// unchanged. Fenced by the claim: applies only while the message is still queued *and*
+    /// still holds this claim's lease (`next_attempt_at == leased_until`,
+    /// [`deferral_applies`](crate::rules::deferral_applies)), so a deliverer whose lease ran
+    /// out cannot undo another deliverer's newer claim.
+    Deferred {
+        /// Attempts to restore (the claim's count minus the one it added).
+        attempts: u32,
+        /// When it is due again.
+        next_attempt_at: Timestamp,
+        /// The lease end the claim set; the record applies only while the row still holds it.
+        leased_until: Timestamp,
+    },
 }
 
 /// What accepting did for one invitation of a batch.

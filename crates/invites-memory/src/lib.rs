@@ -525,6 +525,7 @@ impl OutboxStore for MemoryStore {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let m = s.outbox.get_mut(&id).expect("just listed");
+            m.attempts = m.attempts.saturating_add(1);
             out.push(m.clone());
             m.next_attempt_at = lease_until;
         }
@@ -544,6 +545,16 @@ impl OutboxStore for MemoryStore {
             return Ok(());
         }
         match update {
+            DeliveryUpdate::Deferred {
+                attempts,
+                next_attempt_at,
+                leased_until,
+            } => {
+                if rules::deferral_applies(m.status, m.next_attempt_at, leased_until) {
+                    m.attempts = attempts;
+                    m.next_attempt_at = next_attempt_at;
+                }
+            }
             DeliveryUpdate::Sent { attempts } => {
                 m.status = MessageStatus::Sent;
                 m.attempts = attempts;
@@ -564,8 +575,9 @@ impl OutboxStore for MemoryStore {
                 m.last_error = Some(error);
                 m.accept_url = None;
             }
-            DeliveryUpdate::Cancelled => {
+            DeliveryUpdate::Cancelled { attempts } => {
                 m.status = MessageStatus::Cancelled;
+                m.attempts = attempts;
                 m.accept_url = None;
             }
         }
@@ -581,6 +593,30 @@ impl OutboxStore for MemoryStore {
             .cloned()
             .collect();
         v.sort_by_key(|m| (m.created_at, m.id));
+        Ok(v)
+    }
+
+    async fn failed_messages(
+        &self,
+        created_from: Timestamp,
+        created_until: Timestamp,
+        after: Option<(Timestamp, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        let s = self.lock();
+        let mut v: Vec<OutboxMessage> = s
+            .outbox
+            .values()
+            .filter(|m| {
+                m.status == MessageStatus::Failed
+                    && created_from <= m.created_at
+                    && m.created_at < created_until
+                    && after.is_none_or(|a| (m.created_at, m.id) > a)
+            })
+            .cloned()
+            .collect();
+        v.sort_by_key(|m| (m.created_at, m.id));
+        v.truncate(limit);
         Ok(v)
     }
 
@@ -619,10 +655,18 @@ impl IdempotencyStore for MemoryStore {
         organization: OrganizationId,
         key_id: ApiKeyId,
         key: &str,
+        started_at: Timestamp,
         response: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut s = self.lock();
         let k = (organization, key_id, key.to_owned());
+        let ours = s
+            .idempotency
+            .get(&k)
+            .is_some_and(|r| rules::idempotency_finish_applies(r.created_at, started_at));
+        if !ours {
+            return Ok(());
+        }
         match response {
             None => {
                 s.idempotency.remove(&k);

@@ -17,7 +17,7 @@ use invites_core::{
     AcceptBatch, AcceptFact, AcceptOutcome, ApiKeyId, BatchId, BatchRecord, Email,
     IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationId, InvitationQuery,
     InvitationRecord, OrganizationId, RevokeFact, Role, RotateBatch, RotateFact, StoredStatus,
-    TargetId, TargetKind, TargetSlot, TokenHash, User, UserId, UserRef,
+    TargetId, TargetKind, TargetSlot, Timestamp, TokenHash, User, UserId, UserRef,
 };
 use std::collections::HashMap;
 
@@ -681,25 +681,28 @@ pub(crate) async fn idempotency_finish(
     organization: OrganizationId,
     key_id: ApiKeyId,
     key: &str,
+    started_at: Timestamp,
     response: Option<&str>,
 ) -> Result<(), Error> {
     let client = store.client().await?;
+    // Fenced by `created_at` (rules::idempotency_finish_applies): only this run's record.
+    let at = started_at.as_millis();
     match response {
         None => {
             execute(
                 &client,
                 &store.q("DELETE FROM {schema}.idempotency \
-                     WHERE organization_id = $1 AND key_id = $2 AND key = $3"),
-                &[&organization.0, &key_id.0, &key],
+                     WHERE organization_id = $1 AND key_id = $2 AND key = $3 AND created_at = $4"),
+                &[&organization.0, &key_id.0, &key, &at],
             )
             .await?
         }
         Some(response) => {
             execute(
                 &client,
-                &store.q("UPDATE {schema}.idempotency SET response = $4 \
-                     WHERE organization_id = $1 AND key_id = $2 AND key = $3"),
-                &[&organization.0, &key_id.0, &key, &response],
+                &store.q("UPDATE {schema}.idempotency SET response = $5 \
+                     WHERE organization_id = $1 AND key_id = $2 AND key = $3 AND created_at = $4"),
+                &[&organization.0, &key_id.0, &key, &at, &response],
             )
             .await?
         }

@@ -9,10 +9,11 @@ use invites_core::{BatchId, DeliveryUpdate, MessageId, MessageStatus, OutboxMess
 /// Claims due messages in ONE statement: the rows are picked and locked by the inner
 /// `SELECT … FOR UPDATE SKIP LOCKED` (a row another deliverer is claiming right now is
 /// skipped, not waited for) and leased by the `UPDATE` (`next_attempt_at` = the lease's end,
-/// so no deliverer picks it again until the lease runs out). `RETURNING` reports each
-/// message as it was found: its `next_attempt_at` is the time it became due.
+/// so no deliverer picks it again until the lease runs out) and counts the attempt.
+/// `RETURNING` reports each message with that attempt counted and its `next_attempt_at` as it
+/// was found: the time it became due.
 const CLAIM: &str = "\
-UPDATE {schema}.outbox o SET next_attempt_at = $2
+UPDATE {schema}.outbox o SET next_attempt_at = $2, attempts = o.attempts + 1
 FROM (SELECT id, next_attempt_at AS due_at FROM {schema}.outbox
       WHERE status = 'queued' AND next_attempt_at <= $1
       ORDER BY next_attempt_at, created_at, id
@@ -138,14 +139,36 @@ pub(crate) async fn record_delivery(
                 &[&id.0, &attempts_param(*attempts), error, &applies],
             )
             .await?,
-            DeliveryUpdate::Cancelled => {
+            DeliveryUpdate::Cancelled { attempts } => {
                 execute(
                     &client,
                     &store.q(
-                        "UPDATE {schema}.outbox SET status = 'cancelled', accept_url = NULL \
-                     WHERE id = $1 AND status = ANY($2::text[])",
+                        "UPDATE {schema}.outbox SET status = 'cancelled', attempts = $2, \
+                     accept_url = NULL WHERE id = $1 AND status = ANY($3::text[])",
                     ),
-                    &[&id.0, &applies],
+                    &[&id.0, &attempts_param(*attempts), &applies],
+                )
+                .await?
+            }
+            // Fenced by the claim's lease (`rules::deferral_applies`).
+            DeliveryUpdate::Deferred {
+                attempts,
+                next_attempt_at,
+                leased_until,
+            } => {
+                execute(
+                    &client,
+                    &store.q(
+                        "UPDATE {schema}.outbox SET attempts = $2, next_attempt_at = $3 \
+                     WHERE id = $1 AND status = ANY($5::text[]) AND next_attempt_at = $4",
+                    ),
+                    &[
+                        &id.0,
+                        &attempts_param(*attempts),
+                        &next_attempt_at.as_millis(),
+                        &leased_until.as_millis(),
+                        &applies,
+                    ],
                 )
                 .await?
             }
@@ -184,6 +207,41 @@ pub(crate) async fn batch_messages(
              ORDER BY created_at, id"
         )),
         &[&batch.0],
+    )
+    .await
+    .and_then(|rows| decode_all("outbox", &rows, message_from_row))
+}
+
+/// The failed messages created in `[from, until)` after `after`, oldest first (see
+/// `OutboxStore::failed_messages`); a row this version cannot decode is left out.
+pub(crate) async fn failed_messages(
+    store: &PgStore,
+    from: Timestamp,
+    until: Timestamp,
+    after: Option<(Timestamp, MessageId)>,
+    limit: usize,
+) -> Result<Vec<OutboxMessage>, Error> {
+    let client = store.client().await?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    // `after` as a row position; with none, a position before every row of the window.
+    let (after_at, after_id) = after.map_or((i64::MIN, uuid::Uuid::nil()), |(at, id)| {
+        (at.as_millis(), id.0)
+    });
+    query(
+        &client,
+        &store.q(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM {{schema}}.outbox \
+             WHERE status = 'failed' AND created_at >= $1 AND created_at < $2 \
+               AND (created_at, id) > ($3, $4) \
+             ORDER BY created_at, id LIMIT $5"
+        )),
+        &[
+            &from.as_millis(),
+            &until.as_millis(),
+            &after_at,
+            &after_id,
+            &limit,
+        ],
     )
     .await
     .and_then(|rows| decode_all("outbox", &rows, message_from_row))

@@ -93,6 +93,16 @@ impl OutboxStore for PgStore {
         Ok(outbox::batch_messages(self, batch).await?)
     }
 
+    async fn failed_messages(
+        &self,
+        created_from: Timestamp,
+        created_until: Timestamp,
+        after: Option<(Timestamp, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        Ok(outbox::failed_messages(self, created_from, created_until, after, limit).await?)
+    }
+
     async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
         Ok(purge::purge_messages(self, before, limit).await?)
     }
@@ -141,9 +151,13 @@ impl IdempotencyStore for PgStore {
         organization: OrganizationId,
         key_id: ApiKeyId,
         key: &str,
+        started_at: Timestamp,
         response: Option<&str>,
     ) -> Result<(), StoreError> {
-        Ok(lifecycle::idempotency_finish(self, organization, key_id, key, response).await?)
+        Ok(
+            lifecycle::idempotency_finish(self, organization, key_id, key, started_at, response)
+                .await?,
+        )
     }
 
     async fn purge_idempotency(

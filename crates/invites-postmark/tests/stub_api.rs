@@ -566,15 +566,32 @@ async fn every_documented_answer_leaves_the_outbox_in_the_right_state() {
                     .collect();
                 assert_eq!(ids[0], ids[1], "{name}: the retry keeps the Message-ID");
             }
-            Expect::Failed | Expect::Misconfigured => {
+            Expect::Misconfigured => {
+                // The account's fault, not the message's: delivery pauses and the message
+                // stays queued, its attempt not counted, until the pause ends.
+                assert_eq!(status, EmailStatus::Queued, "{name}");
+                assert_eq!(
+                    (row.status, row.attempts),
+                    (MessageStatus::Queued, 0),
+                    "{name}"
+                );
+                assert!(row.accept_url.is_some(), "{name}");
+                assert!(error.contains("misconfigured"), "{name}: {error}");
+                let pause = s.service.delivery_pause().expect("paused");
+                assert_eq!(row.next_attempt_at, pause.until, "{name}");
+                s.clock.advance(Duration::from_secs(1));
+                let paused = s.service.deliver_due().await.unwrap();
+                assert_eq!(paused.paused_until, Some(pause.until), "{name}");
+                assert_eq!(stub.requests().len(), 1, "{name}: not tried while paused");
+                s.clock.advance(Duration::from_secs(86_400));
+                assert_eq!(s.service.deliver_due().await.unwrap().sent, 1, "{name}");
+                assert_eq!(s.service.delivery_pause(), None, "{name}: resumed");
+            }
+            Expect::Failed => {
                 assert_eq!(status, EmailStatus::Failed, "{name}");
                 assert_eq!(row.status, MessageStatus::Failed, "{name}");
                 assert_eq!(row.accept_url, None, "{name}");
-                assert_eq!(
-                    error.contains("misconfigured"),
-                    expect == Expect::Misconfigured,
-                    "{name}: {error}"
-                );
+                assert!(!error.contains("misconfigured"), "{name}: {error}");
                 s.clock.advance(Duration::from_secs(86_400));
                 assert_eq!(
                     s.service.deliver_due().await.unwrap(),

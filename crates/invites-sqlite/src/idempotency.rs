@@ -4,7 +4,7 @@ use crate::columns::get_ts;
 use crate::error::Error;
 use crate::txn::immediate;
 use invites_core::rules::{self, IdempotencyDecision, StoredIdempotency};
-use invites_core::{ApiKeyId, IdempotencyBegin, IdempotencyState, OrganizationId};
+use invites_core::{ApiKeyId, IdempotencyBegin, IdempotencyState, OrganizationId, Timestamp};
 use rusqlite::{Connection, OptionalExtension, params};
 
 pub(crate) fn idempotency_begin(
@@ -61,17 +61,28 @@ pub(crate) fn idempotency_finish(
     organization: OrganizationId,
     key_id: ApiKeyId,
     key: &str,
+    started_at: Timestamp,
     response: Option<&str>,
 ) -> Result<(), Error> {
+    // Fenced by `created_at` (rules::idempotency_finish_applies): only this run's record.
+    let (org, kid, at) = (
+        organization.0.as_bytes(),
+        key_id.0.as_bytes(),
+        started_at.as_millis(),
+    );
     match response {
         None => conn
-            .prepare_cached("DELETE FROM idempotency WHERE organization_id = ?1 AND key_id = ?2 AND key = ?3")?
-            .execute(params![organization.0.as_bytes(), key_id.0.as_bytes(), key])?,
+            .prepare_cached(
+                "DELETE FROM idempotency \
+                 WHERE organization_id = ?1 AND key_id = ?2 AND key = ?3 AND created_at = ?4",
+            )?
+            .execute(params![org, kid, key, at])?,
         Some(response) => conn
             .prepare_cached(
-                "UPDATE idempotency SET response = ?4 WHERE organization_id = ?1 AND key_id = ?2 AND key = ?3",
+                "UPDATE idempotency SET response = ?5 \
+                 WHERE organization_id = ?1 AND key_id = ?2 AND key = ?3 AND created_at = ?4",
             )?
-            .execute(params![organization.0.as_bytes(), key_id.0.as_bytes(), key, response])?,
+            .execute(params![org, kid, key, at, response])?,
     };
     Ok(())
 }

@@ -435,6 +435,17 @@ impl OutboxStore for SqliteStore {
         self.run(move |c| outbox::batch_messages(c, batch)).await
     }
 
+    async fn failed_messages(
+        &self,
+        created_from: Timestamp,
+        created_until: Timestamp,
+        after: Option<(Timestamp, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.run(move |c| outbox::failed_messages(c, created_from, created_until, after, limit))
+            .await
+    }
+
     async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
         self.run(move |c| purge::purge_messages(c, before, limit))
             .await
@@ -457,12 +468,20 @@ impl IdempotencyStore for SqliteStore {
         organization: OrganizationId,
         key_id: ApiKeyId,
         key: &str,
+        started_at: Timestamp,
         response: Option<&str>,
     ) -> Result<(), StoreError> {
         let key = key.to_owned();
         let response = response.map(str::to_owned);
         self.run(move |c| {
-            idempotency::idempotency_finish(c, organization, key_id, &key, response.as_deref())
+            idempotency::idempotency_finish(
+                c,
+                organization,
+                key_id,
+                &key,
+                started_at,
+                response.as_deref(),
+            )
         })
         .await
     }

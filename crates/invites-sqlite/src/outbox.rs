@@ -90,10 +90,13 @@ pub(crate) fn claim_due_messages(
         }
     }
     {
-        let mut lease =
-            tx.prepare_cached("UPDATE outbox SET next_attempt_at = ?2 WHERE rowid = ?1")?;
-        for (rowid, _) in &messages {
-            lease.execute(params![rowid, lease_until.as_millis()])?;
+        // The lease, and the attempt the claim counts (`OutboxStore::claim_due_messages`).
+        let mut lease = tx.prepare_cached(
+            "UPDATE outbox SET next_attempt_at = ?2, attempts = attempts + 1 WHERE rowid = ?1",
+        )?;
+        for (rowid, message) in &mut messages {
+            lease.execute(params![*rowid, lease_until.as_millis()])?;
+            message.attempts = message.attempts.saturating_add(1);
         }
         let mut set_aside = tx.prepare_cached(
             "UPDATE outbox SET status = 'failed', last_error = ?2, accept_url = NULL WHERE rowid = ?1",
@@ -106,8 +109,8 @@ pub(crate) fn claim_due_messages(
     for (_, reason) in &unreadable {
         reason.report_set_aside();
     }
-    // The messages are returned as they were found, before the lease (as the memory backend
-    // does): `next_attempt_at` is the time they became due.
+    // The messages are returned with this claim's attempt counted but `next_attempt_at` as it
+    // was found, before the lease (as the memory backend does): the time they became due.
     Ok(messages.into_iter().map(|(_, m)| m).collect())
 }
 
@@ -131,9 +134,16 @@ pub(crate) fn record_delivery(
                 "UPDATE outbox SET status = 'failed', attempts = ?2, last_error = ?3, accept_url = NULL WHERE id = ?1 AND status = 'queued'",
             )?
             .execute(params![id, attempts, error])?,
-        DeliveryUpdate::Cancelled => conn
-            .prepare_cached("UPDATE outbox SET status = 'cancelled', accept_url = NULL WHERE id = ?1 AND status = 'queued'")?
-            .execute([id])?,
+        DeliveryUpdate::Cancelled { attempts } => conn
+            .prepare_cached("UPDATE outbox SET status = 'cancelled', attempts = ?2, accept_url = NULL WHERE id = ?1 AND status = 'queued'")?
+            .execute(params![id, attempts])?,
+        // Fenced by the claim's lease (`rules::deferral_applies`).
+        DeliveryUpdate::Deferred { attempts, next_attempt_at, leased_until } => conn
+            .prepare_cached(
+                "UPDATE outbox SET attempts = ?2, next_attempt_at = ?3 \
+                 WHERE id = ?1 AND status = 'queued' AND next_attempt_at = ?4",
+            )?
+            .execute(params![id, attempts, next_attempt_at.as_millis(), leased_until.as_millis()])?,
     };
     if changed == 0 {
         // Not queued any more (a resend cancelled it, another deliverer recorded it): the
@@ -161,4 +171,45 @@ pub(crate) fn batch_messages(
     ))?;
     let rows = stmt.query([batch.0.as_bytes()])?;
     Ok(decode_all("outbox", rows, message_from_row)?)
+}
+
+/// The failed messages created in `[from, until)` after `after`, oldest first (see
+/// `OutboxStore::failed_messages`); a row this version cannot decode is left out.
+pub(crate) fn failed_messages(
+    conn: &Connection,
+    from: Timestamp,
+    until: Timestamp,
+    after: Option<(Timestamp, MessageId)>,
+    limit: usize,
+) -> Result<Vec<OutboxMessage>, Error> {
+    let window = "status = 'failed' AND created_at >= ?1 AND created_at < ?2";
+    let rows = match after {
+        None => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {window} \
+                 ORDER BY created_at, id LIMIT ?3"
+            ))?;
+            let rows = stmt.query(params![
+                from.as_millis(),
+                until.as_millis(),
+                sql_limit(limit)
+            ])?;
+            decode_all("outbox", rows, message_from_row)?
+        }
+        Some((at, id)) => {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE {window} AND (created_at, id) > (?3, ?4) \
+                 ORDER BY created_at, id LIMIT ?5"
+            ))?;
+            let rows = stmt.query(params![
+                from.as_millis(),
+                until.as_millis(),
+                at.as_millis(),
+                id.0.as_bytes(),
+                sql_limit(limit)
+            ])?;
+            decode_all("outbox", rows, message_from_row)?
+        }
+    };
+    Ok(rows)
 }

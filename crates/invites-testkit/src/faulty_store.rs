@@ -208,6 +208,19 @@ impl OutboxStore for FaultyStore {
         self.inner.batch_messages(batch).await
     }
 
+    async fn failed_messages(
+        &self,
+        created_from: Timestamp,
+        created_until: Timestamp,
+        after: Option<(Timestamp, MessageId)>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, StoreError> {
+        self.other()?;
+        self.inner
+            .failed_messages(created_from, created_until, after, limit)
+            .await
+    }
+
     async fn purge_messages(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
         self.other()?;
         self.inner.purge_messages(before, limit).await
@@ -230,10 +243,13 @@ impl IdempotencyStore for FaultyStore {
         o: OrganizationId,
         k: ApiKeyId,
         key: &str,
+        started_at: Timestamp,
         r: Option<&str>,
     ) -> Result<(), StoreError> {
         self.other()?;
-        self.inner.idempotency_finish(o, k, key, r).await
+        self.inner
+            .idempotency_finish(o, k, key, started_at, r)
+            .await
     }
 
     async fn purge_idempotency(

@@ -78,6 +78,7 @@ impl InviteService {
                 principal.organization,
                 principal.key_id,
                 idempotency_key,
+                now,
                 Some(&json),
             )
             .await;

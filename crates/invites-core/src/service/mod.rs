@@ -9,12 +9,14 @@ mod delivery;
 mod idempotency;
 mod manage;
 mod retention;
+mod unwind;
 mod views;
 
 use crate::config::InviteConfig;
 pub use views::{
-    AcceptResponse, AcceptResult, BatchView, DeliveryReport, InvitationPage, InvitationPreview,
-    InvitationView, MessageView, PreviewItem, PurgeReport, ResendResponse, RevokeResponse,
+    AcceptResponse, AcceptResult, BatchView, DeliveryPause, DeliveryReport, InvitationPage,
+    InvitationPreview, InvitationView, MessageView, PreviewItem, PurgeReport, RequeueReport,
+    ResendResponse, RevokeResponse,
 };
 
 use crate::error::{ErrorCode, InviteError, StoreError};
@@ -23,7 +25,7 @@ use crate::mail::Mailer;
 use crate::port::MembershipStore;
 use crate::time::Timestamp;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The bulk invite service. Cheap to share (`Arc` it, or clone the ports into several).
 ///
@@ -33,6 +35,8 @@ pub struct InviteService {
     store: Arc<dyn MembershipStore>,
     mailer: Arc<dyn Mailer>,
     config: InviteConfig,
+    /// Whether delivery is paused by a sender-wide mail failure (shared by clones).
+    pause: Arc<Mutex<delivery::PauseState>>,
 }
 
 impl fmt::Debug for InviteService {
@@ -56,6 +60,7 @@ impl InviteService {
             store,
             mailer,
             config,
+            pause: Arc::default(),
         }
     }
 

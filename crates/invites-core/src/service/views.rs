@@ -21,6 +21,41 @@ pub struct DeliveryReport {
     pub cancelled: usize,
     /// Messages skipped because the store failed; they are retried once their lease ends.
     pub store_errors: usize,
+    /// Claimed messages put back in the queue unattempted: delivery paused on a sender-wide
+    /// failure during this call, or the lease had too little time left for another send.
+    pub deferred: usize,
+    /// Attempts in which the renderer, the mailer or the store panicked; the worker went on,
+    /// and each such attempt is also counted as `retried` or `failed` (set aside after the
+    /// configured attempts).
+    pub panicked: usize,
+    /// Set while delivery is paused by a sender-wide failure ([`MailError::misconfigured`](
+    /// crate::MailError::misconfigured)): the time it resumes. A paused call claims nothing.
+    pub paused_until: Option<Timestamp>,
+}
+
+/// Delivery paused by a sender-wide mail failure ([`InviteService::delivery_pause`](
+/// crate::InviteService::delivery_pause)).
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DeliveryPause {
+    /// When the next delivery call tries again.
+    pub until: Timestamp,
+    /// Sender-wide failures in a row; each doubles the pause (the delivery backoff, capped at
+    /// its `max_backoff`).
+    pub failures: u32,
+    /// The last failure, as text (the mailer's error: never a token or a recipient).
+    pub error: String,
+}
+
+/// What [`InviteService::requeue_failed`](crate::InviteService::requeue_failed) did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct RequeueReport {
+    /// Failed messages found in the window.
+    pub failed_found: usize,
+    /// Batches sent again: a new link and a new message, queued and due at once.
+    pub requeued: usize,
+    /// Failed messages whose batch was sent again since, or has no pending or expired
+    /// invitation left, or no longer exists: nothing to do.
+    pub skipped: usize,
 }
 
 /// What one [`InviteService::purge_expired`](crate::InviteService::purge_expired) call

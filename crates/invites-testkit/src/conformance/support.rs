@@ -348,6 +348,7 @@ impl Mailer for ProbeMailer {
             MailerMode::Ok => Ok(()),
             MailerMode::FailTransient => Err(MailError::transient("probe: transient")),
             MailerMode::FailPermanent => Err(MailError::permanent("probe: permanent")),
+            MailerMode::FailMisconfigured => Err(MailError::misconfigured("probe: misconfigured")),
         }
     }
 }

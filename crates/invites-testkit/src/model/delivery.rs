@@ -25,7 +25,8 @@ impl Model {
             .iter()
             .position(|m| m.id == message)
             .expect("just stored");
-        match self.deliver(i) {
+        let attempt = self.outbox[i].attempts + 1;
+        match self.deliver(i, attempt) {
             Delivery::Sent => EmailStatus::Sent,
             Delivery::Failed => EmailStatus::Failed,
             Delivery::Cancelled => EmailStatus::NotSent,
@@ -70,15 +71,16 @@ impl Model {
         })
     }
 
-    pub(super) fn deliver(&mut self, index: usize) -> Delivery {
+    /// One attempt, `attempts` being its number (counted by the claim for a claimed message).
+    pub(super) fn deliver(&mut self, index: usize, attempts: u32) -> Delivery {
         let now = self.now;
         let Some(rendered) = self.render(&self.outbox[index]) else {
             let m = &mut self.outbox[index];
             m.status = MessageStatus::Cancelled;
+            m.attempts = attempts - 1; // nothing sent: the claim's count is given back
             m.accept_url = None;
             return Delivery::Cancelled;
         };
-        let attempts = self.outbox[index].attempts + 1;
         let retry_at = plus(now, self.backoff(attempts));
         let max_attempts = self.settings.max_attempts;
         let mode = self.mailer;
@@ -106,6 +108,12 @@ impl Model {
                 );
                 Delivery::Failed
             }
+            // The operation strategies never pick it: a sender-wide failure pauses the
+            // service's delivery (per-process state the model does not keep); the pause is
+            // tested on its own in the core's `outbox_delivery` tests.
+            MailerMode::FailMisconfigured => {
+                unreachable!("the reference model is never driven with a misconfigured mailer")
+            }
             MailerMode::FailPermanent => {
                 m.status = MessageStatus::Failed;
                 m.accept_url = None;
@@ -132,12 +140,15 @@ impl Model {
             (m.next_attempt_at, m.created_at, m.id)
         });
         due.truncate(self.settings.batch_size);
+        // The claim leases each message and counts its attempt (a cancelled one keeps it).
         for i in &due {
             self.outbox[*i].next_attempt_at = plus(now, self.settings.lease);
+            self.outbox[*i].attempts += 1;
         }
         let mut report = DeliveryReport::default();
         for i in due {
-            match self.deliver(i) {
+            let attempt = self.outbox[i].attempts;
+            match self.deliver(i, attempt) {
                 Delivery::Sent => report.sent += 1,
                 Delivery::Retry => report.retried += 1,
                 Delivery::Failed => report.failed += 1,

@@ -49,7 +49,22 @@ pub async fn idempotency_records_start_complete_expire_and_are_taken_over_when_s
             fingerprint: [1; 32]
         }
     );
-    s.idempotency_finish(ORG, key, "k1", Some("{\"ok\":true}"))
+    // The run that was taken over finishes late: fenced out, it changes nothing (neither
+    // the response nor, with `None`, the record of the run that replaced it).
+    s.idempotency_finish(ORG, key, "k1", T0, Some("{\"stale\":true}"))
+        .await
+        .unwrap();
+    s.idempotency_finish(ORG, key, "k1", T0, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.idempotency_begin(&begin(1, at(120_002))).await.unwrap(),
+        IdempotencyState::InProgress {
+            fingerprint: [1; 32]
+        },
+        "a stale run's finish must not touch the record that replaced it"
+    );
+    s.idempotency_finish(ORG, key, "k1", at(120_000), Some("{\"ok\":true}"))
         .await
         .unwrap();
     assert_eq!(
@@ -67,7 +82,9 @@ pub async fn idempotency_records_start_complete_expire_and_are_taken_over_when_s
         IdempotencyState::Started
     );
     // Released: usable again.
-    s.idempotency_finish(ORG, key, "k1", None).await.unwrap();
+    s.idempotency_finish(ORG, key, "k1", at(120_000 + DAY + 1), None)
+        .await
+        .unwrap();
     assert_eq!(
         s.idempotency_begin(&begin(3, at(2 * DAY))).await.unwrap(),
         IdempotencyState::Started

@@ -78,6 +78,8 @@ macro_rules! store_suite {
             direct_add_follows_the_precedence_and_supersedes_pending_invitations,
             email_mode_creates_one_batch_one_message_and_replaces_expired_invitations,
             accepting_a_batch_creates_a_verified_user_and_reports_each_invitation,
+            a_claim_counts_an_attempt_and_a_deferral_applies_only_under_its_lease,
+            failed_messages_lists_a_window_page_by_page,
             accepting_after_expiry_and_as_member_or_org_member,
             rotating_a_batch_renews_pending_invitations_and_replaces_the_queued_message,
             the_outbox_is_claimed_with_a_lease_and_records_deliveries,
