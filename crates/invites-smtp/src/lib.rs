@@ -48,6 +48,7 @@
 
 mod config;
 mod mailer;
+mod pool;
 
 pub use config::{Security, SmtpConfig, SmtpConfigBuilder, SmtpConfigError};
 pub use mailer::{SmtpError, SmtpErrorKind, SmtpMailer, classify};
