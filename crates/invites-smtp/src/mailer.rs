@@ -22,11 +22,9 @@ use std::sync::Arc;
 /// [`MessageId`](invites_core::MessageId), so a receiver can drop the duplicates that
 /// at-least-once delivery allows. Nothing else from the message reaches a header.
 ///
-/// Connections are pooled and reused, each one only after the server answered the whole
-/// message sent on it: a send that timed out or whose future was dropped closes its
-/// connection, so no message ever reads the replies meant for another. A pooled connection
-/// is checked with `NOOP` before reuse. Connections open on the first send (inside the
-/// caller's tokio runtime). Clones share the pool.
+/// Connections are pooled (see the crate docs: one is reused only after the server answered
+/// the whole message sent on it) and open on the first send, inside the caller's tokio
+/// runtime. Clones share the pool.
 #[derive(Clone)]
 pub struct SmtpMailer {
     inner: Arc<Inner>,
