@@ -210,9 +210,16 @@ async fn messages_in_turn_share_one_connection() {
     let log = stub.log();
     assert_eq!(log.stored().len(), 5);
     assert_eq!(log.opened(), 1, "one connection, reused");
+    let ehlo = log.commands("EHLO");
+    assert_eq!(
+        ehlo,
+        [(1, "EHLO client.acme.test".to_owned())],
+        "the hello name"
+    );
+    assert_eq!(log.commands("NOOP").len(), 4, "checked before each reuse");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_keeps_at_most_pool_max_size_connections() {
     let stub = Stub::start(Script::default()).await;
     let m = mailer(config(&stub).pool_max_size(1));
