@@ -12,10 +12,13 @@ pub enum Security {
     /// TLS from the first byte (`smtps://`, usually port 465).
     ImplicitTls,
     /// Plain connection upgraded with `STARTTLS`, which the server must offer: the mailer
-    /// refuses to go on without it (`smtp://...?tls=starttls`, usually port 587).
+    /// refuses to go on without it (usually port 587). The builder's default, and what
+    /// `smtp://host` means for any host but a loopback one (`?tls=starttls` says it outright).
     StartTls,
-    /// No encryption (`smtp://...?tls=none`): only for a relay on the same host or a trusted
-    /// network. Credentials are refused with it.
+    /// No encryption: accept links (bearer tokens) and everything else cross the network in
+    /// clear. Only for a relay on the same host, which is what `smtp://localhost` or
+    /// `smtp://127.0.0.1` mean without `tls=`, or when asked for (`smtp://host?tls=none`,
+    /// `.security(Security::None)`). Credentials are refused with it.
     None,
 }
 
@@ -105,7 +108,7 @@ impl SmtpConfig {
             reply_to: None,
             message_id_domain: None,
             timeout: Duration::from_secs(10),
-            send_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(30),
             pool_max_size: 4,
             pool_idle_timeout: Duration::from_secs(60),
             root_certificates: Vec::new(),
@@ -116,22 +119,31 @@ impl SmtpConfig {
     /// A builder from a URL the host read from its own configuration:
     ///
     /// - `smtps://[user[:password]@]host[:port]`: implicit TLS, port 465 by default;
-    /// - `smtp://[user[:password]@]host[:port]?tls=starttls`: STARTTLS required, port 587;
-    /// - `smtp://host[:port]` or `?tls=none`: no encryption, port 25, no credentials.
+    /// - `smtp://[user[:password]@]host[:port]`: STARTTLS required, port 587 (the same as
+    ///   `?tls=starttls`, also spelled `?tls=required`);
+    /// - `smtp://host[:port]` where host is `localhost` or a loopback address (127.0.0.0/8,
+    ///   `[::1]`): no encryption, port 25, no credentials (`?tls=starttls` asks for STARTTLS);
+    /// - `smtp://host[:port]?tls=none`: no encryption to any host, port 25, no credentials,
+    ///   only when asked for like this.
+    ///
+    /// So a URL without `tls=` never sends accept links (bearer tokens) in clear beyond this
+    /// machine.
     ///
     /// User and password are percent-decoded. The sender is not part of the URL: set it with
     /// [`SmtpConfigBuilder::from`].
     ///
     /// # Errors
     /// [`SmtpConfigError`] naming `url` (and what is wrong with it) for anything else: another
-    /// scheme, a path, an unknown query parameter, `tls` on `smtps://`, a bad port.
+    /// scheme, a path, an unknown query parameter, a `tls` other than `starttls`, `required`
+    /// or `none`, `tls` on `smtps://`, a bad port. Credentials with no encryption are refused
+    /// by [`SmtpConfigBuilder::build`], naming `credentials`.
     pub fn from_url(url: &str) -> Result<SmtpConfigBuilder, SmtpConfigError> {
         let bad = |reason: &str| SmtpConfigError::new("url", reason);
         let parsed =
             url::Url::parse(url).map_err(|e| SmtpConfigError::new("url", e.to_string()))?;
-        let mut security = match parsed.scheme() {
-            "smtps" => Security::ImplicitTls,
-            "smtp" => Security::None,
+        let implicit_tls = match parsed.scheme() {
+            "smtps" => true,
+            "smtp" => false,
             _ => return Err(bad("must start with smtp:// or smtps://")),
         };
         let host = parsed
@@ -149,21 +161,28 @@ impl SmtpConfig {
         if parsed.fragment().is_some() {
             return Err(bad("must not have a fragment"));
         }
+        let mut asked: Option<Security> = None;
         for (key, value) in parsed.query_pairs() {
-            match (key.as_ref(), security) {
-                ("tls", Security::ImplicitTls) => {
+            match key.as_ref() {
+                "tls" if implicit_tls => {
                     return Err(bad("takes no tls parameter with smtps:// (always TLS)"));
                 }
-                ("tls", _) => {
-                    security = match value.as_ref() {
+                "tls" => {
+                    asked = Some(match value.as_ref() {
                         "starttls" | "required" => Security::StartTls,
                         "none" => Security::None,
                         _ => return Err(bad("has tls= other than starttls or none")),
-                    };
+                    });
                 }
                 _ => return Err(bad("has an unknown query parameter (only tls is known)")),
             }
         }
+        let security = match asked {
+            _ if implicit_tls => Security::ImplicitTls,
+            Some(security) => security,
+            None if is_loopback(&host) => Security::None,
+            None => Security::StartTls,
+        };
         let mut builder = SmtpConfig::builder(host).security(security);
         if let Some(port) = parsed.port() {
             builder = builder.port(port);
@@ -204,6 +223,11 @@ impl SmtpConfig {
     /// The domain of every `Message-ID`.
     pub fn message_id_domain(&self) -> &str {
         &self.message_id_domain
+    }
+
+    /// The limit on one whole send (see [`SmtpConfigBuilder::send_timeout`]).
+    pub fn send_timeout(&self) -> Duration {
+        self.send_timeout
     }
 }
 
@@ -271,30 +295,40 @@ impl SmtpConfigBuilder {
         self
     }
 
-    /// The limit on opening a TCP connection (default 10 s).
+    /// The limit on opening a TCP connection (default 10 s); also bounds the `QUIT` said to
+    /// a connection the pool lets go.
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The limit on one whole send: waiting for a pooled connection, connecting, TLS, every
-    /// command and the data (default 60 s). A server that stops answering mid-conversation
-    /// is cut off here, and the failure is transient.
+    /// The limit on one whole send: checking a pooled connection or connecting, TLS, every
+    /// command and the data (default 30 s). A server that stops answering mid-conversation
+    /// is cut off here, the failure is transient, and the connection is closed (never
+    /// reused).
+    ///
+    /// A send must end well within the outbox's claim lease
+    /// ([`DeliveryPolicy::lease`](invites_core::DeliveryPolicy::lease), 60 s by default): once the lease runs out, another worker may
+    /// claim the same message and send it again while this send still runs. Keep this below
+    /// the lease you configure, with room for the store's own work.
     #[must_use]
     pub fn send_timeout(mut self, timeout: Duration) -> Self {
         self.send_timeout = timeout;
         self
     }
 
-    /// Most connections kept open to the server (default 4).
+    /// Most idle connections kept open in the pool for later sends (default 4). Sends running
+    /// at once each use their own connection, so more may be open for a while; the extra
+    /// ones are closed when their send is done.
     #[must_use]
     pub fn pool_max_size(mut self, size: u32) -> Self {
         self.pool_max_size = size;
         self
     }
 
-    /// How long an unused pooled connection stays open (default 60 s).
+    /// How long an unused pooled connection stays open before it is closed with `QUIT`
+    /// (default 60 s).
     #[must_use]
     pub fn pool_idle_timeout(mut self, idle: Duration) -> Self {
         self.pool_idle_timeout = idle;
@@ -405,6 +439,22 @@ impl SmtpConfigBuilder {
     }
 }
 
+/// Whether `host` names this machine: `localhost` or a loopback address (127.0.0.0/8, `::1`,
+/// or 127.0.0.0/8 mapped into IPv6). Only these get plain SMTP without asking.
+fn is_loopback(host: &str) -> bool {
+    let name = host.strip_suffix('.').unwrap_or(host);
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(ip)) => ip.is_loopback(),
+        Ok(std::net::IpAddr::V6(ip)) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+        Err(_) => false,
+    }
+}
+
 fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -454,6 +504,55 @@ mod tests {
         assert!(!format!("{c:?}").contains("p@ss"), "no password in Debug");
     }
 
+    /// Without `tls=`, `smtp://` means STARTTLS required, except to a loopback host, where a
+    /// local relay usually has no certificate for its name; `tls=none` asks for plain anywhere.
+    #[test]
+    fn smtp_urls_default_to_starttls_except_on_loopback() {
+        for u in [
+            "smtp://mail.acme.test",
+            "smtp://MAIL.acme.test:2525",
+            "smtp://10.1.2.3",
+            "smtp://[2001:db8::1]",
+            "smtp://localhost.acme.test",
+            "smtp://127.0.0.1.acme.test",
+        ] {
+            let c = url(u).unwrap();
+            assert_eq!(c.security, Security::StartTls, "{u}");
+        }
+        assert_eq!(url("smtp://mail.acme.test").unwrap().port, 587);
+        let c = url("smtp://ann:pw@mail.acme.test").unwrap();
+        assert_eq!(c.security, Security::StartTls);
+        assert!(c.login.is_some(), "credentials are fine over STARTTLS");
+
+        for u in [
+            "smtp://127.0.0.1",
+            "smtp://127.8.9.10:2525",
+            "smtp://localhost",
+            "smtp://LocalHost:2525",
+            "smtp://localhost.",
+            "smtp://[::1]",
+            "smtp://[::ffff:127.0.0.1]",
+        ] {
+            let c = url(u).unwrap();
+            assert_eq!(c.security, Security::None, "{u}");
+        }
+        assert_eq!(url("smtp://localhost").unwrap().port, 25);
+
+        let c = url("smtp://mail.acme.test?tls=none").unwrap();
+        assert_eq!((c.security, c.port), (Security::None, 25), "asked for");
+        let c = url("smtp://localhost:2525?tls=starttls").unwrap();
+        assert_eq!(c.security, Security::StartTls, "asked for");
+    }
+
+    #[test]
+    fn a_send_ends_well_within_the_outbox_lease_by_default() {
+        let c = SmtpConfig::builder("mail.acme.test")
+            .from("invites@acme.test")
+            .build()
+            .unwrap();
+        assert_eq!(c.send_timeout(), Duration::from_secs(30));
+    }
+
     #[test]
     fn bad_urls_name_the_field_and_reason() {
         for (u, reason) in [
@@ -464,7 +563,9 @@ mod tests {
             ("smtp://mail.acme.test?pool=3", "unknown query"),
             ("smtps://mail.acme.test?tls=none", "smtps://"),
             ("smtp://mail.acme.test:99999", "port"),
-            ("smtp://ann:secret-pw@mail.acme.test", "need TLS"),
+            // Plain by default to a loopback host, and plain takes no credentials.
+            ("smtp://ann:secret-pw@localhost", "need TLS"),
+            ("smtp://ann:secret-pw@mail.acme.test?tls=none", "need TLS"),
         ] {
             let e = url(u).unwrap_err();
             assert!(e.field() == "url" || e.field() == "credentials", "{u}: {e}");

@@ -1,17 +1,18 @@
-//! [`SmtpMailer`]: builds the MIME message and sends it through a pooled lettre transport;
-//! [`classify`] maps every failure to transient, permanent or misconfigured.
+//! [`SmtpMailer`]: builds the MIME message and sends it over a pooled connection (see
+//! `pool.rs`); [`classify`] maps every failure to transient, permanent or misconfigured.
 
 use crate::config::{Security, SmtpConfig, SmtpConfigError};
+use crate::pool::{Connector, Pool};
 use async_trait::async_trait;
 use invites_core::{EmailMessage, MailError, Mailer};
+use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{self, PoolConfig};
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
+use lettre::transport::smtp::extension::{Extension, ServerInfo};
+use lettre::transport::smtp::{self};
+use lettre::{Address, Message};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// A [`Mailer`] that sends each message over SMTP.
 ///
@@ -21,8 +22,9 @@ use std::sync::{Arc, OnceLock};
 /// [`MessageId`](invites_core::MessageId), so a receiver can drop the duplicates that
 /// at-least-once delivery allows. Nothing else from the message reaches a header.
 ///
-/// Connections are pooled and reused; the pool starts on the first send (inside the caller's
-/// tokio runtime). Clones share the pool.
+/// Connections are pooled (see the crate docs: one is reused only after the server answered
+/// the whole message sent on it) and open on the first send, inside the caller's tokio
+/// runtime. Clones share the pool.
 #[derive(Clone)]
 pub struct SmtpMailer {
     inner: Arc<Inner>,
@@ -30,8 +32,7 @@ pub struct SmtpMailer {
 
 struct Inner {
     config: SmtpConfig,
-    tls: Tls,
-    transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
+    pool: Pool,
 }
 
 impl fmt::Debug for SmtpMailer {
@@ -51,56 +52,28 @@ impl SmtpMailer {
     /// [`SmtpConfigError`] (field `tls`) if the TLS settings cannot be built.
     pub fn new(config: SmtpConfig) -> Result<Self, SmtpConfigError> {
         let tls = match config.security {
-            Security::None => Tls::None,
-            security => {
+            Security::None => None,
+            Security::StartTls | Security::ImplicitTls => {
                 let mut params = TlsParameters::builder(config.host.clone());
                 for cert in &config.root_certificates {
                     params = params.add_root_certificate(cert.clone());
                 }
-                let params = params
-                    .build_rustls()
-                    .map_err(|_| SmtpConfigError::new("tls", "settings cannot be built"))?;
-                if security == Security::ImplicitTls {
-                    Tls::Wrapper(params)
-                } else {
-                    Tls::Required(params)
-                }
+                Some(
+                    params
+                        .build_rustls()
+                        .map_err(|_| SmtpConfigError::new("tls", "settings cannot be built"))?,
+                )
             }
         };
+        let pool = Pool::new(Connector::new(&config, tls), &config);
         Ok(SmtpMailer {
-            inner: Arc::new(Inner {
-                config,
-                tls,
-                transport: OnceLock::new(),
-            }),
+            inner: Arc::new(Inner { config, pool }),
         })
     }
 
     /// The configuration in use.
     pub fn config(&self) -> &SmtpConfig {
         &self.inner.config
-    }
-
-    fn transport(&self) -> &AsyncSmtpTransport<Tokio1Executor> {
-        self.inner.transport.get_or_init(|| {
-            let c = &self.inner.config;
-            let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(c.host.clone())
-                .port(c.port)
-                .tls(self.inner.tls.clone())
-                .timeout(Some(c.timeout))
-                .pool_config(
-                    PoolConfig::new()
-                        .max_size(c.pool_max_size)
-                        .idle_timeout(c.pool_idle_timeout),
-                );
-            if let Some(login) = &c.login {
-                b = b.credentials(Credentials::new(login.user.clone(), login.password.clone()));
-            }
-            if let Some(name) = &c.hello_name {
-                b = b.hello_name(ClientId::Domain(name.clone()));
-            }
-            b.build()
-        })
     }
 
     /// The MIME message for `message`.
@@ -133,10 +106,13 @@ impl SmtpMailer {
 impl Mailer for SmtpMailer {
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
         let mime = self.build_message(message).map_err(MailError::from)?;
-        let sending = self.transport().send(mime);
+        let envelope = mime.envelope().clone();
+        let email = mime.formatted();
+        // On the timeout the send's future is dropped, and with it its connection (closed,
+        // never back in the pool).
+        let sending = self.inner.pool.send(&envelope, &email);
         match tokio::time::timeout(self.inner.config.send_timeout, sending).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(classify(&e).into()),
+            Ok(result) => result.map_err(MailError::from),
             Err(_) => {
                 Err(SmtpError::new(SmtpErrorKind::Transient, "timed out (whole send)").into())
             }
@@ -151,7 +127,9 @@ pub enum SmtpErrorKind {
     /// A retry may pass: a 4xx reply, a timeout, a refused or dropped connection, a TLS
     /// handshake that failed.
     Transient,
-    /// This message will never pass: a 5xx reply to it or its recipient.
+    /// This message will never pass: a 5xx reply to it or its recipient, or a message this
+    /// server cannot carry (a non-ASCII address to a server without `SMTPUTF8`), which is
+    /// no fault of the account.
     Rejected,
     /// Every message will fail until the configuration is fixed: the server refused the
     /// credentials (a 5xx reply to `AUTH`, 530/534/535/538) or requires a login none was
@@ -204,9 +182,12 @@ impl From<SmtpError> for MailError {
     }
 }
 
-/// The one place SMTP failures are classified: 4xx replies, timeouts, connection and TLS
-/// failures are transient; 5xx replies are permanent for the message, except the
-/// authentication replies (530, 534, 535, 538), which say the configuration is wrong.
+/// The one place lettre's SMTP failures are classified: 4xx replies, timeouts, connection and
+/// TLS failures are transient; 5xx replies are permanent for the message, except the
+/// authentication replies (530, 534, 535, 538), which say the configuration is wrong; lettre
+/// refusing to go on (no `STARTTLS` offered where it is required, no common `AUTH` mechanism)
+/// is the configuration's fault too. A message the server cannot carry is told apart before
+/// anything is sent (permanent for that message), so it never reaches this function.
 pub fn classify(e: &smtp::Error) -> SmtpError {
     if let Some(code) = e.status() {
         let n = u16::from(code);
@@ -254,6 +235,36 @@ pub fn classify(e: &smtp::Error) -> SmtpError {
         (SmtpErrorKind::Transient, format!("connection failed{why}"))
     };
     SmtpError::new(kind, what)
+}
+
+/// Refuses, before any command, a message this server cannot carry, as permanent for this
+/// message alone: an address with non-ASCII characters (a UTF-8 local part) when the
+/// server does not offer `SMTPUTF8` (RFC 6531), or 8-bit content without `8BITMIME`. lettre
+/// would refuse the same with an error of the kind it also uses for a missing `STARTTLS`,
+/// which reads as the account's fault.
+pub(crate) fn cannot_carry(
+    info: &ServerInfo,
+    envelope: &Envelope,
+    email: &[u8],
+) -> Option<SmtpError> {
+    let non_ascii_address = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii_address && !info.supports_feature(Extension::SmtpUtfEight) {
+        return Some(SmtpError::new(
+            SmtpErrorKind::Rejected,
+            "permanent rejection: a non-ASCII address needs SMTPUTF8, which the server does not offer",
+        ));
+    }
+    if !email.is_ascii() && !info.supports_feature(Extension::EightBitMime) {
+        return Some(SmtpError::new(
+            SmtpErrorKind::Rejected,
+            "permanent rejection: 8-bit content needs 8BITMIME, which the server does not offer",
+        ));
+    }
+    None
 }
 
 /// The kind of the first I/O error in the chain.
