@@ -143,6 +143,12 @@ async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, reqwes
 
 #[async_trait]
 impl Mailer for PostmarkMailer {
+    /// The whole-request timeout (default 30 s): the outbox starts a send only with this
+    /// much of its claim's lease left.
+    fn send_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.inner.config.timeout)
+    }
+
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
         self.post(message).await.map_err(MailError::from)
     }

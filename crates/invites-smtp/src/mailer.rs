@@ -104,6 +104,12 @@ impl SmtpMailer {
 
 #[async_trait]
 impl Mailer for SmtpMailer {
+    /// The whole-send timeout ([`SmtpConfig::send_timeout`]): the outbox starts a send only
+    /// with this much of its claim's lease left.
+    fn send_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.inner.config.send_timeout)
+    }
+
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
         let mime = self.build_message(message).map_err(MailError::from)?;
         let envelope = mime.envelope().clone();
@@ -131,9 +137,12 @@ pub enum SmtpErrorKind {
     /// server cannot carry (a non-ASCII address to a server without `SMTPUTF8`), which is
     /// no fault of the account.
     Rejected,
-    /// Every message will fail until the configuration is fixed: the server refused the
-    /// credentials (a 5xx reply to `AUTH`, 530/534/535/538) or requires a login none was
-    /// configured for.
+    /// The sender's fault, not the message's: every message would fail the same way. The
+    /// server refused the credentials (a 5xx reply to `AUTH`, 530/534/535/538), requires a
+    /// login none was configured for, or refused the sender before any recipient was named (a
+    /// 5xx at the greeting, `EHLO` or `MAIL FROM`, save 552: a blocklist, a daily quota, an
+    /// address the account may not send from). The outbox pauses delivery on it and keeps the
+    /// messages queued.
     Misconfigured,
 }
 
@@ -153,6 +162,16 @@ impl SmtpError {
             kind,
             what: what.into(),
             code: None,
+        }
+    }
+
+    /// A permanent reply `code` to the sender before any recipient was named (the greeting,
+    /// `EHLO`, `MAIL FROM`): a blocklist, a quota, an address the account may not use.
+    pub(crate) fn sender_refused(code: u16, stage: &str) -> Self {
+        SmtpError {
+            kind: SmtpErrorKind::Misconfigured,
+            what: format!("{code} permanent refusal of the sender {stage}"),
+            code: Some(code),
         }
     }
 

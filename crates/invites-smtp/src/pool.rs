@@ -18,7 +18,9 @@ use crate::mailer::{SmtpError, cannot_carry, classify};
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
 use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{MailBodyParameter, MailParameter};
 use lettre::transport::smtp::{self};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -128,19 +130,59 @@ impl Pool {
     /// # Errors
     /// [`SmtpError`] as [`classify`] tells, or [`cannot_carry`]'s refusal.
     pub(crate) async fn send(&self, envelope: &Envelope, email: &[u8]) -> Result<(), SmtpError> {
-        let mut conn = self.checkout().await.map_err(|e| classify(&e))?;
+        // A permanent refusal before any message is named (the greeting, EHLO, AUTH) is the
+        // sender's: every message would meet it.
+        let mut conn = self
+            .checkout()
+            .await
+            .map_err(|e| sender_wide(classify(&e), "connecting"))?;
         if let Some(refusal) = cannot_carry(conn.server_info(), envelope, email) {
             // Nothing was sent: the connection is as clean as it came.
             self.park(conn);
             return Err(refusal);
         }
-        match conn.send(envelope, email).await {
+        let mut options = Vec::new();
+        if envelope
+            .to()
+            .iter()
+            .chain(envelope.from())
+            .any(|a| !AsRef::<str>::as_ref(a).is_ascii())
+        {
+            options.push(MailParameter::SmtpUtfEight);
+        }
+        if !email.is_ascii() {
+            options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+        }
+        // The conversation lettre's `send` has, one command at a time, so a refusal of
+        // `MAIL FROM` (the sender: a blocklist, a quota, an unauthorised address) is told
+        // apart from one of `RCPT TO` or the message (this message's).
+        if let Err(e) = conn
+            .command(Mail::new(envelope.from().cloned(), options))
+            .await
+        {
+            conn.abort().await;
+            return Err(sender_wide(classify(&e), "at MAIL FROM"));
+        }
+        for to in envelope.to() {
+            if let Err(e) = conn.command(Rcpt::new(to.clone(), vec![])).await {
+                conn.abort().await;
+                return Err(classify(&e));
+            }
+        }
+        let sent = match conn.command(Data).await {
+            Ok(_) => conn.message(email).await,
+            Err(e) => Err(e),
+        };
+        match sent {
             Ok(_) => {
                 self.park(conn);
                 Ok(())
             }
-            // lettre has already said QUIT on a refused command; the socket closes here.
-            Err(e) => Err(classify(&e)),
+            // Said QUIT and closed: a refused message leaves no half-open transaction.
+            Err(e) => {
+                conn.abort().await;
+                Err(classify(&e))
+            }
         }
     }
 
@@ -240,4 +282,16 @@ async fn reap(shared: Weak<Shared>) {
 /// Says `QUIT` (bounded by `timeout`) and closes.
 async fn quit(mut conn: AsyncSmtpConnection, timeout: Duration) {
     let _ = tokio::time::timeout(timeout, conn.quit()).await;
+}
+
+/// A permanent refusal met before any recipient or message was named is the sender's (see
+/// `SmtpErrorKind::Misconfigured`), except a size refusal (552, this message's). Transient
+/// failures, and refusals already classified, stay as they are.
+fn sender_wide(e: SmtpError, stage: &str) -> SmtpError {
+    match (e.kind(), e.reply_code()) {
+        (crate::SmtpErrorKind::Rejected, Some(code)) if code != 552 => {
+            SmtpError::sender_refused(code, stage)
+        }
+        _ => e,
+    }
 }

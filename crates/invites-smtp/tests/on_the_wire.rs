@@ -277,3 +277,33 @@ async fn a_pooled_connection_the_server_closed_is_replaced() {
     assert_eq!(log.stored().len(), 2);
     assert_eq!(log.opened(), 2);
 }
+
+/// Issue 17 item 2: a 5xx reply to `MAIL FROM` (a blocklisted sender, a daily quota) refuses
+/// the sender, not the message: it is `misconfigured`, so the outbox pauses delivery instead
+/// of failing every queued message in one pass. A 5xx to the message itself stays this
+/// message's (`permanent`).
+#[tokio::test]
+async fn a_refused_sender_is_the_senders_fault_and_a_refused_message_is_the_messages() {
+    let stub = Stub::start(Script::default().refuse_mail("550 5.7.1 sender blocklisted")).await;
+    let m = tight(&stub);
+    let e = m
+        .send(&sample_message(1, "a@example.com"))
+        .await
+        .unwrap_err();
+    assert!(e.is_misconfigured(), "{e}");
+    assert!(e.to_string().contains("550"), "{e}");
+    assert!(stub.log().commands("RCPT").is_empty(), "no recipient named");
+
+    let stub = Stub::start(Script::default().data_reply(
+        "b@example.com",
+        Duration::ZERO,
+        "554 5.6.0 content refused",
+    ))
+    .await;
+    let m = tight(&stub);
+    let e = m
+        .send(&sample_message(2, "b@example.com"))
+        .await
+        .unwrap_err();
+    assert!(!e.is_misconfigured() && !e.is_retryable(), "{e}");
+}

@@ -24,6 +24,8 @@ pub(crate) struct Script {
     smtputf8: bool,
     /// Close the connection (without a word) right after answering each `.`.
     close_after_data: bool,
+    /// Refuse every `MAIL FROM` with this reply (a blocklisted sender, a quota).
+    refuse_mail: Option<String>,
 }
 
 impl Script {
@@ -46,6 +48,13 @@ impl Script {
     #[must_use]
     pub(crate) fn smtputf8(mut self) -> Self {
         self.smtputf8 = true;
+        self
+    }
+
+    /// Answers every `MAIL FROM` with `reply` (a permanent refusal of the sender).
+    #[must_use]
+    pub(crate) fn refuse_mail(mut self, reply: &str) -> Self {
+        self.refuse_mail = Some(reply.to_owned());
         self
     }
 
@@ -289,6 +298,10 @@ impl Conn {
                 "MAIL" if from.is_some() => {
                     self.reply(&mut w, Duration::ZERO, "503 5.5.1 nested MAIL command")
                         .await;
+                }
+                "MAIL" if self.script().refuse_mail.is_some() => {
+                    let reply = self.script().refuse_mail.clone().unwrap_or_default();
+                    self.reply(&mut w, Duration::ZERO, &reply).await;
                 }
                 "MAIL" => {
                     from = Some(angle(&line));
