@@ -13,14 +13,6 @@ pub(crate) enum Error {
     /// No connection could be taken from the pool.
     #[error("no PostgreSQL connection available: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    /// The database holds a schema written by a newer version of this crate.
-    #[error("schema version {found} is newer than the newest version this library knows ({known})")]
-    NewerSchema {
-        /// The highest applied migration.
-        found: i32,
-        /// The number of migrations this build knows.
-        known: i32,
-    },
     /// A stored value this code cannot have written (a corrupt or foreign row). Names the
     /// column, never the value (which may be personal data).
     #[error("stored row could not be read: column {column}")]
@@ -132,10 +124,7 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         if e.is_transient() {
             StoreError::unavailable(e.sanitized())
-        } else if matches!(
-            e,
-            Error::NewerSchema { .. } | Error::Corrupt { .. } | Error::Unreadable(_)
-        ) {
+        } else if matches!(e, Error::Corrupt { .. } | Error::Unreadable(_)) {
             StoreError::Incompatible {
                 reason: e.to_string(),
             }
