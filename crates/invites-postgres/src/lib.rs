@@ -52,8 +52,27 @@
 //! set-based write fails (a trigger, a check the host added, a full disk for one row), the
 //! transaction is rolled back and the request runs again on the *slow path*: the same reads,
 //! then each target's writes in its own `SAVEPOINT`. A target whose unit fails is rolled back
-//! to its savepoint and reported as an error in its slot; the others commit. If the `COMMIT`
-//! fails, the call fails and nothing of it is stored.
+//! to its savepoint and reported as an error in its slot; the others commit. If PostgreSQL
+//! refuses the `COMMIT` (a deferred constraint, a serialization failure), the call fails and
+//! nothing of it is stored.
+//!
+//! # A `COMMIT` whose answer never comes
+//!
+//! If the connection is lost after a bulk write's `COMMIT` was sent and before PostgreSQL
+//! answered (a network cut, a proxy, the server going away), the transaction may have
+//! committed or not. The store does not guess: it takes the email's advisory lock on another
+//! connection, which is granted once that transaction has ended on the server (PostgreSQL
+//! rolls back a transaction whose connection closed), and reads back the rows it wrote (their
+//! ids are the request's: the created user, the memberships with their role and time; the
+//! batch and the invitations). All there: it answers as if the `COMMIT` had been answered
+//! (`added`, `invited`, the queued message goes out). None there: the call fails and nothing
+//! is stored, as the core's contract says. If the check cannot tell (it fails, finds only
+//! some rows, or waits more than 5 s for the lock, as when the server still holds the
+//! transaction open for a client it has not noticed is gone), the call fails with
+//! [`StoreError::Unavailable`] whose text says **the outcome is unknown**: the core reports
+//! `internal_error`, but the writes may be stored. Retrying the request is safe: it reports
+//! what it then finds (`already_member`, `already_invited`). Accept, revoke and resend do not
+//! check (a lost answer there fails the call, which may have committed).
 //!
 //! # Outbox
 //!
@@ -152,6 +171,7 @@ mod purge;
 mod sql;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod unanswered;
 
 use crate::error::Error;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
