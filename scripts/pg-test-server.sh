@@ -19,7 +19,8 @@
 # Needs the PostgreSQL 15 server binaries (Debian/Ubuntu: `apt-get install postgresql-15`).
 # Set PG_BIN to use binaries elsewhere. Run as root, the server runs as the `postgres` user.
 # Exports INVITES_PG_URL (a database `invites` owned by a role `invites` that may create
-# databases: the tests create one per test from a migrated template) and
+# databases: the tests create one per test from a migrated template; and roles: a test logs in
+# as a least-privilege role it creates and drops) and
 # INVITES_REQUIRE_SERVERS=1 (so a test that cannot reach the server fails instead of
 # skipping).
 set -euo pipefail
@@ -90,7 +91,7 @@ if [[ -z "$started" ]]; then
 fi
 
 psql() { "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
-psql -d postgres -c "CREATE ROLE invites LOGIN CREATEDB" \
+psql -d postgres -c "CREATE ROLE invites LOGIN CREATEDB CREATEROLE" \
     -c "CREATE DATABASE invites OWNER invites"
 psql -d invites -c "CREATE EXTENSION pg_stat_statements"
 

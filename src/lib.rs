@@ -77,7 +77,9 @@ pub mod postmark {
 /// servers on one shared database. See the README, "PostgreSQL".
 #[cfg(feature = "postgres")]
 pub mod postgres {
-    pub use invites_postgres::{ConnectError, OptionError, PgOptions, PgStore, deadpool_postgres};
+    pub use invites_postgres::{
+        ConnectError, Migrated, OptionError, PgOptions, PgStore, SchemaMismatch, deadpool_postgres,
+    };
 }
 
 /// The README's Rust snippets compile (they are doctests).

@@ -7,6 +7,7 @@ use crate::sql::{
     INSERT_QUEUED_MESSAGE, LOCK_EMAIL, execute, ids_of_kind, locked_query, name_param, opt_role,
     opt_ts, opt_uuid, target_arrays,
 };
+use crate::unanswered::{self, Commit, Written};
 use crate::{PgStore, transaction};
 use deadpool_postgres::{GenericClient, Transaction};
 use invites_core::rules::{
@@ -198,30 +199,88 @@ fn add_slot(decision: &AddDecision) -> AddFact {
     }
 }
 
+/// The answer after a write-and-commit round trip `done`: `value`, unless it failed; if the
+/// `COMMIT`'s answer was lost, `value` and what the write stored, for
+/// [`unanswered::settle`] to check.
+fn after_commit<T, R>(
+    done: Result<R, Error>,
+    commit_unanswered: bool,
+    value: T,
+    written: impl FnOnce() -> Written,
+) -> Result<Commit<T>, Error> {
+    match done {
+        Ok(_) => Ok(Commit::Answered(value)),
+        Err(error) if commit_unanswered => Ok(Commit::Unanswered {
+            value,
+            written: written(),
+            error,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`after_commit`] for a slow path's `COMMIT`.
+fn after_slow_commit<T>(
+    done: Result<(), tokio_postgres::Error>,
+    value: T,
+    written: impl FnOnce(&T) -> Written,
+) -> Result<Commit<T>, Error> {
+    let done = done.map_err(Error::from);
+    let unanswered = done.as_ref().is_err_and(Error::may_have_committed);
+    let written = written(&value);
+    after_commit(done, unanswered, value, || written)
+}
+
 pub(crate) async fn add_members(
     store: &PgStore,
     cmd: &AddMembers,
 ) -> Result<AddMembersOutcome, Error> {
     let fast = pipelined!(store, |tx| add_fast(store, tx, cmd));
-    match fast {
+    let commit = match fast {
         Err(e) if needs_slow_path(&e) => {
             transaction!(store, |tx| {
                 let outcome = add_slow(store, &tx, cmd).await?;
-                tx.commit().await?;
-                Ok(outcome)
+                after_slow_commit(tx.commit().await, outcome, |o| added_rows(cmd, o))
             })
         }
         other => other,
-    }
+    }?;
+    unanswered::settle(store, commit).await
+}
+
+/// What a slow add stored if it committed: the user it created, the memberships of the
+/// targets whose unit succeeded.
+fn added_rows(cmd: &AddMembers, outcome: &AddMembersOutcome) -> Written {
+    let added: Vec<TargetId> = cmd
+        .targets
+        .iter()
+        .zip(&outcome.targets)
+        .filter(|(_, slot)| matches!(slot, Ok(AddFact::Added)))
+        .map(|(t, _)| *t)
+        .collect();
+    let user = outcome.user.unwrap_or(UserRef {
+        id: cmd.new_user.id,
+        created: false,
+    });
+    Written::members(
+        &cmd.email,
+        user.id,
+        user.created,
+        cmd.role,
+        cmd.now,
+        ids_of_kind(&added, TargetKind::Website),
+        ids_of_kind(&added, TargetKind::Group),
+    )
 }
 
 /// The set-based add: `BEGIN` with the facts, then one statement with `COMMIT` (2 round
-/// trips). It commits before returning `Ok`.
+/// trips). It commits before returning [`Commit::Answered`], or sent a `COMMIT` whose answer
+/// was lost.
 async fn add_fast(
     store: &PgStore,
     tx: &mut PipelinedTx,
     cmd: &AddMembers,
-) -> Result<AddMembersOutcome, Error> {
+) -> Result<Commit<AddMembersOutcome>, Error> {
     let facts = read_facts(
         store,
         Reader::Begin(tx),
@@ -247,9 +306,21 @@ async fn add_fast(
             created: true,
         }),
     };
-    if let Some(user) = user.filter(|_| !added.is_empty()) {
-        let insert = tx.prepare(&store.q(ADD_FAST)).await?;
-        tx.execute_and_commit(
+    let outcome = AddMembersOutcome {
+        user,
+        targets: decisions.iter().map(|d| Ok(add_slot(d))).collect(),
+    };
+    let Some(user) = user.filter(|_| !added.is_empty()) else {
+        tx.commit().await?;
+        return Ok(Commit::Answered(outcome));
+    };
+    let insert = tx.prepare(&store.q(ADD_FAST)).await?;
+    let (websites, groups) = (
+        ids_of_kind(&added, TargetKind::Website),
+        ids_of_kind(&added, TargetKind::Group),
+    );
+    let done = tx
+        .execute_and_commit(
             &insert,
             &[
                 &user.id.0,
@@ -259,18 +330,22 @@ async fn add_fast(
                 &user.created,
                 &cmd.role.as_str(),
                 &cmd.now.as_millis(),
-                &ids_of_kind(&added, TargetKind::Website),
-                &ids_of_kind(&added, TargetKind::Group),
+                &websites,
+                &groups,
                 &supersede,
             ],
         )
-        .await?;
-    } else {
-        tx.commit().await?;
-    }
-    Ok(AddMembersOutcome {
-        user,
-        targets: decisions.iter().map(|d| Ok(add_slot(d))).collect(),
+        .await;
+    after_commit(done, tx.commit_unanswered(), outcome, || {
+        Written::members(
+            &cmd.email,
+            user.id,
+            user.created,
+            cmd.role,
+            cmd.now,
+            websites,
+            groups,
+        )
     })
 }
 
@@ -428,26 +503,40 @@ pub(crate) async fn create_invitations(
 ) -> Result<CreateInvitationsOutcome, Error> {
     let targets: Vec<TargetId> = cmd.targets.iter().map(|(t, _)| *t).collect();
     let fast = pipelined!(store, |tx| invite_fast(store, tx, cmd, &targets));
-    match fast {
+    let commit = match fast {
         Err(e) if needs_slow_path(&e) => {
             transaction!(store, |tx| {
                 let outcome = invite_slow(store, &tx, cmd, &targets).await?;
-                tx.commit().await?;
-                Ok(outcome)
+                after_slow_commit(tx.commit().await, outcome, |o| invited_rows(cmd, o))
             })
         }
         other => other,
-    }
+    }?;
+    unanswered::settle(store, commit).await
+}
+
+/// What a slow invite stored if it committed: the batch (with its message) and the
+/// invitations of the targets whose unit succeeded.
+fn invited_rows(cmd: &CreateInvitations, outcome: &CreateInvitationsOutcome) -> Written {
+    let invitations = cmd
+        .targets
+        .iter()
+        .zip(&outcome.targets)
+        .filter(|(_, slot)| matches!(slot, Ok(InviteFact::Invited)))
+        .map(|((_, invitation), _)| invitation.0)
+        .collect();
+    Written::invitations(&cmd.email, cmd.batch.id, invitations)
 }
 
 /// The set-based invite: `BEGIN` with the facts, then the write with `COMMIT` (2 round
-/// trips). It commits before returning `Ok`.
+/// trips). It commits before returning [`Commit::Answered`], or sent a `COMMIT` whose answer
+/// was lost.
 async fn invite_fast(
     store: &PgStore,
     tx: &mut PipelinedTx,
     cmd: &CreateInvitations,
     targets: &[TargetId],
-) -> Result<CreateInvitationsOutcome, Error> {
+) -> Result<Commit<CreateInvitationsOutcome>, Error> {
     let facts = read_facts(
         store,
         Reader::Begin(tx),
@@ -469,42 +558,46 @@ async fn invite_fast(
             target_ids.push(target.uuid());
         }
     }
-    if !invitations.is_empty() {
-        let insert = tx.prepare(&store.q(INVITE_FAST)).await?;
-        let params: [&(dyn ToSql + Sync); 15] = [
-            &cmd.batch.id.0,
-            &cmd.organization.0,
-            &cmd.email.as_str(),
-            &&cmd.batch.token_hash.0[..],
-            &cmd.now.as_millis(),
-            &cmd.batch.message_id.0,
-            &cmd.batch.accept_url,
-            &cmd.batch.message_due_at.as_millis(),
-            &cmd.role.as_str(),
-            &name_param(&cmd.first_name),
-            &name_param(&cmd.last_name),
-            &cmd.expires_at.as_millis(),
-            &invitations,
-            &kinds,
-            &target_ids,
-        ];
-        if replace.is_empty() {
-            tx.execute_and_commit(&insert, &params).await?;
-        } else {
-            // The expired pending rows must be `replaced` before their successors are
-            // inserted (one pending row per target and email): two statements and the
-            // commit, pipelined.
-            let expire = tx.prepare(&store.q(REPLACE_EXPIRED)).await?;
-            let expire_params: [&(dyn ToSql + Sync); 1] = [&replace];
-            tx.execute_two_and_commit((&expire, &expire_params), (&insert, &params))
-                .await?;
-        }
-    } else {
-        tx.commit().await?;
-    }
-    Ok(CreateInvitationsOutcome {
+    let outcome = CreateInvitationsOutcome {
         existing_user: facts.user,
         targets: decisions.iter().map(|d| Ok(invite_slot(d))).collect(),
+    };
+    if invitations.is_empty() {
+        tx.commit().await?;
+        return Ok(Commit::Answered(outcome));
+    }
+    let insert = tx.prepare(&store.q(INVITE_FAST)).await?;
+    let params: [&(dyn ToSql + Sync); 15] = [
+        &cmd.batch.id.0,
+        &cmd.organization.0,
+        &cmd.email.as_str(),
+        &&cmd.batch.token_hash.0[..],
+        &cmd.now.as_millis(),
+        &cmd.batch.message_id.0,
+        &cmd.batch.accept_url,
+        &cmd.batch.message_due_at.as_millis(),
+        &cmd.role.as_str(),
+        &name_param(&cmd.first_name),
+        &name_param(&cmd.last_name),
+        &cmd.expires_at.as_millis(),
+        &invitations,
+        &kinds,
+        &target_ids,
+    ];
+    let done = if replace.is_empty() {
+        tx.execute_and_commit(&insert, &params).await.map(drop)
+    } else {
+        // The expired pending rows must be `replaced` before their successors are
+        // inserted (one pending row per target and email): two statements and the
+        // commit, pipelined.
+        let expire = tx.prepare(&store.q(REPLACE_EXPIRED)).await?;
+        let expire_params: [&(dyn ToSql + Sync); 1] = [&replace];
+        tx.execute_two_and_commit((&expire, &expire_params), (&insert, &params))
+            .await
+            .map(drop)
+    };
+    after_commit(done, tx.commit_unanswered(), outcome, || {
+        Written::invitations(&cmd.email, cmd.batch.id, invitations)
     })
 }
 

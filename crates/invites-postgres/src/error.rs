@@ -13,14 +13,6 @@ pub(crate) enum Error {
     /// No connection could be taken from the pool.
     #[error("no PostgreSQL connection available: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    /// The database holds a schema written by a newer version of this crate.
-    #[error("schema version {found} is newer than the newest version this library knows ({known})")]
-    NewerSchema {
-        /// The highest applied migration.
-        found: i32,
-        /// The number of migrations this build knows.
-        known: i32,
-    },
     /// A stored value this code cannot have written (a corrupt or foreign row). Names the
     /// column, never the value (which may be personal data).
     #[error("stored row could not be read: column {column}")]
@@ -38,6 +30,19 @@ pub(crate) enum Error {
     /// A write refers to a row that does not exist.
     #[error("{0}")]
     Missing(String),
+    /// A `COMMIT` was sent, the connection was lost before its answer came, and reading the
+    /// rows the transaction wrote could not tell whether it committed: its writes may be
+    /// stored, or not.
+    #[error(
+        "the outcome of a commit is unknown (the connection was lost before PostgreSQL answered COMMIT, and {why}): its writes may or may not be stored"
+    )]
+    CommitUnknown {
+        /// Why the check could not tell.
+        why: &'static str,
+        /// The check's error or the commit's (sanitized, see [`ServerError`]).
+        #[source]
+        source: invites_core::BoxError,
+    },
 }
 
 impl Error {
@@ -62,10 +67,24 @@ impl Error {
         )
     }
 
-    /// The connection or the server is unavailable (retrying later may help).
-    fn is_transient(&self) -> bool {
+    /// Whether a `COMMIT` that failed with this error may still have taken effect: the
+    /// connection failed (closed, an I/O error, or the server ended the session with a
+    /// `FATAL` or `PANIC`) before an answer came. Any other server error is an answer: the
+    /// transaction was rolled back.
+    pub(crate) fn may_have_committed(&self) -> bool {
         match self {
-            Error::Pool(_) => true,
+            Error::Pg(e) => match e.as_db_error() {
+                Some(db) => matches!(db.severity(), "FATAL" | "PANIC"),
+                None => true,
+            },
+            _ => false,
+        }
+    }
+
+    /// The connection or the server is unavailable (retrying later may help).
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Error::Pool(_) | Error::CommitUnknown { .. } => true,
             Error::Pg(e) => {
                 if e.is_closed() {
                     return true;
@@ -111,7 +130,7 @@ pub(crate) struct ServerError {
 
 impl Error {
     /// This error with every server error reduced to a [`ServerError`].
-    fn sanitized(self) -> invites_core::BoxError {
+    pub(crate) fn sanitized(self) -> invites_core::BoxError {
         let db = match &self {
             Error::Pg(e) => e.as_db_error(),
             Error::Pool(deadpool_postgres::PoolError::Backend(e)) => e.as_db_error(),
@@ -132,10 +151,7 @@ impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         if e.is_transient() {
             StoreError::unavailable(e.sanitized())
-        } else if matches!(
-            e,
-            Error::NewerSchema { .. } | Error::Corrupt { .. } | Error::Unreadable(_)
-        ) {
+        } else if matches!(e, Error::Corrupt { .. } | Error::Unreadable(_)) {
             StoreError::Incompatible {
                 reason: e.to_string(),
             }

@@ -52,8 +52,27 @@
 //! set-based write fails (a trigger, a check the host added, a full disk for one row), the
 //! transaction is rolled back and the request runs again on the *slow path*: the same reads,
 //! then each target's writes in its own `SAVEPOINT`. A target whose unit fails is rolled back
-//! to its savepoint and reported as an error in its slot; the others commit. If the `COMMIT`
-//! fails, the call fails and nothing of it is stored.
+//! to its savepoint and reported as an error in its slot; the others commit. If PostgreSQL
+//! refuses the `COMMIT` (a deferred constraint, a serialization failure), the call fails and
+//! nothing of it is stored.
+//!
+//! # A `COMMIT` whose answer never comes
+//!
+//! If the connection is lost after a bulk write's `COMMIT` was sent and before PostgreSQL
+//! answered (a network cut, a proxy, the server going away), the transaction may have
+//! committed or not. The store does not guess: it takes the email's advisory lock on another
+//! connection, which is granted once that transaction has ended on the server (PostgreSQL
+//! rolls back a transaction whose connection closed), and reads back the rows it wrote (their
+//! ids are the request's: the created user, the memberships with their role and time; the
+//! batch and the invitations). All there: it answers as if the `COMMIT` had been answered
+//! (`added`, `invited`, the queued message goes out). None there: the call fails and nothing
+//! is stored, as the core's contract says. If the check cannot tell (it fails, finds only
+//! some rows, or waits more than 5 s for the lock, as when the server still holds the
+//! transaction open for a client it has not noticed is gone), the call fails with
+//! [`StoreError::Unavailable`] whose text says **the outcome is unknown**: the core reports
+//! `internal_error`, but the writes may be stored. Retrying the request is safe: it reports
+//! what it then finds (`already_member`, `already_invited`). Accept, revoke and resend do not
+//! check (a lost answer there fails the call, which may have committed).
 //!
 //! # Outbox
 //!
@@ -65,13 +84,36 @@
 //! # Schema and migrations
 //!
 //! [`PgOptions::schema`] puts the tables in a schema of the host's choice (default `public`).
-//! Migrations are `.sql` files compiled into the crate, applied in order on
-//! [`PgStore::connect`] / [`PgStore::from_pool`] in one transaction under an advisory lock
-//! (per schema), and recorded in `invites_schema_migrations`: two servers starting together
-//! migrate once. A database migrated by a newer version of this crate is refused with
-//! [`StoreError::Incompatible`]. Ids are `uuid`, timestamps `bigint` milliseconds since the
-//! Unix epoch, emails normalised `text`. Token hashes are stored (never tokens), unique, and
-//! never returned.
+//! Migrations are `.sql` files compiled into the crate, applied in order in one transaction
+//! under an advisory lock (per schema), and recorded in `invites_schema_migrations`: two
+//! servers starting together migrate once. Ids are `uuid`, timestamps `bigint` milliseconds
+//! since the Unix epoch, emails normalised `text`. Token hashes are stored (never tokens),
+//! unique, and never returned.
+//!
+//! Two ways to run them:
+//!
+//! - **On connect** (the default, convenient in development): [`PgStore::connect`] and
+//!   [`PgStore::from_pool`] read the schema's version and migrate only when it is older than
+//!   this build. A schema already up to date is only read (no DDL), so once migrated any
+//!   role with the grants below can connect this way too.
+//! - **As a separate step** (production roles that do not own their schema): the owner runs
+//!   [`PgStore::migrate`] (or the `migrate` example, `cargo run -p invites-postgres --example
+//!   migrate -- [--schema NAME] [URL]`) when deploying, and app servers connect with
+//!   [`PgOptions::migrate`]`(false)`: they only check that the schema is at exactly this
+//!   build's version and never issue DDL; a missing, older or newer schema is refused with
+//!   [`ConnectError::Schema`] ([`SchemaMismatch`] says which and what to do).
+//!
+//! The app role then needs no CREATE privilege on the database or the schema and need not
+//! own anything, only (the crate's tests run with exactly this):
+//!
+//! ```sql
+//! GRANT USAGE ON SCHEMA invites TO app;
+//! GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA invites TO app;
+//! ```
+//!
+//! (The tables use no sequences. A later migration may add tables: grant again after it, or
+//! set `ALTER DEFAULT PRIVILEGES IN SCHEMA invites GRANT … TO app` as the owner once.) A
+//! database migrated by a newer version of this crate is refused in both modes.
 //!
 //! # Rows this version cannot read
 //!
@@ -129,6 +171,7 @@ mod purge;
 mod sql;
 #[cfg(feature = "test-util")]
 pub mod testing;
+mod unanswered;
 
 use crate::error::Error;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -146,6 +189,7 @@ pub struct PgOptions {
     pool_size: usize,
     max_attempts: u32,
     wait_timeout: Duration,
+    migrate: bool,
 }
 
 impl Default for PgOptions {
@@ -155,6 +199,7 @@ impl Default for PgOptions {
             pool_size: 16,
             max_attempts: 20,
             wait_timeout: Duration::from_secs(10),
+            migrate: true,
         }
     }
 }
@@ -241,14 +286,93 @@ impl PgOptions {
         self
     }
 
+    /// Whether connecting may migrate the schema (default `true`).
+    ///
+    /// - `true` (development, and hosts whose app role owns the schema): connecting reads the
+    ///   schema's version, and only if it is older than this build runs the migrations, as
+    ///   [`PgStore::migrate`] does. A schema already up to date is only read, so this also
+    ///   works for a role without CREATE privileges once the schema is migrated; a migration
+    ///   it cannot run fails with the server's permission error.
+    /// - `false` (production roles that do not own their schema): connecting only checks the
+    ///   version and never issues DDL. A schema that is missing, older or newer than this
+    ///   build is refused with [`ConnectError::Schema`]; run [`PgStore::migrate`] first, as a
+    ///   role that may create tables in the schema.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
+        self
+    }
+
     /// The configured schema name.
     pub fn schema_name(&self) -> &str {
         &self.schema
     }
 }
 
-/// Why [`PgStore::connect`] or [`PgStore::from_pool`] failed.
+/// What [`PgStore::migrate`] found and left: schema versions, each the number of migrations
+/// applied (0: no schema yet). Equal when there was nothing to do.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Migrated {
+    /// The version before.
+    pub from: u32,
+    /// The version after: always the number of migrations this build knows
+    /// ([`PgStore::migrations`]).
+    pub to: u32,
+}
+
+/// The schema is not at the version this build reads and writes (see
+/// [`ConnectError::Schema`]).
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[error("{}", self.explain())]
+pub struct SchemaMismatch {
+    /// The schema (the [`PgOptions::schema`] name).
+    pub schema: String,
+    /// Its version: the number of migrations applied, 0 when it holds no migrations table.
+    pub found: u32,
+    /// The version this build expects: the number of migrations it knows.
+    pub expected: u32,
+}
+
+impl SchemaMismatch {
+    /// The schema holds no tables of this crate (never migrated, or a wrong schema name).
+    pub fn is_missing(&self) -> bool {
+        self.found == 0
+    }
+
+    /// The schema is older than this build: run [`PgStore::migrate`].
+    pub fn is_older(&self) -> bool {
+        self.found < self.expected
+    }
+
+    /// The schema was migrated by a newer version of this crate: this build must not use it.
+    pub fn is_newer(&self) -> bool {
+        self.found > self.expected
+    }
+
+    fn explain(&self) -> String {
+        let (schema, found, expected) = (&self.schema, self.found, self.expected);
+        if self.is_missing() {
+            format!(
+                "schema `{schema}` holds no invites tables (this build expects version \
+                 {expected}): run the migrations first (PgStore::migrate) as a role that may \
+                 create tables in it"
+            )
+        } else if self.is_older() {
+            format!(
+                "schema `{schema}` is at version {found}, this build expects {expected}: run \
+                 the migrations first (PgStore::migrate) as a role that may create tables in it"
+            )
+        } else {
+            format!(
+                "schema `{schema}` is at version {found}, newer than this build knows \
+                 ({expected}): run a newer build of invites-postgres"
+            )
+        }
+    }
+}
+
+/// Why [`PgStore::connect`], [`PgStore::from_pool`] or [`PgStore::migrate`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// The URL could not be parsed (the URL itself is not repeated: it may hold a password).
     #[error("invalid PostgreSQL connection URL")]
@@ -256,9 +380,14 @@ pub enum ConnectError {
     /// The pool could not be built.
     #[error("could not build the connection pool")]
     Pool(#[source] deadpool_postgres::BuildError),
-    /// Connecting or migrating failed.
+    /// Connecting or migrating failed (no server, no permission: the server's error, as a
+    /// [`StoreError`]).
     #[error("could not prepare the database: {0}")]
     Store(#[from] StoreError),
+    /// The schema's version is not this build's: missing or older (with
+    /// [`PgOptions::migrate`] off), or newer (always).
+    #[error(transparent)]
+    Schema(#[from] SchemaMismatch),
 }
 
 /// The PostgreSQL backend: implements the store ports of `invites-core` over a connection
@@ -287,10 +416,12 @@ impl fmt::Debug for PgStore {
 impl PgStore {
     /// Connects to `url` (`postgresql://user[:password]@host[:port]/database`, or the
     /// key-value form `host=… user=… dbname=…`; a unix socket is a `host` that starts with
-    /// `/`) with [`PgOptions::default`], and migrates the schema.
+    /// `/`) with [`PgOptions::default`], and migrates the schema if it is older than this
+    /// build (see [`PgOptions::migrate`]).
     ///
     /// # Errors
-    /// [`ConnectError`]: a bad URL, an unreachable server, or a schema from a newer version.
+    /// [`ConnectError`]: a bad URL, an unreachable server, a migration the role may not run,
+    /// or a schema from a newer version ([`ConnectError::Schema`]).
     pub async fn connect(url: &str) -> Result<PgStore, ConnectError> {
         PgStore::connect_with(url, PgOptions::default()).await
     }
@@ -300,29 +431,16 @@ impl PgStore {
     /// # Errors
     /// As [`PgStore::connect`].
     pub async fn connect_with(url: &str, options: PgOptions) -> Result<PgStore, ConnectError> {
-        let config: tokio_postgres::Config = url.parse().map_err(ConnectError::InvalidUrl)?;
-        let manager = Manager::from_config(
-            config,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size)
-            .wait_timeout(Some(options.wait_timeout))
-            .create_timeout(Some(options.wait_timeout))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .build()
-            .map_err(ConnectError::Pool)?;
+        let pool = build_pool(url, options.pool_size, options.wait_timeout)?;
         PgStore::from_pool_with(pool, options).await
     }
 
     /// A store over the host's own pool (its TLS, its sizes), with [`PgOptions::default`];
-    /// migrates the schema.
+    /// migrates the schema if it is older than this build.
     ///
     /// # Errors
-    /// [`ConnectError::Store`]: no connection, or a schema from a newer version.
+    /// [`ConnectError::Store`]: no connection, or a migration the role may not run;
+    /// [`ConnectError::Schema`]: a schema from a newer version.
     pub async fn from_pool(pool: Pool) -> Result<PgStore, ConnectError> {
         PgStore::from_pool_with(pool, PgOptions::default()).await
     }
@@ -330,7 +448,8 @@ impl PgStore {
     /// [`PgStore::from_pool`] with options (`pool_size` and `wait_timeout` are the pool's).
     ///
     /// # Errors
-    /// As [`PgStore::from_pool`].
+    /// As [`PgStore::from_pool`]; with [`PgOptions::migrate`] off, [`ConnectError::Schema`]
+    /// also for a schema that is missing or older than this build.
     pub async fn from_pool_with(pool: Pool, options: PgOptions) -> Result<PgStore, ConnectError> {
         let store = PgStore {
             pool,
@@ -339,8 +458,67 @@ impl PgStore {
             #[cfg(feature = "test-util")]
             guard: None,
         };
-        migrate::migrate(&store).await.map_err(StoreError::from)?;
+        let mut client = store.client().await.map_err(StoreError::from)?;
+        if store.options.migrate {
+            migrate::migrate(&mut client, &store.options.schema).await?;
+        } else {
+            migrate::verify(&client, &store.options.schema).await?;
+        }
         Ok(store)
+    }
+
+    /// Brings the schema of [`PgOptions::schema`] in the database at `url` up to this build's
+    /// version, over one connection that is closed afterwards: the deployment step to run
+    /// before app servers that connect with [`PgOptions::migrate`] off. Run it as a role that
+    /// may create the schema (or create tables in it), normally its owner. Migrations run in
+    /// one transaction under an advisory lock per schema, so running it from several places
+    /// at once migrates once; a schema already up to date is only read.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use invites_postgres::{PgOptions, PgStore};
+    /// // As the schema's owner, in the host's deploy step (e.g. `myapp migrate`):
+    /// let done = PgStore::migrate(
+    ///     "postgresql://owner@db.internal/app",
+    ///     &PgOptions::default().schema("invites")?,
+    /// )
+    /// .await?;
+    /// println!("schema version {} -> {}", done.from, done.to);
+    /// // On every app server, as a role with USAGE on the schema and SELECT, INSERT, UPDATE,
+    /// // DELETE on its tables: no DDL, refuses a schema of another version.
+    /// let store = PgStore::connect_with(
+    ///     "postgresql://app@db.internal/app",
+    ///     PgOptions::default().schema("invites")?.migrate(false),
+    /// )
+    /// .await?;
+    /// # drop(store); Ok(()) }
+    /// ```
+    ///
+    /// The crate's `migrate` example is that step as a command:
+    /// `cargo run -p invites-postgres --example migrate -- [--schema NAME] [URL]` (the URL
+    /// from `DATABASE_URL` when not given, which keeps a password out of the process list).
+    ///
+    /// # Errors
+    /// [`ConnectError::InvalidUrl`]; [`ConnectError::Store`]: no connection, or the role may
+    /// not create what the migrations create; [`ConnectError::Schema`]: the schema is newer
+    /// than this build.
+    pub async fn migrate(url: &str, options: &PgOptions) -> Result<Migrated, ConnectError> {
+        let pool = build_pool(url, 1, options.wait_timeout)?;
+        let done = PgStore::migrate_pool(&pool, options).await;
+        pool.close();
+        done
+    }
+
+    /// [`PgStore::migrate`] over one connection of the host's own pool (its TLS).
+    ///
+    /// # Errors
+    /// As [`PgStore::migrate`], without `InvalidUrl`.
+    pub async fn migrate_pool(pool: &Pool, options: &PgOptions) -> Result<Migrated, ConnectError> {
+        let mut client = pool
+            .get()
+            .await
+            .map_err(|e| StoreError::from(Error::from(e)))?;
+        migrate::migrate(&mut client, &options.schema).await
     }
 
     /// The pool the store uses.
@@ -362,6 +540,25 @@ impl PgStore {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, Error> {
         Ok(self.pool.get().await?)
     }
+}
+
+/// A pool of up to `size` connections to `url`, without TLS, waiting up to `wait` for one.
+fn build_pool(url: &str, size: usize, wait: Duration) -> Result<Pool, ConnectError> {
+    let config: tokio_postgres::Config = url.parse().map_err(ConnectError::InvalidUrl)?;
+    let manager = Manager::from_config(
+        config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(ConnectError::Pool)
 }
 
 /// Runs `$body` (an `async` block using the transaction `$tx`, which must commit it) in a

@@ -27,6 +27,8 @@ const BEGIN: &str = "START TRANSACTION ISOLATION LEVEL READ COMMITTED";
 pub(crate) struct PipelinedTx {
     client: Option<Object>,
     open: bool,
+    /// A `COMMIT` was sent and its answer never came (see [`PipelinedTx::commit_unanswered`]).
+    unanswered: bool,
 }
 
 impl PipelinedTx {
@@ -35,12 +37,28 @@ impl PipelinedTx {
         Ok(PipelinedTx {
             client: Some(store.client().await?),
             open: true,
+            unanswered: false,
         })
     }
 
     /// Whether a `COMMIT` was answered.
     pub(crate) fn committed(&self) -> bool {
         !self.open
+    }
+
+    /// Whether a `COMMIT` was sent and failed in a way that leaves its outcome unknown (the
+    /// connection was lost before the answer came: [`Error::may_have_committed`]). The
+    /// transaction may have committed; only reading what it wrote, on another connection,
+    /// tells (`crate::unanswered`).
+    pub(crate) fn commit_unanswered(&self) -> bool {
+        self.unanswered
+    }
+
+    /// Notes a failure of a round trip that carried a `COMMIT`.
+    fn commit_failed(&mut self, e: tokio_postgres::Error) -> Error {
+        let e = Error::from(e);
+        self.unanswered = e.may_have_committed();
+        e
     }
 
     fn client(&self) -> &Object {
@@ -74,7 +92,8 @@ impl PipelinedTx {
         let (rows, ()) = tokio::try_join!(
             client.execute(statement, params),
             client.batch_execute("COMMIT")
-        )?;
+        )
+        .map_err(|e| self.commit_failed(e))?;
         self.open = false;
         Ok(rows)
     }
@@ -91,7 +110,8 @@ impl PipelinedTx {
             client.execute(first.0, first.1),
             client.execute(second.0, second.1),
             client.batch_execute("COMMIT")
-        )?;
+        )
+        .map_err(|e| self.commit_failed(e))?;
         self.open = false;
         Ok((a, b))
     }
@@ -128,7 +148,7 @@ impl Drop for PipelinedTx {
 }
 
 /// Runs `$body` (an `async` block using `$tx`, a `&mut` [`PipelinedTx`], which must commit
-/// it) on a pooled connection; runs it again from the start, with a short random backoff,
+/// it, or may return `Ok` after a `COMMIT` whose answer was lost) on a pooled connection; runs it again from the start, with a short random backoff,
 /// when it loses a conflict with a concurrent transaction (as `transaction!` does). A macro,
 /// not a function taking an async closure, so the future stays `Send` for `async_trait`.
 macro_rules! pipelined {
@@ -142,7 +162,7 @@ macro_rules! pipelined {
                 $body.await
             };
             debug_assert!(
-                result.is_err() || open.committed(),
+                result.is_err() || open.committed() || open.commit_unanswered(),
                 "a pipelined body returned Ok without committing"
             );
             open.end().await;

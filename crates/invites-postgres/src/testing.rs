@@ -3,8 +3,8 @@
 //! and dropped when the last handle of its store goes.
 //!
 //! The server comes from the environment, as every server-dependent test of the workspace:
-//! `INVITES_PG_URL` names a database on it whose role may create databases (see
-//! `scripts/pg-test-server.sh`). Without it, [`server_url`] prints one `skipped:` line and
+//! `INVITES_PG_URL` names a database on it whose role may create databases, and roles for the
+//! least-privilege test (see `scripts/pg-test-server.sh`). Without it, [`server_url`] prints one `skipped:` line and
 //! returns `None`, unless `INVITES_REQUIRE_SERVERS=1` is set, when it panics instead.
 
 use crate::{PgOptions, PgStore};
