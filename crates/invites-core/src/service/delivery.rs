@@ -4,6 +4,7 @@
 use super::*;
 use crate::error::{InviteError, StoreError};
 use crate::mail::{BatchEmail, EmailMessage, EmailTarget, Mailer, sanitize_header};
+use crate::observe::Operation;
 use crate::response::EmailStatus;
 use crate::store::{BatchRecord, DeliveryUpdate, InvitationRecord, OutboxMessage};
 use crate::time::Timestamp;
@@ -19,7 +20,7 @@ impl InviteService {
     /// Delivers a freshly stored message; the response reports `sent` only when the mailer
     /// accepted it.
     pub(super) async fn deliver_now(&self, message: &OutboxMessage) -> EmailStatus {
-        match self.deliver(message, self.now()).await {
+        match self.deliver_observed(message, self.now()).await {
             Ok(Delivered::Sent) => EmailStatus::Sent,
             Ok(Delivered::Failed) => EmailStatus::Failed,
             Ok(Delivered::Cancelled) => EmailStatus::NotSent,
@@ -89,6 +90,7 @@ impl InviteService {
             // of coming back after every lease.
             Err(e @ StoreError::Incompatible { .. }) => {
                 note_dropped("deliver: batch cannot be read", &e);
+                crate::observe::set_aside();
                 self.store
                     .record_delivery(
                         message.id,
@@ -165,7 +167,30 @@ impl InviteService {
     /// # Errors
     /// [`InviteError::Unavailable`] if the due messages cannot be claimed. Failures on single
     /// messages are counted in the report; those messages come back after their lease.
+    #[tracing::instrument(
+        name = "deliver_due",
+        skip_all,
+        fields(
+            sent,
+            retried,
+            failed,
+            cancelled,
+            store_errors,
+            queued,
+            oldest_queued_age_seconds,
+            outcome,
+            duration_seconds
+        )
+    )]
     pub async fn deliver_due(&self) -> Result<DeliveryReport, InviteError> {
+        let report = self
+            .observed(Operation::DeliverDue, self.deliver_pass())
+            .await;
+        self.observe_backlog().await;
+        report
+    }
+
+    async fn deliver_pass(&self) -> Result<DeliveryReport, InviteError> {
         let now = self.now();
         let policy = &self.config.delivery;
         let lease_until = now.plus(policy.lease);
@@ -180,7 +205,7 @@ impl InviteService {
             if self.now() >= lease_until {
                 break;
             }
-            match self.deliver(message, now).await {
+            match self.deliver_observed(message, now).await {
                 Ok(Delivered::Sent) => report.sent += 1,
                 Ok(Delivered::Retry) => report.retried += 1,
                 Ok(Delivered::Failed) => report.failed += 1,
