@@ -25,7 +25,7 @@
 //! | `list_invitations` (info) | [`list_invitations`](crate::InviteService::list_invitations) | `organization_id`, `key_id`, `filter` (`target`, `email` or `status`: the kind, never the value), `limit`, `items`, `outcome`, `duration_seconds` |
 //! | `deliver_due` (info) | [`deliver_due`](crate::InviteService::deliver_due) | `sent`, `retried`, `failed`, `cancelled`, `store_errors`, `queued`, `oldest_queued_age_seconds`, `outcome`, `duration_seconds` |
 //! | `purge_expired` (info) | [`purge_expired`](crate::InviteService::purge_expired) | `batches`, `invitations`, `messages`, `idempotency_records`, `outcome`, `duration_seconds` |
-//! | `deliver` (info) | one message handed to the mailer (under `bulk_invite`, `resend` or `deliver_due`) | `batch_id`, `attempt`, `result` |
+//! | `deliver` (info) | one message handed to the mailer (under `bulk_invite`, `bulk_invite_idempotent`, `resend` or `deliver_due`) | `batch_id`, `attempt`, `result` |
 //! | one per store method (debug): `add_members`, `create_invitations`, `accept_batch`, `revoke_invitation`, `rotate_batch`, `purge_batches`, `claim_due_messages`, `record_delivery`, `batch_messages`, `purge_messages`, `idempotency_begin`, `idempotency_finish`, `purge_idempotency`, `find_user`, `get_user`, `find_batch_by_token`, `get_batch`, `get_invitation`, `list_invitations`, `outbox_backlog` | a call of the storage port, under the operation's span | `db.system.name` (`sqlite`, `postgresql`, `memory`; [`ReadStore::db_system_name`](crate::ReadStore::db_system_name)), `error.type` (`unavailable`, `backend`, `incompatible`) when it failed |
 //!
 //! `outcome` is `ok` or the error's code ([`ErrorCode::as_str`](crate::ErrorCode::as_str)).
@@ -295,5 +295,59 @@ pub(crate) fn email_status(status: EmailStatus) -> &'static str {
         EmailStatus::Queued => "queued",
         EmailStatus::NotSent => "not_sent",
         EmailStatus::Failed => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> InviteConfig {
+        InviteConfig::new("https://a.test/accept").unwrap()
+    }
+
+    #[test]
+    fn the_invitee_hash_is_keyed_with_the_hosts_secret() {
+        let email = Email::parse("Ann@Example.test").unwrap();
+        let secret = b"sixteen bytes ok";
+        let a = invitee(&config().with_trace_key(secret).unwrap(), &email);
+        let b = invitee(&config().with_trace_key(secret).unwrap(), &email);
+        let other = invitee(
+            &config().with_trace_key(b"another secret!!").unwrap(),
+            &email,
+        );
+        let unkeyed = invitee(&config(), &email);
+        // One secret, one hash on every server; another secret (or none) gives another.
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_ne!(a, unkeyed);
+        assert_eq!(a.len(), 16);
+        assert!(!a.contains("ann") && !a.contains("example"));
+        let short = config().with_trace_key(b"too short").unwrap_err();
+        assert_eq!(short.field(), "trace_key");
+        // The secret is never printed.
+        let shown = format!("{:?}", config().with_trace_key(secret).unwrap());
+        assert!(!shown.contains("sixteen"));
+    }
+
+    #[test]
+    fn every_operation_has_its_own_label() {
+        use Operation::*;
+        let all = [
+            BulkInvite,
+            BulkInviteIdempotent,
+            Preview,
+            Accept,
+            Revoke,
+            Resend,
+            Batch,
+            ListInvitations,
+            DeliverDue,
+            PurgeExpired,
+        ];
+        let mut labels: Vec<&str> = all.iter().map(|o| o.as_str()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), all.len());
     }
 }

@@ -7,8 +7,8 @@ use crate::sql::query;
 use invites_core::Timestamp;
 use invites_core::observe::OutboxBacklog;
 
-/// One read of the queued rows through their own partial index (`outbox_due`, which also
-/// holds `created_at`), so it costs the queue, never the table.
+/// One read of the queued rows, which their partial index (`outbox_due`, holding `created_at`
+/// too) covers: the planner can answer it from the queue alone, never the whole table.
 const BACKLOG: &str =
     "SELECT COUNT(*), MIN(created_at) FROM {schema}.outbox WHERE status = 'queued'";
 
