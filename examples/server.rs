@@ -12,6 +12,8 @@
 //!   the invitations (preview) and accepts them with a button (POST). That page is the host's
 //!   part; the API itself takes tokens only in JSON bodies.
 //! - The delivery worker (`invites::delivery`) retries queued emails every 5 seconds.
+//! - Logs (`tracing`) on stderr, filtered by `RUST_LOG` (default `info`), JSON lines with
+//!   `INVITES_LOG_JSON=1`; metrics in Prometheus' text format at `GET /metrics`.
 //!
 //! Options (flags win over environment variables): `--addr HOST:PORT` or `INVITES_ADDR`
 //! (default `127.0.0.1:8080`), `--db PATH` or `INVITES_DB`, `--mail-dir DIR` or
@@ -36,6 +38,8 @@ use uuid::Uuid;
 
 #[path = "support/mail_from_env.rs"]
 mod mail_from_env;
+#[path = "support/observability.rs"]
+mod observability;
 
 const GLOBAL_KEY: &str = "demo-global-key";
 const SCOPED_KEY: &str = "demo-scoped-key";
@@ -299,6 +303,7 @@ async fn shutdown() {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::read()?;
+    let metrics_route = observability::install()?;
     let store = SqliteStore::open(&settings.db).await?;
     seed(&store).await?;
 
@@ -312,6 +317,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = axum::Router::new()
         .nest("/api/v1", invites::axum::router(api))
         .route("/accept", get(accept_page).post(accept_submit))
+        .route("/metrics", metrics_route)
         .with_state(service);
 
     println!(

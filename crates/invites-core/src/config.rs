@@ -20,6 +20,7 @@
 //! | retention of finished history | 1 day to 3650 days | 30 days |
 //! | purge batch size (records per store call: a batch counts once, with its invitations and messages) | 1 to 10000 | 500 |
 //! | purge interval (delivery worker) | 1 minute to 1 day | 1 hour |
+//! | trace key (hashes addresses in tracing fields) | a secret of 16 bytes or more | a random key per process |
 
 use crate::mail::{DefaultRenderer, EmailRenderer};
 use crate::time::{Clock, SystemClock};
@@ -347,6 +348,8 @@ pub struct InviteConfig {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) random: Arc<dyn RandomSource>,
     pub(crate) renderer: Arc<dyn EmailRenderer>,
+    /// Keys the hash that stands for an address in tracing fields (never printed).
+    pub(crate) trace_key: [u8; 32],
 }
 
 impl fmt::Debug for InviteConfig {
@@ -414,6 +417,7 @@ impl InviteConfig {
             clock: Arc::new(SystemClock),
             random: Arc::new(OsRandom),
             renderer: Arc::new(DefaultRenderer::default()),
+            trace_key: *crate::invitee::process_key(),
         })
     }
 
@@ -429,6 +433,29 @@ impl InviteConfig {
     pub fn with_random(mut self, random: Arc<dyn RandomSource>) -> Self {
         self.random = random;
         self
+    }
+
+    /// With the host's secret for the hash that stands for an email address in tracing fields
+    /// (the `invitee` field of the bulk spans; the address itself never reaches a span, an
+    /// event or a metric). The same secret on every app server gives one mailbox the same
+    /// hash everywhere, so an operator can follow it across machines and restarts; without
+    /// it, each process draws a random key (hashes match within one process only). The
+    /// secret is never printed; keep it as secret as the logs' readers are untrusted, since
+    /// with it a guessed address can be tested against a hash.
+    ///
+    /// # Errors
+    /// [`ConfigError`] (field `trace_key`) for a secret shorter than 16 bytes.
+    pub fn with_trace_key(mut self, secret: &[u8]) -> Result<Self, ConfigError> {
+        use sha2::{Digest, Sha256};
+        if secret.len() < 16 {
+            return Err(ConfigError::new("trace_key", "must be at least 16 bytes"));
+        }
+        self.trace_key = Sha256::new()
+            .chain_update(b"invites trace key\0")
+            .chain_update(secret)
+            .finalize()
+            .into();
+        Ok(self)
     }
 
     /// With another renderer.

@@ -250,15 +250,25 @@ impl fmt::Debug for Email {
 /// The first 8 bytes, in hex, of SHA-256 over a key drawn at random once per process and then
 /// `value`: how `Debug` shows personal data ([`Email`], [`PersonName`]).
 fn keyed_hash(value: &str) -> String {
-    use sha2::{Digest, Sha256};
+    keyed_hash_with(process_key(), value)
+}
+
+/// The key drawn at random once per process for [`keyed_hash`] (and for tracing fields when
+/// the host gives none, see [`InviteConfig::with_trace_key`](crate::InviteConfig::with_trace_key)).
+pub(crate) fn process_key() -> &'static [u8; 32] {
     static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(|| {
+    KEY.get_or_init(|| {
         let mut key = [0u8; 32];
         // Without an OS random source the key stays fixed: the hash still hides the value
         // from a reader of one log line, only not from a dictionary.
         let _ = getrandom::fill(&mut key);
         key
-    });
+    })
+}
+
+/// The first 8 bytes, in hex, of SHA-256 over `key` and then `value`.
+pub(crate) fn keyed_hash_with(key: &[u8; 32], value: &str) -> String {
+    use sha2::{Digest, Sha256};
     let digest = Sha256::new()
         .chain_update(key)
         .chain_update(value.as_bytes())

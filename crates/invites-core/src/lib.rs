@@ -109,6 +109,15 @@
 //! - **Secrets**: the accept link and token never appear in `Debug` or `Display`
 //!   ([`REDACTED`] is printed instead); [`EmailMessage`]'s `Display` shows headers only.
 //!
+//! # What an operator sees
+//!
+//! A `tracing` span per public operation of [`InviteService`] (and per message delivered),
+//! with a child span per store call; a `warn` event for every store error the service does
+//! not return; metrics through the `metrics` facade. The [`observe`] module lists every span
+//! with its fields and every metric with its type, unit and labels; [`observe::describe_metrics`]
+//! describes them to the host's recorder. No address, name or token reaches a span, an event
+//! or a metric label.
+//!
 //! # Retention
 //!
 //! [`InviteService::purge_expired`] (run hourly by the facade's delivery worker) keeps
@@ -159,6 +168,7 @@ mod ids;
 mod invitee;
 mod limits;
 mod mail;
+pub mod observe;
 mod port;
 mod principal;
 #[cfg(feature = "test-util")]
@@ -171,6 +181,7 @@ mod service;
 mod store;
 mod time;
 mod tokens;
+mod traced;
 
 pub use config::{ConfigError, DeliveryPolicy, InviteConfig, RetentionPolicy};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};

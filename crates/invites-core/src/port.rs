@@ -5,6 +5,7 @@
 use crate::error::StoreError;
 use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId};
 use crate::invitee::Email;
+use crate::observe::OutboxBacklog;
 use crate::store::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, BatchRecord, CreateInvitations,
     CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin, IdempotencyState, InvitationQuery,
@@ -369,6 +370,25 @@ pub trait ReadStore: Send + Sync + Debug + 'static {
         &self,
         query: &InvitationQuery,
     ) -> Result<Vec<InvitationRecord>, StoreError>;
+
+    /// How many outbox messages are `Queued` and the `created_at` of the oldest of them: a
+    /// cheap read (the queued rows' own index) for the outbox gauges, which
+    /// [`InviteService::deliver_due`](crate::InviteService::deliver_due) takes after each
+    /// pass. `Ok(None)` (the default) for a store that cannot tell cheaply: then the gauges
+    /// are not set.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn outbox_backlog(&self) -> Result<Option<OutboxBacklog>, StoreError> {
+        Ok(None)
+    }
+
+    /// The storage system, as OpenTelemetry's database conventions spell `db.system.name`
+    /// (`"sqlite"`, `"postgresql"`, `"memory"` for the in-memory store): a field of every
+    /// store call's span. `"other"` unless the backend says.
+    fn db_system_name(&self) -> &'static str {
+        "other"
+    }
 }
 
 /// The whole storage port of [`InviteService`](crate::InviteService).
@@ -580,6 +600,12 @@ macro_rules! forward_store {
                 q: &InvitationQuery,
             ) -> Result<Vec<InvitationRecord>, StoreError> {
                 (**self).list_invitations(q).await
+            }
+            async fn outbox_backlog(&self) -> Result<Option<OutboxBacklog>, StoreError> {
+                (**self).outbox_backlog().await
+            }
+            fn db_system_name(&self) -> &'static str {
+                (**self).db_system_name()
             }
         }
     };

@@ -40,6 +40,7 @@
 //! ```
 
 use async_trait::async_trait;
+use invites_core::observe::OutboxBacklog;
 use invites_core::rules::{
     self, AcceptDecision, AcceptFacts, AddDecision, AddFacts, IdempotencyDecision, InviteDecision,
     InviteFacts, PendingInvitation, RevokeDecision, RotateDecision, RotateFacts, StoredIdempotency,
@@ -759,5 +760,26 @@ impl ReadStore for MemoryStore {
             .take(q.limit)
             .filter_map(|i| s.invitation(i.id))
             .collect())
+    }
+
+    async fn outbox_backlog(&self) -> Result<Option<OutboxBacklog>, StoreError> {
+        let s = self.lock();
+        let queued = s
+            .outbox
+            .values()
+            .filter(|m| m.status == MessageStatus::Queued);
+        Ok(Some(queued.fold(OutboxBacklog::default(), |b, m| {
+            OutboxBacklog {
+                queued: b.queued + 1,
+                oldest_created_at: Some(
+                    b.oldest_created_at
+                        .map_or(m.created_at, |t| t.min(m.created_at)),
+                ),
+            }
+        })))
+    }
+
+    fn db_system_name(&self) -> &'static str {
+        "memory"
     }
 }

@@ -159,6 +159,7 @@
 //! `test-util` adds the `testing` module: throwaway databases (one per test, copied from a migrated
 //! template, dropped with the last store handle) on the server named by `INVITES_PG_URL`.
 
+mod backlog;
 mod bulk;
 mod directory;
 mod error;

@@ -1,8 +1,9 @@
 //! The store ports of `invites-core`, implemented by [`PgStore`]: each method maps this
 //! crate's error to a [`StoreError`] and calls the operation's module.
 
-use crate::{PgStore, bulk, directory, lifecycle, outbox, purge};
+use crate::{PgStore, backlog, bulk, directory, lifecycle, outbox, purge};
 use async_trait::async_trait;
+use invites_core::observe::OutboxBacklog;
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
     BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
@@ -66,6 +67,14 @@ impl ReadStore for PgStore {
         query: &InvitationQuery,
     ) -> Result<Vec<InvitationRecord>, StoreError> {
         Ok(lifecycle::list_invitations(self, query).await?)
+    }
+
+    async fn outbox_backlog(&self) -> Result<Option<OutboxBacklog>, StoreError> {
+        Ok(Some(backlog::outbox_backlog(self).await?))
+    }
+
+    fn db_system_name(&self) -> &'static str {
+        "postgresql"
     }
 }
 

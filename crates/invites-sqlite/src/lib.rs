@@ -146,6 +146,7 @@
 //! `bundled` compiles SQLite in (no system library needed). It is off here and turned on by
 //! the `invites` facade.
 
+mod backlog;
 mod bulk;
 mod checkpoint;
 mod columns;
@@ -168,6 +169,7 @@ mod tests;
 use crate::error::Error;
 use crate::worker::Worker;
 use async_trait::async_trait;
+use invites_core::observe::OutboxBacklog;
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
     BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
@@ -539,6 +541,14 @@ impl ReadStore for SqliteStore {
     ) -> Result<Vec<InvitationRecord>, StoreError> {
         let query = query.clone();
         self.run(move |c| reads::list_invitations(c, &query)).await
+    }
+
+    async fn outbox_backlog(&self) -> Result<Option<OutboxBacklog>, StoreError> {
+        self.run(|c| backlog::outbox_backlog(c).map(Some)).await
+    }
+
+    fn db_system_name(&self) -> &'static str {
+        "sqlite"
     }
 }
 

@@ -308,4 +308,13 @@ impl ReadStore for FaultyStore {
         self.other()?;
         self.inner.list_invitations(q).await
     }
+
+    async fn outbox_backlog(&self) -> Result<Option<observe::OutboxBacklog>, StoreError> {
+        self.other()?;
+        self.inner.outbox_backlog().await
+    }
+
+    fn db_system_name(&self) -> &'static str {
+        self.inner.db_system_name()
+    }
 }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::error::InviteError;
 use crate::ids::UserId;
+use crate::observe::Operation;
 use crate::response::{OutcomeCode, TargetResult};
 use crate::store::{AcceptBatch, AcceptFact, BatchRecord, NewUser};
 use crate::tokens::AcceptToken;
@@ -33,7 +34,17 @@ impl InviteService {
     /// invitations all expired; [`InviteError::Unavailable`] on store failure, also (with a
     /// [`StoreError::Incompatible`](crate::StoreError::Incompatible) source) when the batch's
     /// row or one of its invitations cannot be decoded: that batch only, never another.
+    #[tracing::instrument(
+        name = "preview",
+        skip_all,
+        fields(batch_id, targets, outcome, duration_seconds)
+    )]
     pub async fn preview(&self, token: &str) -> Result<InvitationPreview, InviteError> {
+        self.observed(Operation::Preview, self.preview_inner(token))
+            .await
+    }
+
+    async fn preview_inner(&self, token: &str) -> Result<InvitationPreview, InviteError> {
         let (_, batch) = self.open_token(token).await?;
         let now = self.now();
         Ok(InvitationPreview {
@@ -67,12 +78,23 @@ impl InviteService {
     /// [`InviteError::InvalidToken`] (unknown, used, rotated, all expired),
     /// [`InviteError::EmailMismatch`], [`InviteError::NotFound`] for an unknown signed-in
     /// user, [`InviteError::Unavailable`].
+    #[tracing::instrument(name = "accept", skip_all, fields(batch_id, signed_in = signed_in.is_some(), succeeded, failed, outcome, duration_seconds))]
     pub async fn accept(
         &self,
         token: &str,
         signed_in: Option<UserId>,
     ) -> Result<AcceptResponse, InviteError> {
+        self.observed(Operation::Accept, self.accept_inner(token, signed_in))
+            .await
+    }
+
+    async fn accept_inner(
+        &self,
+        token: &str,
+        signed_in: Option<UserId>,
+    ) -> Result<AcceptResponse, InviteError> {
         let (token, batch) = self.open_token(token).await?;
+        tracing::Span::current().record("batch_id", tracing::field::display(batch.id));
         if let Some(uid) = signed_in {
             let user = self
                 .store

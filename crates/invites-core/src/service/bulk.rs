@@ -4,6 +4,7 @@
 use super::*;
 use crate::error::{ErrorCode, InviteError};
 use crate::ids::{BatchId, InvitationId, MessageId, TargetId, UserId};
+use crate::observe::Operation;
 use crate::principal::Principal;
 use crate::request::{BulkInviteRequest, InviteMethod, ValidatedRequest};
 use crate::response::{BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, TargetResult};
@@ -27,13 +28,17 @@ impl InviteService {
     /// [`InviteError::Validation`] with the codes of SPEC §2, or [`InviteError::Forbidden`]
     /// with `global_key_required`. Nothing is written in either case. Store failures are
     /// per-target `internal_error` results, not errors.
+    #[tracing::instrument(name = "bulk_invite", skip_all, fields(organization_id = %principal.organization, key_id = %principal.key_id, method, targets, invitee, succeeded, failed, batch_id, email, outcome, duration_seconds))]
     pub async fn bulk_invite(
         &self,
         principal: &Principal,
         request: BulkInviteRequest,
     ) -> Result<BulkInviteResponse, InviteError> {
-        let valid = self.check(principal, &request)?;
-        Ok(self.execute(principal, &valid).await)
+        self.observed(Operation::BulkInvite, async {
+            let valid = self.check(principal, &request)?;
+            Ok(self.execute(principal, &valid).await)
+        })
+        .await
     }
 
     pub(super) fn check(
@@ -47,7 +52,9 @@ impl InviteService {
                 reason: "group_ids require a global API key".into(),
             });
         }
-        request.validate()
+        let valid = request.validate()?;
+        self.observe_request(&valid);
+        Ok(valid)
     }
 
     pub(super) async fn execute(
@@ -62,10 +69,12 @@ impl InviteService {
             .copied()
             .filter(|t| principal.reaches(*t))
             .collect();
-        match req.method {
+        let response = match req.method {
             InviteMethod::Direct => self.direct(principal, req, allowed).await,
             InviteMethod::Email => self.email(principal, req, allowed).await,
-        }
+        };
+        crate::observe::targets(req.method.as_str(), &response.results);
+        response
     }
 
     /// Places per-target results for the allowed targets back into request order, with

@@ -6,6 +6,7 @@ use super::*;
 use crate::error::{InviteError, MailError, StoreError};
 use crate::ids::MessageId;
 use crate::mail::{BatchEmail, EmailMessage, EmailTarget, Mailer, sanitize_header};
+use crate::observe::Operation;
 use crate::response::EmailStatus;
 use crate::store::{
     BatchRecord, DeliveryUpdate, InvitationRecord, MessageStatus, OutboxMessage, RotateBatch,
@@ -48,7 +49,7 @@ impl InviteService {
         {
             return EmailStatus::Queued;
         }
-        match self.deliver_guarded(message, message.attempts + 1).await {
+        match self.deliver_observed(message, message.attempts + 1).await {
             Ok((Delivered::Sent, _)) => EmailStatus::Sent,
             Ok((Delivered::Failed, _)) => EmailStatus::Failed,
             Ok((Delivered::Cancelled, _)) => EmailStatus::NotSent,
@@ -112,7 +113,7 @@ impl InviteService {
     /// [`deliver`](Self::deliver) with a panic in the renderer, the mailer or the store
     /// caught: the attempt counts (retried, or set aside as failed after `max_attempts`), a
     /// warning says so, and the caller goes on. The flag is true when it panicked.
-    async fn deliver_guarded(
+    pub(super) async fn deliver_guarded(
         &self,
         message: &OutboxMessage,
         attempt: u32,
@@ -188,6 +189,7 @@ impl InviteService {
             // of coming back after every lease.
             Err(e @ StoreError::Incompatible { .. }) => {
                 note_dropped("deliver: batch cannot be read", &e);
+                crate::observe::set_aside();
                 self.store
                     .record_delivery(
                         message.id,
@@ -349,7 +351,32 @@ impl InviteService {
     /// # Errors
     /// [`InviteError::Unavailable`] if the due messages cannot be claimed. Failures on single
     /// messages are counted in the report; those messages come back after their lease.
+    #[tracing::instrument(
+        name = "deliver_due",
+        skip_all,
+        fields(
+            sent,
+            retried,
+            failed,
+            cancelled,
+            store_errors,
+            deferred,
+            panicked,
+            queued,
+            oldest_queued_age_seconds,
+            outcome,
+            duration_seconds
+        )
+    )]
     pub async fn deliver_due(&self) -> Result<DeliveryReport, InviteError> {
+        let report = self
+            .observed(Operation::DeliverDue, self.deliver_pass())
+            .await;
+        self.observe_backlog().await;
+        report
+    }
+
+    async fn deliver_pass(&self) -> Result<DeliveryReport, InviteError> {
         let now = self.now();
         let mut report = DeliveryReport::default();
         if let Some(until) = self.paused_until(now) {
@@ -372,7 +399,7 @@ impl InviteService {
                 report.deferred += self.put_back(back, self.now(), lease_until).await;
                 break;
             }
-            match self.deliver_guarded(message, message.attempts).await {
+            match self.deliver_observed(message, message.attempts).await {
                 Ok((delivered, panicked)) => {
                     report.panicked += usize::from(panicked);
                     match delivered {
@@ -438,6 +465,7 @@ impl InviteService {
     /// [`InviteError::Validation`] (field `created_until`) if the window is empty or
     /// reversed; [`InviteError::Unavailable`] if the store fails (the batches rotated before
     /// the failure stay rotated; calling again is safe: they are no longer failed).
+    #[tracing::instrument(name = "requeue_failed", skip_all, fields(created_from = %created_from, created_until = %created_until))]
     pub async fn requeue_failed(
         &self,
         created_from: Timestamp,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::{ErrorCode, InviteError, StoreError};
+use crate::observe::Operation;
 use crate::principal::Principal;
 use crate::request::BulkInviteRequest;
 use crate::response::BulkInviteResponse;
@@ -25,7 +26,18 @@ impl InviteService {
     /// As `bulk_invite`, plus `invalid_idempotency_key` (empty, over 255 characters, or not
     /// printable ASCII), `idempotency_conflict`, `idempotency_in_progress`, and
     /// [`InviteError::Unavailable`] if the idempotency record cannot be read or written.
+    #[tracing::instrument(name = "bulk_invite_idempotent", skip_all, fields(organization_id = %principal.organization, key_id = %principal.key_id, method, targets, invitee, replayed, succeeded, failed, batch_id, email, outcome, duration_seconds))]
     pub async fn bulk_invite_idempotent(
+        &self,
+        principal: &Principal,
+        idempotency_key: &str,
+        request: BulkInviteRequest,
+    ) -> Result<BulkInviteResponse, InviteError> {
+        let work = self.bulk_invite_idempotent_inner(principal, idempotency_key, request);
+        self.observed(Operation::BulkInviteIdempotent, work).await
+    }
+
+    async fn bulk_invite_idempotent_inner(
         &self,
         principal: &Principal,
         idempotency_key: &str,
@@ -63,6 +75,7 @@ impl InviteService {
                 });
             }
             IdempotencyState::Completed { response, .. } => {
+                tracing::Span::current().record("replayed", true);
                 return serde_json::from_str(&response).map_err(|e| InviteError::Unavailable {
                     source: StoreError::backend(e),
                 });

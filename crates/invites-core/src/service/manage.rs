@@ -4,6 +4,7 @@ use super::views::view;
 use super::*;
 use crate::error::{ErrorCode, InviteError, StoreError};
 use crate::ids::{BatchId, InvitationId, MessageId};
+use crate::observe::Operation;
 use crate::principal::KeyScope;
 use crate::principal::Principal;
 use crate::response::EmailReport;
@@ -23,7 +24,17 @@ impl InviteService {
     /// [`InviteError::NotFound`] (not in the caller's organization), [`InviteError::Forbidden`]
     /// (a scoped key that does not reach the target), `already_accepted`,
     /// [`InviteError::Unavailable`].
+    #[tracing::instrument(name = "revoke", skip_all, fields(organization_id = %principal.organization, key_id = %principal.key_id, invite_id = %id, changed, outcome, duration_seconds))]
     pub async fn revoke(
+        &self,
+        principal: &Principal,
+        id: InvitationId,
+    ) -> Result<RevokeResponse, InviteError> {
+        self.observed(Operation::Revoke, self.revoke_inner(principal, id))
+            .await
+    }
+
+    async fn revoke_inner(
         &self,
         principal: &Principal,
         id: InvitationId,
@@ -86,7 +97,17 @@ impl InviteService {
     /// [`InviteError::NotFound`], [`InviteError::Forbidden`] (a scoped key must reach every
     /// target of the batch), [`InviteError::ResendTooSoon`], `nothing_to_resend` (no pending
     /// or expired invitation left), [`InviteError::Unavailable`].
+    #[tracing::instrument(name = "resend", skip_all, fields(organization_id = %principal.organization, key_id = %principal.key_id, batch_id = %batch_id, renewed, email, outcome, duration_seconds))]
     pub async fn resend(
+        &self,
+        principal: &Principal,
+        batch_id: BatchId,
+    ) -> Result<ResendResponse, InviteError> {
+        self.observed(Operation::Resend, self.resend_inner(principal, batch_id))
+            .await
+    }
+
+    async fn resend_inner(
         &self,
         principal: &Principal,
         batch_id: BatchId,
@@ -155,7 +176,17 @@ impl InviteService {
     /// # Errors
     /// [`InviteError::NotFound`] (not in the caller's organization), [`InviteError::Forbidden`]
     /// (a scoped key must reach every target of the batch), [`InviteError::Unavailable`].
+    #[tracing::instrument(name = "batch", skip_all, fields(organization_id = %principal.organization, key_id = %principal.key_id, batch_id = %batch_id, targets, messages, outcome, duration_seconds))]
     pub async fn batch(
+        &self,
+        principal: &Principal,
+        batch_id: BatchId,
+    ) -> Result<BatchView, InviteError> {
+        self.observed(Operation::Batch, self.batch_inner(principal, batch_id))
+            .await
+    }
+
+    async fn batch_inner(
         &self,
         principal: &Principal,
         batch_id: BatchId,
@@ -198,7 +229,19 @@ impl InviteService {
     /// # Errors
     /// `invalid_query` for a bad limit or cursor, [`InviteError::Forbidden`] for a target the
     /// key does not reach, [`InviteError::Unavailable`].
+    #[tracing::instrument(name = "list_invitations", skip_all, fields(organization_id = %principal.organization, key_id = %principal.key_id, filter = crate::observe::filter_kind(&filter), limit, items, outcome, duration_seconds))]
     pub async fn list_invitations(
+        &self,
+        principal: &Principal,
+        filter: InvitationFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<InvitationPage, InviteError> {
+        let work = self.list_invitations_inner(principal, filter, limit, cursor);
+        self.observed(Operation::ListInvitations, work).await
+    }
+
+    async fn list_invitations_inner(
         &self,
         principal: &Principal,
         filter: InvitationFilter,

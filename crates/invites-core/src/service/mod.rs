@@ -8,6 +8,7 @@ mod bulk;
 mod delivery;
 mod idempotency;
 mod manage;
+mod observed;
 mod retention;
 mod unwind;
 mod views;
@@ -50,14 +51,16 @@ impl fmt::Debug for InviteService {
 }
 
 impl InviteService {
-    /// A service over a store and a mailer.
+    /// A service over a store and a mailer. Every store call goes through a tracing wrapper
+    /// (a span per call, see [`observe`](crate::observe)), so
+    /// [`InviteService::store`] is that wrapper.
     pub fn new(
         store: Arc<dyn MembershipStore>,
         mailer: Arc<dyn Mailer>,
         config: InviteConfig,
     ) -> Self {
         InviteService {
-            store,
+            store: Arc::new(crate::traced::TracedStore::new(store)),
             mailer,
             config,
             pause: Arc::default(),
@@ -81,10 +84,10 @@ impl InviteService {
 
 /// Every store error the service does not return passes through here: the response stays
 /// true without the step that failed (a per-target unit reported as `internal_error`, a
-/// best-effort read, a delivery left to the worker). The one place where tracing will note
-/// them. Store errors carry no token or personal data.
+/// best-effort read, a delivery left to the worker). Each becomes a `warn` event with the
+/// context and the error's kind, and a count ([`observe::dropped`](crate::observe)).
 pub(super) fn note_dropped(context: &'static str, error: &StoreError) {
-    let _ = (context, error);
+    crate::observe::dropped(context, error);
 }
 
 /// `result` as an `Option`, its error noted by [`note_dropped`].

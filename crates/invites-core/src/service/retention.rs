@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::error::InviteError;
+use crate::observe::Operation;
 use crate::rules;
 use crate::service::views::PurgeReport;
 
@@ -45,7 +46,24 @@ impl InviteService {
     /// # Errors
     /// [`InviteError::Unavailable`] when a store call fails; what earlier calls deleted stays
     /// deleted, and the next purge goes on from there.
+    #[tracing::instrument(
+        name = "purge_expired",
+        skip_all,
+        fields(
+            batches,
+            invitations,
+            messages,
+            idempotency_records,
+            outcome,
+            duration_seconds
+        )
+    )]
     pub async fn purge_expired(&self) -> Result<PurgeReport, InviteError> {
+        self.observed(Operation::PurgeExpired, self.purge_expired_inner())
+            .await
+    }
+
+    async fn purge_expired_inner(&self) -> Result<PurgeReport, InviteError> {
         let policy = self.config.retention;
         let cutoffs = rules::purge_cutoffs(self.now(), self.config.idempotency_ttl, policy.history);
         let limit = policy.batch_size;

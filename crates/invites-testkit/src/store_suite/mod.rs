@@ -22,6 +22,7 @@
 //! [`Directory`]: invites_core::Directory
 //! [`Inspect`]: invites_core::Inspect
 
+mod backlog;
 mod bulk;
 mod concurrency;
 mod faults;
@@ -33,6 +34,7 @@ mod reads;
 mod retention;
 mod support;
 
+pub use backlog::*;
 pub use bulk::*;
 pub use concurrency::*;
 pub use faults::*;
@@ -83,6 +85,7 @@ macro_rules! store_suite {
             accepting_after_expiry_and_as_member_or_org_member,
             rotating_a_batch_renews_pending_invitations_and_replaces_the_queued_message,
             the_outbox_is_claimed_with_a_lease_and_records_deliveries,
+            the_outbox_backlog_counts_queued_messages_and_names_the_oldest,
             a_late_delivery_record_does_not_revive_a_message_that_left_the_queue,
             idempotency_records_start_complete_expire_and_are_taken_over_when_stale,
             listing_filters_by_derived_status_and_pages_by_keyset,
@@ -160,6 +163,7 @@ mod tests {
     #[test]
     fn the_macros_list_every_check() {
         let sources = [
+            include_str!("backlog.rs"),
             include_str!("bulk.rs"),
             include_str!("concurrency.rs"),
             include_str!("faults.rs"),
