@@ -162,6 +162,7 @@
 //! | [`Email::MAX_LEN`](crate::Email::MAX_LEN), [`Email::MAX_LOCAL_LEN`](crate::Email::MAX_LOCAL_LEN) | 254 / 64 bytes of the normal form | [`Email::parse`](crate::Email::parse) | `invalid_email` |
 //! | [`PersonName::MAX_CHARS`](crate::PersonName::MAX_CHARS) | 100 characters | [`PersonName::parse`](crate::PersonName::parse) | `invalid_name` |
 
+pub mod access;
 mod config;
 mod error;
 mod ids;
@@ -183,6 +184,7 @@ mod time;
 mod tokens;
 mod traced;
 
+pub use access::{Access, AccessPath, ChangeFact, ErasureReport, MemberChange};
 pub use config::{ConfigError, DeliveryPolicy, InviteConfig, RetentionPolicy};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
 pub use ids::{
@@ -199,7 +201,8 @@ pub use mail::{
     escape_html, is_message_id_domain, plain_line, sanitize_header,
 };
 pub use port::{
-    BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore, ReadStore,
+    AccessStore, BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore,
+    ReadStore,
 };
 pub use principal::{KeyScope, Principal};
 #[cfg(feature = "test-util")]
@@ -213,6 +216,10 @@ pub use service::{
     AcceptResponse, AcceptResult, BatchView, DeliveryPause, DeliveryReport, InvitationPage,
     InvitationPreview, InvitationView, InviteService, MessageView, PreviewItem, PurgeReport,
     RequeueReport, ResendResponse, RevokeResponse,
+};
+pub use service::{
+    MemberChangeResponse, MemberOutcome, MemberPage, MemberView, WebsiteAccessPage,
+    WebsiteAccessView,
 };
 pub use store::{
     AcceptBatch, AcceptFact, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, BatchRecord,

@@ -2,8 +2,12 @@
 //!
 //! The contract is on [`MembershipStore`] (what every method keeps) and on each part.
 
+use crate::access::{
+    AccessFacts, ChangeFact, ChangeMember, ErasureReport, MemberQuery, MemberRecord,
+    UserWebsiteRecord, UserWebsitesQuery,
+};
 use crate::error::StoreError;
-use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId};
+use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId, WebsiteId};
 use crate::invitee::Email;
 use crate::observe::OutboxBacklog;
 use crate::store::{
@@ -391,6 +395,77 @@ pub trait ReadStore: Send + Sync + Debug + 'static {
     }
 }
 
+/// Who has access, and taking it back (contract §11): the reads a host authorizes with, the
+/// member lists, the membership changes and the erasure of a person.
+///
+/// # Contract
+///
+/// - Reads report facts (paths); what they mean is decided in the core
+///   ([`access`](crate::access): the effective role is the strongest path).
+/// - Every read that takes an organization treats another organization's rows as absent.
+/// - Lists are keyset pages in id order: a page holds at most `limit` entries after the
+///   `after` position and costs the page (index range scans from the position, never the
+///   whole organization).
+/// - [`change_member`](AccessStore::change_member) and
+///   [`erase_person`](AccessStore::erase_person) are each one atomic transaction.
+#[async_trait]
+pub trait AccessStore: Send + Sync + Debug + 'static {
+    /// Every path from `user` to `website`: its website membership, its memberships of the
+    /// groups that contain the website, its organization membership in the website's
+    /// organization. `None` when there is no such website. One indexed read per path kind.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn access_paths(
+        &self,
+        user: UserId,
+        website: WebsiteId,
+    ) -> Result<Option<AccessFacts>, StoreError>;
+
+    /// A page of the members of `q.target`, by user id: for a website, every user who
+    /// reaches it (direct, through a group containing it, or as an organization member),
+    /// each once with all its paths; for a group, its explicit members (one `Group` path
+    /// each). `None` when the target is not in `q.organization`.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn list_members(&self, q: &MemberQuery) -> Result<Option<Vec<MemberRecord>>, StoreError>;
+
+    /// A page of the websites of `q.organization` that `q.user` reaches (within the
+    /// allowlist when one is given), by website id, each once with all its paths. Empty for an
+    /// unknown user.
+    ///
+    /// # Errors
+    /// Storage failure.
+    async fn list_user_websites(
+        &self,
+        q: &UserWebsitesQuery,
+    ) -> Result<Vec<UserWebsiteRecord>, StoreError>;
+
+    /// In one transaction: read the [`TargetAccess`](crate::rules::TargetAccess) of
+    /// (target, user) — the target in the organization, the explicit membership, the
+    /// organization membership — and apply [`decide_change`](crate::access::decide_change).
+    /// On `Update`, set the role; on `Remove`, delete the membership and revoke (status
+    /// `Revoked`) the invitations to the same target and the user's email that are live at
+    /// `cmd.now` ([`revoked_by_removal`](crate::access::revoked_by_removal)), reporting how
+    /// many.
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError>;
+
+    /// In one transaction, delete everything of the person with `email` (normalised): the
+    /// user (if any) with every website, group and organization membership; every invitation
+    /// to the address in any status and every batch to it (its token hash dies with it);
+    /// every outbox message to the address, queued or finished; every idempotency record
+    /// whose stored response names the user's id. Afterwards no row holds the address, the
+    /// user's names or its id. Global: not scoped to an organization.
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError>;
+}
+
 /// The whole storage port of [`InviteService`](crate::InviteService).
 ///
 /// This is what the service holds (one `Arc<dyn MembershipStore>` for the whole
@@ -438,12 +513,18 @@ pub trait ReadStore: Send + Sync + Debug + 'static {
 /// The store suite of `invites-testkit` (`store_suite!`) checks every clause above that a
 /// test can observe; a new backend runs it with one line.
 pub trait MembershipStore:
-    BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore
+    BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore + AccessStore
 {
 }
 
 impl<T> MembershipStore for T where
-    T: BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore + ?Sized
+    T: BulkStore
+        + LifecycleStore
+        + OutboxStore
+        + IdempotencyStore
+        + ReadStore
+        + AccessStore
+        + ?Sized
 {
 }
 
@@ -606,6 +687,36 @@ macro_rules! forward_store {
             }
             fn db_system_name(&self) -> &'static str {
                 (**self).db_system_name()
+            }
+        }
+
+        #[deny(clippy::missing_trait_methods)]
+        #[async_trait]
+        impl<T: AccessStore + ?Sized> AccessStore for $ty {
+            async fn access_paths(
+                &self,
+                user: UserId,
+                website: WebsiteId,
+            ) -> Result<Option<AccessFacts>, StoreError> {
+                (**self).access_paths(user, website).await
+            }
+            async fn list_members(
+                &self,
+                q: &MemberQuery,
+            ) -> Result<Option<Vec<MemberRecord>>, StoreError> {
+                (**self).list_members(q).await
+            }
+            async fn list_user_websites(
+                &self,
+                q: &UserWebsitesQuery,
+            ) -> Result<Vec<UserWebsiteRecord>, StoreError> {
+                (**self).list_user_websites(q).await
+            }
+            async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError> {
+                (**self).change_member(cmd).await
+            }
+            async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+                (**self).erase_person(email).await
             }
         }
     };

@@ -705,6 +705,44 @@ pub trait Directory: Send + Sync + Debug + 'static {
     /// # Errors
     /// Storage failure.
     async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError>;
+    /// Take a user out of an organization (its website and group memberships stay: they are
+    /// explicit grants of their own). Returns whether the user was a member.
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn remove_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<bool, StoreError>;
+    /// Change an organization member's role. Returns whether the user is a member (a
+    /// non-member is not added: that is [`add_org_member`](Directory::add_org_member)).
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn set_org_role(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<bool, StoreError>;
+    /// Take a website out of a group: the group's members no longer reach it through the
+    /// group. Returns whether it was in the group.
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn remove_website_from_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<bool, StoreError>;
+    /// Delete a group in one transaction, with its memberships, its website links and every
+    /// invitation to it (as [`delete_website`](Directory::delete_website) does for a
+    /// website). Returns whether it existed.
+    ///
+    /// # Errors
+    /// Storage failure; nothing changed.
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError>;
 }
 
 /// An explicit membership row.

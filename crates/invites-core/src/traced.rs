@@ -2,12 +2,17 @@
 //! (named after the port method, a child of the operation's span) and its duration and error
 //! metrics. [`InviteService::new`](crate::InviteService::new) wraps the host's store in it.
 
+use crate::access::{
+    AccessFacts, ChangeFact, ChangeMember, ErasureReport, MemberQuery, MemberRecord,
+    UserWebsiteRecord, UserWebsitesQuery,
+};
 use crate::error::StoreError;
-use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId};
+use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId, WebsiteId};
 use crate::invitee::Email;
 use crate::observe::{self, OutboxBacklog};
 use crate::port::{
-    BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore, ReadStore,
+    AccessStore, BulkStore, IdempotencyStore, LifecycleStore, MembershipStore, OutboxStore,
+    ReadStore,
 };
 use crate::store::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, BatchRecord, CreateInvitations,
@@ -253,5 +258,32 @@ impl ReadStore for TracedStore {
     }
     fn db_system_name(&self) -> &'static str {
         self.system
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl AccessStore for TracedStore {
+    async fn access_paths(
+        &self,
+        user: UserId,
+        website: WebsiteId,
+    ) -> Result<Option<AccessFacts>, StoreError> {
+        traced!(self, "access_paths", self.inner.access_paths(user, website))
+    }
+    async fn list_members(&self, q: &MemberQuery) -> Result<Option<Vec<MemberRecord>>, StoreError> {
+        traced!(self, "list_members", self.inner.list_members(q))
+    }
+    async fn list_user_websites(
+        &self,
+        q: &UserWebsitesQuery,
+    ) -> Result<Vec<UserWebsiteRecord>, StoreError> {
+        traced!(self, "list_user_websites", self.inner.list_user_websites(q))
+    }
+    async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError> {
+        traced!(self, "change_member", self.inner.change_member(cmd))
+    }
+    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+        traced!(self, "erase_person", self.inner.erase_person(email))
     }
 }

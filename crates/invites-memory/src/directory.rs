@@ -100,23 +100,74 @@ impl Directory for MemoryStore {
         let mut s = self.lock();
         s.websites.remove(&id);
         s.group_websites.retain(|(_, w)| *w != id);
-        let t = TargetId::Website(id);
-        s.memberships.retain(|(target, _), _| *target != t);
-        let gone: Vec<InvitationId> = s
+        s.drop_target(TargetId::Website(id));
+        Ok(())
+    }
+
+    async fn remove_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .org_members
+            .remove(&(organization, user))
+            .is_some())
+    }
+
+    async fn set_org_role(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        Ok(match s.org_members.get_mut(&(organization, user)) {
+            Some(r) => {
+                *r = role;
+                true
+            }
+            None => false,
+        })
+    }
+
+    async fn remove_website_from_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock().group_websites.remove(&(group, website)))
+    }
+
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let existed = s.groups.remove(&id).is_some();
+        s.group_websites.retain(|(g, _)| *g != id);
+        s.drop_target(TargetId::Group(id));
+        Ok(existed)
+    }
+}
+
+impl crate::State {
+    /// Deletes a deleted target's memberships and invitations (their batches stay, as the
+    /// other invitations of a batch do).
+    fn drop_target(&mut self, t: TargetId) {
+        self.memberships.retain(|(target, _), _| *target != t);
+        let gone: Vec<InvitationId> = self
             .invitations
             .values()
             .filter(|i| i.target == t)
             .map(|i| i.id)
             .collect();
         for inv in gone {
-            if let Some(r) = s.invitations.remove(&inv) {
-                s.pending.remove(&(r.target, r.email.clone()));
-                if let Some(list) = s.batch_invitations.get_mut(&r.batch_id) {
+            if let Some(r) = self.invitations.remove(&inv) {
+                self.pending.remove(&(r.target, r.email.clone()));
+                if let Some(list) = self.batch_invitations.get_mut(&r.batch_id) {
                     list.retain(|i| *i != inv);
                 }
             }
         }
-        Ok(())
     }
 }
 

@@ -58,6 +58,7 @@ use invites_core::{BulkStore, IdempotencyStore, LifecycleStore, OutboxStore, Rea
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod access;
 mod directory;
 mod retention;
 

@@ -318,3 +318,42 @@ impl ReadStore for FaultyStore {
         self.inner.db_system_name()
     }
 }
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl AccessStore for FaultyStore {
+    async fn access_paths(
+        &self,
+        user: UserId,
+        website: WebsiteId,
+    ) -> Result<Option<access::AccessFacts>, StoreError> {
+        self.other()?;
+        self.inner.access_paths(user, website).await
+    }
+
+    async fn list_members(
+        &self,
+        q: &access::MemberQuery,
+    ) -> Result<Option<Vec<access::MemberRecord>>, StoreError> {
+        self.other()?;
+        self.inner.list_members(q).await
+    }
+
+    async fn list_user_websites(
+        &self,
+        q: &access::UserWebsitesQuery,
+    ) -> Result<Vec<access::UserWebsiteRecord>, StoreError> {
+        self.other()?;
+        self.inner.list_user_websites(q).await
+    }
+
+    async fn change_member(&self, cmd: &access::ChangeMember) -> Result<ChangeFact, StoreError> {
+        self.other()?;
+        self.inner.change_member(cmd).await
+    }
+
+    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+        self.other()?;
+        self.inner.erase_person(email).await
+    }
+}

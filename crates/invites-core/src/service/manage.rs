@@ -15,7 +15,7 @@ use crate::store::{
 use crate::time::Timestamp;
 use crate::tokens::AcceptToken;
 
-const MAX_PAGE: usize = 500;
+pub(super) const MAX_PAGE: usize = 500;
 
 impl InviteService {
     /// Revokes one invitation. Revoking twice is harmless (`changed: false`).

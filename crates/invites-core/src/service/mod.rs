@@ -4,6 +4,7 @@
 //! listing), [`retention`] (the purge) and [`views`] (what the lifecycle calls return).
 
 mod accept;
+mod access;
 mod bulk;
 mod delivery;
 mod idempotency;
@@ -14,6 +15,10 @@ mod unwind;
 mod views;
 
 use crate::config::InviteConfig;
+pub use access::{
+    MemberChangeResponse, MemberOutcome, MemberPage, MemberView, WebsiteAccessPage,
+    WebsiteAccessView,
+};
 pub use views::{
     AcceptResponse, AcceptResult, BatchView, DeliveryPause, DeliveryReport, InvitationPage,
     InvitationPreview, InvitationView, MessageView, PreviewItem, PurgeReport, RequeueReport,
