@@ -9,8 +9,10 @@
 //!   `--features axum,smtp`) or `POSTMARK_SERVER_TOKEN` (`--features axum,postmark`), plus
 //!   `INVITES_MAIL_FROM`, it sends real email instead.
 //! - The accept link opens `GET /accept?token=…` on this server: a minimal page that shows
-//!   the invitations (preview) and accepts them with a button (POST). That page is the host's
-//!   part; the API itself takes tokens only in JSON bodies.
+//!   the invitations (preview) and accepts them with a button (POST), sent with
+//!   `Cache-Control: no-store` and `Referrer-Policy: no-referrer` since its URL holds the token
+//!   (`support/accept_page.rs`). That page is the host's part; the API itself takes tokens only
+//!   in JSON bodies.
 //! - The delivery worker (`invites::delivery`) retries queued emails every 5 seconds.
 //!
 //! Options (flags win over environment variables): `--addr HOST:PORT` or `INVITES_ADDR`
@@ -19,12 +21,9 @@
 //! `/api/v1/openapi.json`. Stop with Ctrl-C.
 
 use async_trait::async_trait;
-use axum::extract::{Form, Query, State};
 use axum::http::request::Parts;
-use axum::response::Html;
-use axum::routing::get;
 use invites::axum::{AuthError, InvitesApi, PrincipalResolver};
-use invites::core::{EmailMessage, Group, MailError, escape_html};
+use invites::core::{EmailMessage, Group, MailError};
 use invites::delivery::DeliveryWorker;
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
@@ -34,6 +33,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+#[path = "support/accept_page.rs"]
+mod accept_page;
 #[path = "support/mail_from_env.rs"]
 mod mail_from_env;
 
@@ -227,60 +228,6 @@ async fn seed(store: &SqliteStore) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-struct TokenForm {
-    token: String,
-}
-
-/// The host's accept page: what the link offers, with a button that accepts it.
-async fn accept_page(
-    State(service): State<InviteService>,
-    Query(q): Query<TokenForm>,
-) -> Html<String> {
-    let body = match service.preview(&q.token).await {
-        Ok(p) => {
-            let items: String = p
-                .invitations
-                .iter()
-                .map(|i| format!("<li>{} ({})</li>", escape_html(&i.target_name), i.role))
-                .collect();
-            format!(
-                "<p>Invitations for {}:</p><ul>{items}</ul>\
-                 <form method=\"post\" action=\"/accept\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
-                 <button>Accept</button></form>",
-                escape_html(p.email.as_str()),
-                escape_html(&q.token)
-            )
-        }
-        Err(e) => format!("<p>{}</p>", escape_html(&e.to_string())),
-    };
-    page(body)
-}
-
-async fn accept_submit(
-    State(service): State<InviteService>,
-    Form(f): Form<TokenForm>,
-) -> Html<String> {
-    let body = match service.accept(&f.token, None).await {
-        Ok(a) => {
-            let items: String = a
-                .results
-                .iter()
-                .map(|r| format!("<li>{}</li>", r.result.code.as_str()))
-                .collect();
-            format!("<p>Accepted. User {}:</p><ul>{items}</ul>", a.user_id)
-        }
-        Err(e) => format!("<p>{}</p>", escape_html(&e.to_string())),
-    };
-    page(body)
-}
-
-fn page(body: String) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Acme invitation</title></head><body>{body}</body></html>"
-    ))
-}
-
 /// Ctrl-C, or SIGTERM on Unix.
 async fn shutdown() {
     #[cfg(unix)]
@@ -311,8 +258,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = InvitesApi::new(service.clone()).with_resolver(DemoKeys::new());
     let app = axum::Router::new()
         .nest("/api/v1", invites::axum::router(api))
-        .route("/accept", get(accept_page).post(accept_submit))
-        .with_state(service);
+        .merge(accept_page::routes(service));
 
     println!(
         "invites demo server on http://{addr}/api/v1 (OpenAPI: http://{addr}/api/v1/openapi.json)"
