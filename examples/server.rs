@@ -4,14 +4,17 @@
 //! - A demo organization "Acme" with five websites and two groups, seeded idempotently
 //!   (re-running changes nothing), and two demo API keys printed at start: a global one and
 //!   one scoped to two websites. A tiny `PrincipalResolver` maps the `x-api-key` header.
-//! - Mail: each email is written as an `.eml` file into `./outbox-mail/`; open it (any mail
-//!   client, or a text editor) to find the accept link. With `INVITES_SMTP_URL` (build with
+//! - Mail: each email is written as an `.eml` file into `./outbox-mail/` (lettre builds the
+//!   message and writes the file, `support/eml_folder.rs`); open it in a mail client to find
+//!   the accept link (in a text editor the text part is quoted-printable: `=3D` is `=`, and a
+//!   `=` at the end of a line joins it to the next). With `INVITES_SMTP_URL` (build with
 //!   `--features axum,smtp`) or `POSTMARK_SERVER_TOKEN` (`--features axum,postmark`), plus
 //!   `INVITES_MAIL_FROM`, it sends real email instead.
 //! - The accept link opens `GET /accept?token=…` on this server: a minimal page that shows
 //!   the invitations (preview) and accepts them with a button (POST), sent with
 //!   `Cache-Control: no-store` and `Referrer-Policy: no-referrer` since its URL holds the token
-//!   (`support/accept_page.rs`). That page is the host's part; the API itself takes tokens only
+//!   (`support/accept_page.rs`); after accepting it names each website or group and what
+//!   happened to it. That page is the host's part; the API itself takes tokens only
 //!   in JSON bodies.
 //! - The delivery worker (`invites::delivery`) retries queued emails every 5 seconds.
 //!
@@ -23,7 +26,7 @@
 use async_trait::async_trait;
 use axum::http::request::Parts;
 use invites::axum::{AuthError, InvitesApi, PrincipalResolver};
-use invites::core::{EmailMessage, Group, MailError};
+use invites::core::Group;
 use invites::delivery::DeliveryWorker;
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
@@ -35,8 +38,12 @@ use uuid::Uuid;
 
 #[path = "support/accept_page.rs"]
 mod accept_page;
+#[path = "support/eml_folder.rs"]
+mod eml_folder;
 #[path = "support/mail_from_env.rs"]
 mod mail_from_env;
+
+use eml_folder::EmlFolderMailer;
 
 const GLOBAL_KEY: &str = "demo-global-key";
 const SCOPED_KEY: &str = "demo-scoped-key";
@@ -97,13 +104,18 @@ impl Settings {
     }
 }
 
+/// The demo's global key: it reaches everything of the organization.
+fn global_key() -> Principal {
+    Principal::global(org(), ApiKeyId(Uuid::from_u128(0x4E1)))
+}
+
 /// Maps the demo keys of the `x-api-key` header to their principals.
 #[derive(Debug)]
 struct DemoKeys(HashMap<&'static str, Principal>);
 
 impl DemoKeys {
     fn new() -> Self {
-        let global = Principal::global(org(), ApiKeyId(Uuid::from_u128(0x4E1)));
+        let global = global_key();
         let scoped =
             Principal::websites(org(), ApiKeyId(Uuid::from_u128(0x4E2)), [site(0), site(1)]);
         DemoKeys(HashMap::from([(GLOBAL_KEY, global), (SCOPED_KEY, scoped)]))
@@ -119,81 +131,16 @@ impl PrincipalResolver for DemoKeys {
     }
 }
 
-/// Writes each message as `<message id>.eml` (RFC 5322, multipart/alternative) into a folder.
-/// The id is stable across delivery attempts, so a retried message overwrites its own file.
-#[derive(Debug)]
-struct EmlFolderMailer {
-    dir: PathBuf,
-}
-
-#[async_trait]
-impl Mailer for EmlFolderMailer {
-    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
-        let path = self.dir.join(format!("{}.eml", message.id));
-        let eml = render_eml(message);
-        tokio::task::spawn_blocking(move || std::fs::write(path, eml))
-            .await
-            .map_err(MailError::transient)?
-            .map_err(MailError::transient)?;
-        Ok(())
-    }
-}
-
-fn render_eml(m: &EmailMessage) -> String {
-    let boundary = format!("=_invites_{}", m.id.as_uuid().simple());
-    format!(
-        "From: Acme <no-reply@acme.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
-         Message-ID: <{id}@invites.acme.test>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
-         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n\
-         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n\
-         --{boundary}--\r\n",
-        to = m.to,
-        subject = encode_header(&m.subject),
-        id = m.id,
-        text = crlf(&m.text),
-        html = crlf(&m.html),
-    )
-}
-
-fn crlf(s: &str) -> String {
-    s.replace("\r\n", "\n").replace('\n', "\r\n")
-}
-
-/// RFC 2047 `B` encoding for a non-ASCII header value.
-fn encode_header(value: &str) -> String {
-    if value.is_ascii() {
-        return value.to_owned();
-    }
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::from("=?UTF-8?B?");
-    for chunk in value.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out.push_str("?=");
-    out
-}
-
 /// The one place that picks the mail transport: SMTP or Postmark when the environment
 /// configures one (see `support/mail_from_env.rs`; build with `--features smtp` or
 /// `postmark`), else `.eml` files in the mail folder.
 fn choose_mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&settings.mail_dir)?;
-    mail_from_env::from_env(Arc::new(EmlFolderMailer {
-        dir: settings.mail_dir.clone(),
-    }))
+    mail_from_env::from_env(Arc::new(EmlFolderMailer::new(
+        &settings.mail_dir,
+        "Acme <no-reply@acme.test>",
+        "invites.acme.test",
+    )?))
 }
 
 /// Creates the demo organization, websites and groups; every row has a fixed id and existing
@@ -258,7 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let api = InvitesApi::new(service.clone()).with_resolver(DemoKeys::new());
     let app = axum::Router::new()
         .nest("/api/v1", invites::axum::router(api))
-        .merge(accept_page::routes(service));
+        .merge(accept_page::routes(service, global_key()));
 
     println!(
         "invites demo server on http://{addr}/api/v1 (OpenAPI: http://{addr}/api/v1/openapi.json)"

@@ -14,9 +14,9 @@ if ! "$st_bin" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
 fi
 "$st_bin" --version
 
-# The demo's accept page first (tests/demo_accept_page.rs; it needs the `axum` feature, so
+# The demo's accept page first (tests/demo_server.rs; it needs the `axum` feature, so
 # the workspace test command does not build it): its URL holds a token.
-cargo test --quiet --features axum --test demo_accept_page
+cargo test --quiet --features axum --test demo_server
 cargo build --quiet --example server --features axum
 server_bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/examples/server"
 doc="$PWD/crates/invites-axum/openapi.json"
