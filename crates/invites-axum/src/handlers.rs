@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-/// The header of SPEC §7.
+/// The header of docs/contract.md §7.
 pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Invite one user to many websites or groups.

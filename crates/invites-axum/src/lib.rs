@@ -1,5 +1,5 @@
 //! The invites library over HTTP: an axum router a host mounts in one line, with the bulk
-//! invite endpoint of SPEC §10 and the whole invitation lifecycle, one JSON error body, and
+//! invite endpoint of docs/contract.md §10 and the whole invitation lifecycle, one JSON error body, and
 //! an OpenAPI 3.1 document generated from the code.
 //!
 //! ```

@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 /// The OpenAPI 3.1 document of [`router`](crate::router), with `/api/v1` as its server (the
-/// prefix of SPEC §10; change `servers` if you nest the router elsewhere).
+/// prefix of docs/contract.md §10; change `servers` if you nest the router elsewhere).
 ///
 /// ```
 /// let doc = invites_axum::openapi();
@@ -229,7 +229,7 @@ pub(crate) const NAME_PATTERN: &str = concat!(
     "\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb]*$"
 );
 
-/// The request body of `POST /invites/bulk` (SPEC §2). Two shapes, one per target list, so
+/// The request body of `POST /invites/bulk` (docs/contract.md §2). Two shapes, one per target list, so
 /// that "exactly one of `website_ids` and `group_ids`" is part of the schema; `null` means
 /// absent for every optional field.
 pub(crate) struct BulkInviteRequest;

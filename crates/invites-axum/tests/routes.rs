@@ -36,7 +36,7 @@ async fn bulk_response_is_the_librarys_json_in_both_modes() {
         assert_eq!(reply.status, 200, "{}", reply.raw);
         assert_eq!(reply.headers["content-type"], "application/json");
         assert_eq!(reply.body, serde_json::to_value(&direct).unwrap());
-        // And the shape of SPEC §4, spelled out once.
+        // And the shape of docs/contract.md §4, spelled out once.
         assert_eq!(reply.body["success"], true);
         assert_eq!(
             reply.body["summary"],
