@@ -502,6 +502,26 @@ async fn list_query_errors_name_the_problem() {
             "{query}"
         );
     }
+    // A website and a group together match nothing, but the query is still checked like any
+    // other (schemathesis found `cursor=email` accepted there), and so is the key's reach.
+    let both = format!("website_id={}&group_id={}", s.site(2), s.world.groups[0]);
+    for (query, field) in [("limit=0", "limit"), ("cursor=email", "cursor")] {
+        let reply = call(Method::GET, &format!("/invitations?{both}&{query}"))
+            .key("global")
+            .send(&s.app)
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.raw);
+        assert_eq!(
+            (reply.code(), reply.field()),
+            ("invalid_query", Some(field)),
+            "{query}"
+        );
+    }
+    let beyond = call(Method::GET, &format!("/invitations?{both}"))
+        .key("scoped")
+        .send(&s.app)
+        .await;
+    assert_eq!(beyond.status, 403, "{}", beyond.raw);
 }
 
 #[tokio::test]
