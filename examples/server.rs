@@ -20,8 +20,9 @@
 //!
 //! Options (flags win over environment variables): `--addr HOST:PORT` or `INVITES_ADDR`
 //! (default `127.0.0.1:8080`), `--db PATH` or `INVITES_DB`, `--mail-dir DIR` or
-//! `INVITES_MAIL_DIR`. The API is under `/api/v1`, its OpenAPI document at
-//! `/api/v1/openapi.json`. Stop with Ctrl-C.
+//! `INVITES_MAIL_DIR`, `--resend-interval SECONDS` or `INVITES_RESEND_INTERVAL` (the least
+//! time between two sends of one batch, default 60; `.ci/steps/http.sh` uses 1). The API is
+//! under `/api/v1`, its OpenAPI document at `/api/v1/openapi.json`. Stop with Ctrl-C.
 
 use async_trait::async_trait;
 use axum::http::request::Parts;
@@ -73,6 +74,7 @@ struct Settings {
     addr: String,
     db: PathBuf,
     mail_dir: PathBuf,
+    resend_interval: Duration,
 }
 
 impl Settings {
@@ -81,25 +83,34 @@ impl Settings {
         let mut db = std::env::var("INVITES_DB").unwrap_or_else(|_| "invites-server.db".into());
         let mut mail_dir =
             std::env::var("INVITES_MAIL_DIR").unwrap_or_else(|_| "outbox-mail".into());
+        let mut resend = std::env::var("INVITES_RESEND_INTERVAL").unwrap_or_else(|_| "60".into());
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
                 "--addr" => &mut addr,
                 "--db" => &mut db,
                 "--mail-dir" => &mut mail_dir,
+                "--resend-interval" => &mut resend,
                 "-h" | "--help" => {
                     return Err(
-                        "usage: server [--addr HOST:PORT] [--db PATH] [--mail-dir DIR]".into(),
+                        "usage: server [--addr HOST:PORT] [--db PATH] [--mail-dir DIR] \
+                         [--resend-interval SECONDS]"
+                            .into(),
                     );
                 }
                 other => return Err(format!("unknown argument {other:?}; try --help")),
             };
             *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         }
+        let resend_interval = resend
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("--resend-interval needs whole seconds, not {resend:?}"))?;
         Ok(Settings {
             addr,
             db: db.into(),
             mail_dir: mail_dir.into(),
+            resend_interval,
         })
     }
 }
@@ -198,7 +209,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(&settings.addr).await?;
     let addr = listener.local_addr()?;
-    let config = InviteConfig::new(format!("http://{addr}/accept"))?;
+    let config = InviteConfig::new(format!("http://{addr}/accept"))?
+        .with_resend_interval(settings.resend_interval)?;
     let service = InviteService::new(Arc::new(store), choose_mailer(&settings)?, config);
     let worker = DeliveryWorker::spawn(service.clone(), Duration::from_secs(5));
 
