@@ -2,8 +2,8 @@
 //! loopback (axum server, reqwest client, both in this process) beside the same request
 //! in-process, in one run; and 8 concurrent HTTP clients against one.
 //!
-//! Run: `cargo bench --bench http --features axum` (results go into BENCHMARKS.md, section
-//! "HTTP"). Each bench has its own fresh SQLite file (seeded with 50 websites outside the
+//! Run: `cargo bench --bench http --features axum` (results go into BENCHMARKS.md, the
+//! `http` rows). Each bench has its own fresh SQLite file (seeded with 50 websites outside the
 //! timed loop) and every timed request invites a never-seen email, so it really inserts.
 //!
 //! - `inprocess_direct_50`: what a host handler does without HTTP: parse the JSON body,

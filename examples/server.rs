@@ -4,29 +4,32 @@
 //! - A demo organization "Acme" with five websites and two groups, seeded idempotently
 //!   (re-running changes nothing), and two demo API keys printed at start: a global one and
 //!   one scoped to two websites. A tiny `PrincipalResolver` maps the `x-api-key` header.
-//! - Mail: each email is written as an `.eml` file into `./outbox-mail/`; open it (any mail
-//!   client, or a text editor) to find the accept link. With `INVITES_SMTP_URL` (build with
+//! - Mail: each email is written as an `.eml` file into `./outbox-mail/` (lettre builds the
+//!   message and writes the file, `support/eml_folder.rs`); open it in a mail client to find
+//!   the accept link (in a text editor the text part is quoted-printable: `=3D` is `=`, and a
+//!   `=` at the end of a line joins it to the next). With `INVITES_SMTP_URL` (build with
 //!   `--features axum,smtp`) or `POSTMARK_SERVER_TOKEN` (`--features axum,postmark`), plus
 //!   `INVITES_MAIL_FROM`, it sends real email instead.
 //! - The accept link opens `GET /accept?token=…` on this server: a minimal page that shows
-//!   the invitations (preview) and accepts them with a button (POST). That page is the host's
-//!   part; the API itself takes tokens only in JSON bodies.
+//!   the invitations (preview) and accepts them with a button (POST), sent with
+//!   `Cache-Control: no-store` and `Referrer-Policy: no-referrer` since its URL holds the token
+//!   (`support/accept_page.rs`); after accepting it names each website or group and what
+//!   happened to it. That page is the host's part; the API itself takes tokens only
+//!   in JSON bodies.
 //! - The delivery worker (`invites::delivery`) retries queued emails every 5 seconds.
 //! - Logs (`tracing`) on stderr, filtered by `RUST_LOG` (default `info`), JSON lines with
 //!   `INVITES_LOG_JSON=1`; metrics in Prometheus' text format at `GET /metrics`.
 //!
 //! Options (flags win over environment variables): `--addr HOST:PORT` or `INVITES_ADDR`
 //! (default `127.0.0.1:8080`), `--db PATH` or `INVITES_DB`, `--mail-dir DIR` or
-//! `INVITES_MAIL_DIR`. The API is under `/api/v1`, its OpenAPI document at
-//! `/api/v1/openapi.json`. Stop with Ctrl-C.
+//! `INVITES_MAIL_DIR`, `--resend-interval SECONDS` or `INVITES_RESEND_INTERVAL` (the least
+//! time between two sends of one batch, default 60; `.ci/steps/http.sh` uses 1). The API is
+//! under `/api/v1`, its OpenAPI document at `/api/v1/openapi.json`. Stop with Ctrl-C.
 
 use async_trait::async_trait;
-use axum::extract::{Form, Query, State};
 use axum::http::request::Parts;
-use axum::response::Html;
-use axum::routing::get;
 use invites::axum::{AuthError, InvitesApi, PrincipalResolver};
-use invites::core::{EmailMessage, Group, MailError, escape_html};
+use invites::core::Group;
 use invites::delivery::DeliveryWorker;
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
@@ -36,10 +39,16 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
+#[path = "support/accept_page.rs"]
+mod accept_page;
+#[path = "support/eml_folder.rs"]
+mod eml_folder;
 #[path = "support/mail_from_env.rs"]
 mod mail_from_env;
 #[path = "support/observability.rs"]
 mod observability;
+
+use eml_folder::EmlFolderMailer;
 
 const GLOBAL_KEY: &str = "demo-global-key";
 const SCOPED_KEY: &str = "demo-scoped-key";
@@ -69,6 +78,7 @@ struct Settings {
     addr: String,
     db: PathBuf,
     mail_dir: PathBuf,
+    resend_interval: Duration,
 }
 
 impl Settings {
@@ -77,27 +87,41 @@ impl Settings {
         let mut db = std::env::var("INVITES_DB").unwrap_or_else(|_| "invites-server.db".into());
         let mut mail_dir =
             std::env::var("INVITES_MAIL_DIR").unwrap_or_else(|_| "outbox-mail".into());
+        let mut resend = std::env::var("INVITES_RESEND_INTERVAL").unwrap_or_else(|_| "60".into());
         let mut args = std::env::args().skip(1);
         while let Some(flag) = args.next() {
             let slot = match flag.as_str() {
                 "--addr" => &mut addr,
                 "--db" => &mut db,
                 "--mail-dir" => &mut mail_dir,
+                "--resend-interval" => &mut resend,
                 "-h" | "--help" => {
                     return Err(
-                        "usage: server [--addr HOST:PORT] [--db PATH] [--mail-dir DIR]".into(),
+                        "usage: server [--addr HOST:PORT] [--db PATH] [--mail-dir DIR] \
+                         [--resend-interval SECONDS]"
+                            .into(),
                     );
                 }
                 other => return Err(format!("unknown argument {other:?}; try --help")),
             };
             *slot = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         }
+        let resend_interval = resend
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("--resend-interval needs whole seconds, not {resend:?}"))?;
         Ok(Settings {
             addr,
             db: db.into(),
             mail_dir: mail_dir.into(),
+            resend_interval,
         })
     }
+}
+
+/// The demo's global key: it reaches everything of the organization.
+fn global_key() -> Principal {
+    Principal::global(org(), ApiKeyId(Uuid::from_u128(0x4E1)))
 }
 
 /// Maps the demo keys of the `x-api-key` header to their principals.
@@ -106,7 +130,7 @@ struct DemoKeys(HashMap<&'static str, Principal>);
 
 impl DemoKeys {
     fn new() -> Self {
-        let global = Principal::global(org(), ApiKeyId(Uuid::from_u128(0x4E1)));
+        let global = global_key();
         let scoped =
             Principal::websites(org(), ApiKeyId(Uuid::from_u128(0x4E2)), [site(0), site(1)]);
         DemoKeys(HashMap::from([(GLOBAL_KEY, global), (SCOPED_KEY, scoped)]))
@@ -122,81 +146,16 @@ impl PrincipalResolver for DemoKeys {
     }
 }
 
-/// Writes each message as `<message id>.eml` (RFC 5322, multipart/alternative) into a folder.
-/// The id is stable across delivery attempts, so a retried message overwrites its own file.
-#[derive(Debug)]
-struct EmlFolderMailer {
-    dir: PathBuf,
-}
-
-#[async_trait]
-impl Mailer for EmlFolderMailer {
-    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
-        let path = self.dir.join(format!("{}.eml", message.id));
-        let eml = render_eml(message);
-        tokio::task::spawn_blocking(move || std::fs::write(path, eml))
-            .await
-            .map_err(MailError::transient)?
-            .map_err(MailError::transient)?;
-        Ok(())
-    }
-}
-
-fn render_eml(m: &EmailMessage) -> String {
-    let boundary = format!("=_invites_{}", m.id.as_uuid().simple());
-    format!(
-        "From: Acme <no-reply@acme.test>\r\nTo: <{to}>\r\nSubject: {subject}\r\n\
-         Message-ID: <{id}@invites.acme.test>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
-         --{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{text}\r\n\
-         --{boundary}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{html}\r\n\
-         --{boundary}--\r\n",
-        to = m.to,
-        subject = encode_header(&m.subject),
-        id = m.id,
-        text = crlf(&m.text),
-        html = crlf(&m.html),
-    )
-}
-
-fn crlf(s: &str) -> String {
-    s.replace("\r\n", "\n").replace('\n', "\r\n")
-}
-
-/// RFC 2047 `B` encoding for a non-ASCII header value.
-fn encode_header(value: &str) -> String {
-    if value.is_ascii() {
-        return value.to_owned();
-    }
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::from("=?UTF-8?B?");
-    for chunk in value.as_bytes().chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out.push_str("?=");
-    out
-}
-
 /// The one place that picks the mail transport: SMTP or Postmark when the environment
 /// configures one (see `support/mail_from_env.rs`; build with `--features smtp` or
 /// `postmark`), else `.eml` files in the mail folder.
 fn choose_mailer(settings: &Settings) -> Result<Arc<dyn Mailer>, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&settings.mail_dir)?;
-    mail_from_env::from_env(Arc::new(EmlFolderMailer {
-        dir: settings.mail_dir.clone(),
-    }))
+    mail_from_env::from_env(Arc::new(EmlFolderMailer::new(
+        &settings.mail_dir,
+        "Acme <no-reply@acme.test>",
+        "invites.acme.test",
+    )?))
 }
 
 /// Creates the demo organization, websites and groups; every row has a fixed id and existing
@@ -231,60 +190,6 @@ async fn seed(store: &SqliteStore) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-#[derive(serde::Deserialize)]
-struct TokenForm {
-    token: String,
-}
-
-/// The host's accept page: what the link offers, with a button that accepts it.
-async fn accept_page(
-    State(service): State<InviteService>,
-    Query(q): Query<TokenForm>,
-) -> Html<String> {
-    let body = match service.preview(&q.token).await {
-        Ok(p) => {
-            let items: String = p
-                .invitations
-                .iter()
-                .map(|i| format!("<li>{} ({})</li>", escape_html(&i.target_name), i.role))
-                .collect();
-            format!(
-                "<p>Invitations for {}:</p><ul>{items}</ul>\
-                 <form method=\"post\" action=\"/accept\"><input type=\"hidden\" name=\"token\" value=\"{}\">\
-                 <button>Accept</button></form>",
-                escape_html(p.email.as_str()),
-                escape_html(&q.token)
-            )
-        }
-        Err(e) => format!("<p>{}</p>", escape_html(&e.to_string())),
-    };
-    page(body)
-}
-
-async fn accept_submit(
-    State(service): State<InviteService>,
-    Form(f): Form<TokenForm>,
-) -> Html<String> {
-    let body = match service.accept(&f.token, None).await {
-        Ok(a) => {
-            let items: String = a
-                .results
-                .iter()
-                .map(|r| format!("<li>{}</li>", r.result.code.as_str()))
-                .collect();
-            format!("<p>Accepted. User {}:</p><ul>{items}</ul>", a.user_id)
-        }
-        Err(e) => format!("<p>{}</p>", escape_html(&e.to_string())),
-    };
-    page(body)
-}
-
-fn page(body: String) -> Html<String> {
-    Html(format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Acme invitation</title></head><body>{body}</body></html>"
-    ))
-}
-
 /// Ctrl-C, or SIGTERM on Unix.
 async fn shutdown() {
     #[cfg(unix)]
@@ -300,6 +205,38 @@ async fn shutdown() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
+/// `GET /health`: the delivery worker's state as JSON; 503 when it stopped or is paused by a
+/// sender-wide mail failure, so a load balancer or a probe sees a stalled worker.
+async fn health(handle: invites::delivery::HealthHandle) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let h = handle.get();
+    let ok = h.running && h.paused_until.is_none();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "running": h.running,
+        "last_tick": h.last_tick.map(|t| t.to_rfc3339()),
+        "last_error": h.last_error,
+        "paused_until": h.paused_until.map(|t| t.to_rfc3339()),
+        "totals": {
+            "runs": h.totals.runs,
+            "sent": h.totals.sent,
+            "retried": h.totals.retried,
+            "failed": h.totals.failed,
+            "cancelled": h.totals.cancelled,
+            "deferred": h.totals.deferred,
+            "panics": h.totals.panics,
+            "store_errors": h.totals.store_errors,
+            "purges": h.totals.purges,
+        },
+    });
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = Settings::read()?;
@@ -309,16 +246,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(&settings.addr).await?;
     let addr = listener.local_addr()?;
-    let config = InviteConfig::new(format!("http://{addr}/accept"))?;
+    let config = InviteConfig::new(format!("http://{addr}/accept"))?
+        .with_resend_interval(settings.resend_interval)?;
     let service = InviteService::new(Arc::new(store), choose_mailer(&settings)?, config);
     let worker = DeliveryWorker::spawn(service.clone(), Duration::from_secs(5));
+    let health_handle = worker.health_handle();
 
     let api = InvitesApi::new(service.clone()).with_resolver(DemoKeys::new());
     let app = axum::Router::new()
         .nest("/api/v1", invites::axum::router(api))
-        .route("/accept", get(accept_page).post(accept_submit))
+        .merge(accept_page::routes(service, global_key()))
         .route("/metrics", metrics_route)
-        .with_state(service);
+        .route(
+            "/health",
+            axum::routing::get(move || health(health_handle.clone())),
+        );
 
     println!(
         "invites demo server on http://{addr}/api/v1 (OpenAPI: http://{addr}/api/v1/openapi.json)"

@@ -159,6 +159,14 @@ impl DeliveryWorker {
         h
     }
 
+    /// A cheap, cloneable reader of [`health`](Self::health) for a health route, which
+    /// outlives no stop: after [`stop`](Self::stop) it reports `running: false`.
+    pub fn health_handle(&self) -> HealthHandle {
+        HealthHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// Asks the task to stop, waits for the run in progress (if any) to finish, and returns
     /// the totals. Never panics: the task catches what its ticks do.
     pub async fn stop(self) -> DeliveryTotals {
@@ -167,6 +175,19 @@ impl DeliveryWorker {
         let mut h = lock(&self.shared);
         h.running = false;
         h.totals
+    }
+}
+
+/// Reads a [`DeliveryWorker`]'s health from anywhere (a health route's handler).
+#[derive(Clone, Debug)]
+pub struct HealthHandle {
+    shared: Arc<Mutex<WorkerHealth>>,
+}
+
+impl HealthHandle {
+    /// The worker's state now (as [`DeliveryWorker::health`]).
+    pub fn get(&self) -> WorkerHealth {
+        lock(&self.shared).clone()
     }
 }
 

@@ -102,6 +102,10 @@ if [[ $missing -ne 0 ]]; then
     cat "$work/metrics.txt" >&2
     exit 1
 fi
+# The delivery worker's health route: running, with a tick behind it.
+health="$(curl -fsS "$base/health")"
+echo "metrics: health $health"
+python3 -c 'import json, sys; h = json.loads(sys.argv[1]); assert h["status"] == "ok" and h["running"] and h["last_tick"], h' "$health"
 # The logs are JSON lines and hold no address of the requests.
 if grep -q 'metrics-ci@\|metrics-direct@' "$work/server.log"; then
     echo "metrics: an address reached the logs" >&2

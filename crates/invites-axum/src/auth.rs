@@ -44,7 +44,7 @@ impl From<AuthError> for ApiError {
 }
 
 /// Maps a request to the [`Principal`] that makes it. The host implements this over its own
-/// API keys (usually the `x-api-key` header, SPEC §10) and passes it to
+/// API keys (usually the `x-api-key` header, docs/contract.md §10) and passes it to
 /// [`InvitesApi::with_resolver`].
 ///
 /// A host that already authenticates in its own middleware can instead insert the

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-/// The header of SPEC §7.
+/// The header of docs/contract.md §7.
 pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// Invite one user to many websites or groups.
@@ -365,7 +365,14 @@ pub(crate) async fn list_invitations(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<InvitationPage>, ApiError> {
     let (primary, rest) = query.filters()?;
-    // A website filter and a group filter together match nothing.
+    let limit = query.limit.map_or(DEFAULT_PAGE, |l| l as usize);
+    // The service checks the limit, the cursor and the key's reach for every query, even one
+    // that can match nothing.
+    let mut page = api
+        .service()
+        .list_invitations(&principal, primary, limit, query.cursor.as_deref())
+        .await?;
+    // A website filter and a group filter together match nothing: no items, no next page.
     if rest
         .iter()
         .any(|f| matches!(f, InvitationFilter::Target(_)))
@@ -375,11 +382,6 @@ pub(crate) async fn list_invitations(
             next_cursor: None,
         }));
     }
-    let limit = query.limit.map_or(DEFAULT_PAGE, |l| l as usize);
-    let mut page = api
-        .service()
-        .list_invitations(&principal, primary, limit, query.cursor.as_deref())
-        .await?;
     page.items.retain(|v| rest.iter().all(|f| matches(v, f)));
     Ok(Json(page))
 }

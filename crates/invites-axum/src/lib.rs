@@ -1,5 +1,5 @@
 //! The invites library over HTTP: an axum router a host mounts in one line, with the bulk
-//! invite endpoint of SPEC §10 and the whole invitation lifecycle, one JSON error body, and
+//! invite endpoint of docs/contract.md §10 and the whole invitation lifecycle, one JSON error body, and
 //! an OpenAPI 3.1 document generated from the code.
 //!
 //! ```
@@ -72,6 +72,15 @@
 //! - Preview and accept need a caller like every route, but do not check its
 //!   organization: the token alone decides what it opens (a host serves its accept page with
 //!   its own key).
+//! - **Cross-site requests (CSRF).** With the key in a header (`x-api-key`, `Authorization`)
+//!   a page on another site cannot call the API as the caller: browsers never attach such
+//!   headers on their own. A host that authenticates by **cookie** must add its own CSRF
+//!   defence (`SameSite=Strict` cookies, a CSRF token, or refusing a cross-site `Origin` /
+//!   `Sec-Fetch-Site`), above all for `POST /invitation-batches/{id}/resend`: it takes no
+//!   body, so any page can make a browser send it cross-site with the cookie (an HTML form
+//!   does, with no CORS preflight) and rotate the batch's link. The JSON routes refuse
+//!   anything but `application/json` (415), which a cross-site form cannot send, and `DELETE`
+//!   needs a preflight; the `GET` routes change nothing.
 //! - `GET /invitations` filters combine (all must match; `website_id` with `group_id`
 //!   matches nothing); without any it lists pending invitations. The store applies the most
 //!   selective one and the others filter its page, so a page may be short: follow

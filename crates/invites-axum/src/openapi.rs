@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use uuid::Uuid;
 
 /// The OpenAPI 3.1 document of [`router`](crate::router), with `/api/v1` as its server (the
-/// prefix of SPEC §10; change `servers` if you nest the router elsewhere).
+/// prefix of docs/contract.md §10; change `servers` if you nest the router elsewhere).
 ///
 /// ```
 /// let doc = invites_axum::openapi();
@@ -164,45 +164,101 @@ impl Modify for Security {
     }
 }
 
-/// Links from the bulk response to the operations on what it created, so clients (and
-/// schemathesis' stateful phase) can follow them.
+/// The links of the document: from a response that names an invitation or a batch to the
+/// operations on it, so clients (and schemathesis' stateful phase, `.ci/steps/http.sh`) can
+/// chain real calls: (source path, source method, link name, target operation, the id's
+/// runtime expression, description). Resend has no outgoing link on purpose: schemathesis
+/// starts its chains at any `POST` with one, with a random (unknown) batch id. The test `every_link_feeds_its_operation_a_real_id`
+/// follows each one against the router.
+const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
+    (
+        "/invites/bulk",
+        "post",
+        "GetBatch",
+        "get_batch",
+        "$response.body#/email/batch_id",
+        "The batch of an email-mode request",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "ResendBatch",
+        "resend_batch",
+        "$response.body#/email/batch_id",
+        "Resend the batch's email",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "RevokeFirstInvitation",
+        "revoke_invitation",
+        "$response.body#/results/0/invite_id",
+        "Revoke the first invitation created",
+    ),
+    (
+        "/invitations",
+        "get",
+        "GetFirstBatch",
+        "get_batch",
+        "$response.body#/items/0/batch_id",
+        "The batch of the first invitation listed",
+    ),
+    (
+        "/invitations",
+        "get",
+        "ResendFirstBatch",
+        "resend_batch",
+        "$response.body#/items/0/batch_id",
+        "Resend the batch of the first invitation listed",
+    ),
+    (
+        "/invitations",
+        "get",
+        "RevokeFirstListed",
+        "revoke_invitation",
+        "$response.body#/items/0/id",
+        "Revoke the first invitation listed",
+    ),
+    (
+        "/invitation-batches/{id}",
+        "get",
+        "ResendThisBatch",
+        "resend_batch",
+        "$response.body#/batch_id",
+        "Resend this batch's email",
+    ),
+    (
+        "/invitation-batches/{id}",
+        "get",
+        "RevokeFirstOfBatch",
+        "revoke_invitation",
+        "$response.body#/invitations/0/id",
+        "Revoke the batch's first invitation",
+    ),
+];
+
 fn add_links(doc: &mut utoipa::openapi::OpenApi) {
-    let Some(RefOr::T(ok)) = doc
-        .paths
-        .paths
-        .get_mut("/invites/bulk")
-        .and_then(|item| item.post.as_mut())
-        .and_then(|op| op.responses.responses.get_mut("200"))
-    else {
-        return;
-    };
-    let link = |operation: &str, value: &str, description: &str| {
-        RefOr::T(
-            LinkBuilder::new()
-                .operation_id(operation)
-                .parameter("id", value)
-                .description(description)
-                .build(),
-        )
-    };
-    let batch = "$response.body#/email/batch_id";
-    let first = "$response.body#/results/0/invite_id";
-    ok.links.insert(
-        "GetBatch".into(),
-        link("get_batch", batch, "The batch of an email-mode request"),
-    );
-    ok.links.insert(
-        "ResendBatch".into(),
-        link("resend_batch", batch, "Resend the batch's email"),
-    );
-    ok.links.insert(
-        "RevokeFirstInvitation".into(),
-        link(
-            "revoke_invitation",
-            first,
-            "Revoke the first invitation created",
-        ),
-    );
+    for (path, method, name, operation, value, description) in LINKS {
+        let item = doc.paths.paths.get_mut(path);
+        let op = item.and_then(|item| match method {
+            "get" => item.get.as_mut(),
+            "post" => item.post.as_mut(),
+            _ => None,
+        });
+        let Some(RefOr::T(ok)) = op.and_then(|op| op.responses.responses.get_mut("200")) else {
+            panic!("a link starts at {method} {path}, which has no 200 response");
+        };
+        ok.links.insert(
+            name.into(),
+            RefOr::T(
+                LinkBuilder::new()
+                    .operation_id(operation)
+                    .parameter("id", value)
+                    .description(description)
+                    .build(),
+            ),
+        );
+    }
 }
 
 fn uuid_schema() -> ObjectBuilder {
@@ -229,7 +285,7 @@ pub(crate) const NAME_PATTERN: &str = concat!(
     "\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb]*$"
 );
 
-/// The request body of `POST /invites/bulk` (SPEC §2). Two shapes, one per target list, so
+/// The request body of `POST /invites/bulk` (docs/contract.md §2). Two shapes, one per target list, so
 /// that "exactly one of `website_ids` and `group_ids`" is part of the schema; `null` means
 /// absent for every optional field.
 pub(crate) struct BulkInviteRequest;

@@ -36,7 +36,7 @@ async fn bulk_response_is_the_librarys_json_in_both_modes() {
         assert_eq!(reply.status, 200, "{}", reply.raw);
         assert_eq!(reply.headers["content-type"], "application/json");
         assert_eq!(reply.body, serde_json::to_value(&direct).unwrap());
-        // And the shape of SPEC §4, spelled out once.
+        // And the shape of docs/contract.md §4, spelled out once.
         assert_eq!(reply.body["success"], true);
         assert_eq!(
             reply.body["summary"],
@@ -502,6 +502,26 @@ async fn list_query_errors_name_the_problem() {
             "{query}"
         );
     }
+    // A website and a group together match nothing, but the query is still checked like any
+    // other (schemathesis found `cursor=email` accepted there), and so is the key's reach.
+    let both = format!("website_id={}&group_id={}", s.site(2), s.world.groups[0]);
+    for (query, field) in [("limit=0", "limit"), ("cursor=email", "cursor")] {
+        let reply = call(Method::GET, &format!("/invitations?{both}&{query}"))
+            .key("global")
+            .send(&s.app)
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.raw);
+        assert_eq!(
+            (reply.code(), reply.field()),
+            ("invalid_query", Some(field)),
+            "{query}"
+        );
+    }
+    let beyond = call(Method::GET, &format!("/invitations?{both}"))
+        .key("scoped")
+        .send(&s.app)
+        .await;
+    assert_eq!(beyond.status, 403, "{}", beyond.raw);
 }
 
 #[tokio::test]

@@ -92,7 +92,7 @@
 //!   BOM, soft hyphen), except the joiners U+200C and U+200D that real spellings need. The
 //!   [`DefaultRenderer`] puts every interpolated value, directory names included, through
 //!   [`plain_line`] (line breaks and invisible controls become spaces) and escapes it in HTML.
-//! - **Tenancy of `user_id`** (where SPEC §4 was silent): a bulk response names the user only
+//! - **Tenancy of `user_id`** (where docs/contract.md §4 was silent): a bulk response names the user only
 //!   when a target succeeded or an outcome is `already_member` or `has_org_access`; otherwise
 //!   it is null, even when the address has an account elsewhere.
 //! - **Limits**: request bodies up to [`MAX_REQUEST_BODY_BYTES`] (`body_too_large`,

@@ -1,4 +1,4 @@
-//! The bulk invite request: its exact JSON (SPEC §2), parsing with typed errors, and
+//! The bulk invite request: its exact JSON (docs/contract.md §2), parsing with typed errors, and
 //! validation into a [`ValidatedRequest`].
 
 use crate::error::{ErrorCode, InviteError};

@@ -1,4 +1,4 @@
-//! The bulk invite response (SPEC §4) and per-target outcome codes.
+//! The bulk invite response (docs/contract.md §4) and per-target outcome codes.
 
 use crate::ids::{BatchId, GroupId, InvitationId, TargetId, TargetKind, UserId, WebsiteId};
 use crate::request::InviteMethod;

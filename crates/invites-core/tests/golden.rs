@@ -1,4 +1,4 @@
-//! Golden JSON: the request of SPEC §2, the response of SPEC §4, and the error body of every
+//! Golden JSON: the request of docs/contract.md §2, the response of docs/contract.md §4, and the error body of every
 //! whole-request error code.
 
 use invites_core::*;

@@ -48,7 +48,7 @@
 //! The decisions are the core's (`invites_core::rules`): this crate only reads facts and
 //! writes what the core decided.
 //!
-//! Per-target independence (SPEC §3) without a savepoint per target on the fast path: if the
+//! Per-target independence (docs/contract.md §3) without a savepoint per target on the fast path: if the
 //! set-based write fails (a trigger, a check the host added, a full disk for one row), the
 //! transaction is rolled back and the request runs again on the *slow path*: the same reads,
 //! then each target's writes in its own `SAVEPOINT`. A target whose unit fails is rolled back

@@ -1,4 +1,4 @@
-//! SPEC §9 invariant 10 with PostgreSQL: random sequences of operations (bulk invites in both
+//! docs/contract.md §9 invariant 10 with PostgreSQL: random sequences of operations (bulk invites in both
 //! modes, directory changes, deliveries with a failing mailer, clock moves, revoke, resend,
 //! accept, idempotent replays, listing) give the same responses, mails and final state on the
 //! reference model, the memory backend and PostgreSQL (a fresh database per sequence).

@@ -16,7 +16,7 @@
 //! it starts, so that a burst of concurrent requests shares one commit instead of the first
 //! going alone; a lone writer never waits.
 //!
-//! A request's outcome depends only on its own targets (SPEC §3), never on the requests it
+//! A request's outcome depends only on its own targets (docs/contract.md §3), never on the requests it
 //! happened to share a transaction with:
 //!
 //! - each shared job runs in its own savepoint (`SAVEPOINT job`), released when it succeeds;

@@ -1,5 +1,5 @@
 //! Proptest strategies over the seeded [`World`]: requests, callers, raw JSON bodies and
-//! operation sequences ([`Op`]) for the property tests of SPEC §9.
+//! operation sequences ([`Op`]) for the property tests of docs/contract.md §9.
 //!
 //! Requests mix the world's websites and groups, the other organization's targets and unknown
 //! random ids; emails come from the small [`EMAIL_POOL`] (two of which belong to existing

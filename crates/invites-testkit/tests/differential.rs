@@ -1,4 +1,4 @@
-//! SPEC §9 invariant 10: the same random sequence of operations gives the same answers, the
+//! docs/contract.md §9 invariant 10: the same random sequence of operations gives the same answers, the
 //! same mails and the same state on every backend as on the reference model.
 
 use invites_testkit::Backend;

@@ -1,4 +1,4 @@
-//! SPEC §9 invariants 1 to 9, one proptest each, over random starting states of the seeded
+//! docs/contract.md §9 invariants 1 to 9, one proptest each, over random starting states of the seeded
 //! world in the in-memory backend.
 
 use invites_core::*;
@@ -426,7 +426,7 @@ proptest! {
             } else {
                 prop_assert_eq!(&after.users, &before.users);
                 prop_assert!(!resp.user_created);
-                // SPEC §4 tenancy: named only when an outcome relates the user to the org.
+                // docs/contract.md §4 tenancy: named only when an outcome relates the user to the org.
                 let related = resp.results.iter().any(|r| {
                     r.success
                         || matches!(r.code, OutcomeCode::AlreadyMember | OutcomeCode::HasOrgAccess)

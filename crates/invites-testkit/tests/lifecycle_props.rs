@@ -1,4 +1,4 @@
-//! Properties of the invitation lifecycle (SPEC §5–§7): tokens die with their batch's last
+//! Properties of the invitation lifecycle (docs/contract.md §5–§7): tokens die with their batch's last
 //! live invitation and on resend, accepting is one-shot, expiry is exact, retried deliveries
 //! keep one message id per send, idempotent replays change nothing.
 

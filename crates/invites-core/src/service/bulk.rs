@@ -1,4 +1,4 @@
-//! The bulk request (SPEC §2–§5): authorization, then direct mode (`add_members`) or email mode
+//! The bulk request (docs/contract.md §2–§5): authorization, then direct mode (`add_members`) or email mode
 //! (`create_invitations`), each target on its own, and the response in request order.
 
 use super::*;
@@ -14,7 +14,7 @@ use crate::store::{
 use crate::tokens::AcceptToken;
 
 impl InviteService {
-    /// Invites one user to many websites or groups (SPEC §2–§5).
+    /// Invites one user to many websites or groups (docs/contract.md §2–§5).
     ///
     /// Each target is its own atomic unit; the response has one result per requested id, in
     /// request order. In email mode one consolidated message is stored in the outbox with the
@@ -25,7 +25,7 @@ impl InviteService {
     /// so a scoped key learns nothing from group requests.
     ///
     /// # Errors
-    /// [`InviteError::Validation`] with the codes of SPEC §2, or [`InviteError::Forbidden`]
+    /// [`InviteError::Validation`] with the codes of docs/contract.md §2, or [`InviteError::Forbidden`]
     /// with `global_key_required`. Nothing is written in either case. Store failures are
     /// per-target `internal_error` results, not errors.
     #[tracing::instrument(name = "bulk_invite", skip_all, fields(organization_id = %principal.organization, key_id = %principal.key_id, method, targets, invitee, succeeded, failed, batch_id, email, outcome, duration_seconds))]
@@ -288,7 +288,7 @@ impl InviteService {
     }
 }
 
-/// SPEC §4 tenancy: a response names the user only when the user is, or has just become,
+/// docs/contract.md §4 tenancy: a response names the user only when the user is, or has just become,
 /// related to the caller's organization: a target succeeded, or an outcome shows the user
 /// already belongs to a target or to the organization. Otherwise `user_id` is null, so a key
 /// cannot learn whether an address has an account elsewhere on the platform.

@@ -1,4 +1,4 @@
-//! Idempotent bulk requests (SPEC §7): the key is begun in the store, the response stored with it.
+//! Idempotent bulk requests (docs/contract.md §7): the key is begun in the store, the response stored with it.
 
 use super::*;
 use crate::error::{ErrorCode, InviteError, StoreError};

@@ -1,5 +1,5 @@
 //! Group commit isolation: a write that shares a transaction with others (see `worker`) gets
-//! an outcome that depends only on its own targets (SPEC §3). A write that fails after
+//! an outcome that depends only on its own targets (docs/contract.md §3). A write that fails after
 //! writing leaves nothing and gets its own error; the others of its group commit. When SQLite
 //! rolls the whole transaction back during one write, the writes undone with it run again.
 //!

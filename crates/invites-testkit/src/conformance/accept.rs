@@ -1,4 +1,4 @@
-//! Preview and accept (SPEC §6).
+//! Preview and accept (docs/contract.md §6).
 
 use super::support::*;
 use crate::Backend;

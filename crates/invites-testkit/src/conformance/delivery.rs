@@ -1,4 +1,4 @@
-//! Delivery (SPEC §5): retries with backoff, permanent failures, cancelled batches, store errors.
+//! Delivery (docs/contract.md §5): retries with backoff, permanent failures, cancelled batches, store errors.
 
 use super::support::*;
 use crate::{Backend, Fault, MailerMode, World};

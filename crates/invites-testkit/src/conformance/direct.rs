@@ -1,4 +1,4 @@
-//! Direct mode (SPEC §3): user creation and superseded invitations.
+//! Direct mode (docs/contract.md §3): user creation and superseded invitations.
 
 use super::support::*;
 use crate::Backend;

@@ -1,4 +1,4 @@
-//! Email mode (SPEC §3, §5): one consolidated message, the outbox, tokens.
+//! Email mode (docs/contract.md §3, §5): one consolidated message, the outbox, tokens.
 
 use super::support::*;
 use crate::{Backend, Harness, MailerMode, World};

@@ -7,7 +7,7 @@ use invites_core::*;
 use std::sync::Arc;
 use uuid::Uuid;
 
-/// SPEC §4 tenancy: a response names a user only when a target succeeded or an outcome shows
+/// docs/contract.md §4 tenancy: a response names a user only when a target succeeded or an outcome shows
 /// the user already belongs to a target or to the organization. Before, `user_id` came from a
 /// global lookup, so any key learned whether an address had an account anywhere.
 pub async fn user_id_names_only_related_users(backend: Arc<dyn Backend>) {

@@ -1,4 +1,4 @@
-//! Idempotency (SPEC §7).
+//! Idempotency (docs/contract.md §7).
 
 use super::support::*;
 use crate::{Backend, Harness, World, as_store};

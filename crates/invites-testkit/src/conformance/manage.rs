@@ -1,4 +1,4 @@
-//! Revoke, resend and list (SPEC §6).
+//! Revoke, resend and list (docs/contract.md §6).
 
 use super::support::*;
 use crate::{Backend, MailerMode};

@@ -5,7 +5,7 @@
 //! [`Harness`](crate::Harness)
 //! (manual clock, seeded randomness, recording mailer), and checks what the service answers
 //! and what [`Inspect::snapshot`](invites_core::Inspect::snapshot) shows afterwards. Tests match on outcome codes, error codes
-//! and variants, never on message text, except the golden outcome texts SPEC §3 fixes.
+//! and variants, never on message text, except the golden outcome texts docs/contract.md §3 fixes.
 //! Nothing sleeps: time moves only through the [`ManualClock`](crate::ManualClock).
 //!
 //! A backend runs the whole suite with one [`conformance_suite!`](crate::conformance_suite)

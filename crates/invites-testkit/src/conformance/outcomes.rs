@@ -1,4 +1,4 @@
-//! Per-target outcomes (SPEC §3): added, invited, already member, org access, already invited, not found, forbidden, internal error; groups as targets.
+//! Per-target outcomes (docs/contract.md §3): added, invited, already member, org access, already invited, not found, forbidden, internal error; groups as targets.
 
 use super::support::*;
 use crate::{Backend, Fault, World};

@@ -1,4 +1,4 @@
-//! Whole-request rejections (SPEC §2) and the shape of the results (§4).
+//! Whole-request rejections (docs/contract.md §2) and the shape of the results (§4).
 
 use super::support::*;
 use crate::Backend;
@@ -139,7 +139,7 @@ pub async fn group_ids_need_global_key(backend: Arc<dyn Backend>) {
     expect_codes(&r, &[(grp(w.groups[0]), OutcomeCode::Added)]);
 }
 /// One result per requested id, in request order, naming `website_id` or `group_id` as the
-/// request did, with the JSON shape of SPEC §4 and summary counts; 50 ids are processed.
+/// request did, with the JSON shape of docs/contract.md §4 and summary counts; 50 ids are processed.
 pub async fn results_follow_request_order(backend: Arc<dyn Backend>) {
     let (w, h) = setup(&backend, 113).await;
     let ws = &w.websites;

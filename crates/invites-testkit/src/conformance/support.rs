@@ -75,7 +75,7 @@ pub(super) use InviteMethod::{Direct, Email as ByEmail};
 pub(super) use OutcomeCode::{
     AlreadyInvited, AlreadyMember, HasOrgAccess, InternalError, Invited, TargetNotFound,
 };
-/// The golden texts of SPEC §3 ("website" or "group"); `None` for codes the SPEC does not fix.
+/// The golden texts of docs/contract.md §3 ("website" or "group"); `None` for codes the contract does not fix.
 pub(super) fn golden_text(code: OutcomeCode, kind: TargetKind) -> Option<String> {
     let (noun, title) = match kind {
         TargetKind::Website => ("website", "Website"),

@@ -53,7 +53,7 @@ impl Model {
     /// `InviteService::bulk_invite`.
     ///
     /// # Errors
-    /// The whole-request errors of SPEC §2 (`global_key_required` first, then validation).
+    /// The whole-request errors of docs/contract.md §2 (`global_key_required` first, then validation).
     pub fn bulk_invite(
         &mut self,
         principal: &Principal,
@@ -290,7 +290,7 @@ impl Model {
     // ----- the outbox -------------------------------------------------------------------
 }
 
-/// SPEC §4 tenancy, stated on its own here: the user is named only if some target was added or
+/// docs/contract.md §4 tenancy, stated on its own here: the user is named only if some target was added or
 /// invited, or was refused because the user already is a member of it or of the organization.
 fn names_user(results: &[TargetResult]) -> bool {
     results.iter().any(|r| {

@@ -1,8 +1,8 @@
-//! A plain reference model of what `InviteService` does, for differential tests (SPEC §9,
+//! A plain reference model of what `InviteService` does, for differential tests (docs/contract.md §9,
 //! invariant 10).
 //!
 //! [`Model`] is deliberately simple: plain `Vec`s scanned linearly, no traits, no storage
-//! contract, one method per service operation. It is written from SPEC.md and the public
+//! contract, one method per service operation. It is written from docs/contract.md and the public
 //! documentation of the service, not from a backend, and it answers with the service's own
 //! response types so that answers can be compared with `==`. [`Model::snapshot`] produces the
 //! same canonical [`Snapshot`] a backend's `Inspect::snapshot` does.

@@ -1,0 +1,121 @@
+"""Schemathesis hooks for .ci/steps/http.sh, loaded through SCHEMATHESIS_HOOKS.
+
+1. Real targets. Generated UUIDs never name a website of the demo server, so every bulk
+   request would end in `target_not_found` and its response would hold no invitation or batch
+   id for the document's links to follow. Half of the valid (positive) bulk requests, chosen
+   by a hash of the body, get distinct ids of the websites or groups the demo server seeds
+   instead; in the stateful phase, whose links start from what email mode creates, all of
+   them do, in email mode. The request stays valid for the schema; negative cases are left
+   alone, so what they break stays broken.
+2. Waiting out the resend interval, a few times. A stateful chain resends a batch
+   milliseconds after the bulk request that created it, which the server refuses by design
+   (429 `resend_too_soon`; http.sh runs it with --resend-interval 1). Before the first
+   MAX_WAITS such resends the hook waits until the batch is a second old, as a person
+   clicking "resend" would, so resend is also seen succeeding; every later one is sent at
+   once and answered 429. At most MAX_WAITS seconds in all.
+3. A call log. Every call to a lifecycle route is written to the file INVITES_HTTP_CALL_LOG
+   names, one tab-separated line each: phase, operation, status. http.sh counts from it how
+   many stateful calls reached those routes with ids that exist.
+"""
+
+import hashlib
+import json
+import os
+import time
+
+import schemathesis
+from schemathesis import GenerationMode
+
+# The ids examples/server.rs seeds: five websites and two groups.
+SITES = [f"00000000-0000-0000-0000-00000000517{i}" for i in range(5)]
+GROUPS = ["00000000-0000-0000-0000-000000006401", "00000000-0000-0000-0000-000000006402"]
+
+BULK = "POST /invites/bulk"
+RESEND = "POST /invitation-batches/{id}/resend"
+RESEND_INTERVAL = 1.0  # seconds; examples/server.rs --resend-interval in http.sh
+MAX_WAITS = 3
+LIFECYCLE = {
+    "POST /invites/preview",
+    "POST /invites/accept",
+    "DELETE /invitations/{id}",
+    "POST /invitation-batches/{id}/resend",
+    "GET /invitation-batches/{id}",
+}
+
+
+def _positive(case) -> bool:
+    meta = case.meta
+    return meta is not None and meta.generation.mode == GenerationMode.POSITIVE
+
+
+def _digest(value) -> bytes:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).digest()
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if not _positive(case):
+        return case
+    label = case.operation.label
+    if label != BULK or not isinstance(case.body, dict):
+        return case
+    body = case.body
+    digest = _digest(body)
+    stateful = case.meta.phase.name.value == "stateful"
+    if digest[0] % 2 and not stateful:
+        return case
+    for field, known in (("website_ids", SITES), ("group_ids", GROUPS)):
+        ids = body.get(field)
+        if isinstance(ids, list) and 1 <= len(ids) <= len(known):
+            # A rotation of the known ids, as long as the generated list: distinct, real.
+            start = digest[1] % len(known)
+            rotated = known[start:] + known[:start]
+            body = {**body, field: rotated[: len(ids)]}
+            if stateful:
+                # The links follow what email mode creates: a batch and its invitations.
+                body["invite_method"] = "email"
+            case.body = body
+            break
+    return case
+
+
+# Batch id -> when it was last sent (monotonic seconds), from the responses seen.
+_sent_at = {}
+_waits = 0
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    global _waits
+    if case.operation.label != RESEND or _waits >= MAX_WAITS:
+        return
+    sent = _sent_at.get(str((case.path_parameters or {}).get("id")))
+    if sent is None:
+        return
+    wait = sent + RESEND_INTERVAL + 0.1 - time.monotonic()
+    if wait > 0:
+        _waits += 1
+        time.sleep(wait)
+
+
+def _note_sent(case, response):
+    if response.status_code != 200 or case.operation.label not in (BULK, RESEND):
+        return
+    try:
+        batch = (response.json().get("email") or {}).get("batch_id")
+    except ValueError:
+        return
+    if batch:
+        _sent_at[batch] = time.monotonic()
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    _note_sent(case, response)
+    path = os.environ.get("INVITES_HTTP_CALL_LOG")
+    label = case.operation.label
+    if not path or label not in LIFECYCLE:
+        return
+    phase = case.meta.phase.name.value if case.meta is not None else "?"
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(f"{phase}\t{label}\t{response.status_code}\n")
