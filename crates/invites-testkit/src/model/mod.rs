@@ -419,6 +419,11 @@ impl Model {
         self.invitations.retain(|i| i.target != t);
     }
 
+    /// Every user, in the order created.
+    pub fn users(&self) -> &[User] {
+        &self.users
+    }
+
     /// The user with this email.
     pub fn find_user(&self, email: &Email) -> Option<&User> {
         self.users.iter().find(|u| u.email == *email)
