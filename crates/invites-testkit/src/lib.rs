@@ -12,7 +12,8 @@
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
 //! - Property testing: [`strategies`] (proptest strategies over the seeded world), [`model`]
 //!   (a plain reference model of the service) and [`differential`] (random operation
-//!   sequences run on backends and on the model, docs/contract.md §9 invariant 10).
+//!   sequences run on backends and on the model, docs/contract.md §9 invariant 10, with the access of
+//!   every user to every website compared after each change, invariant 14).
 //!
 //! ```
 //! use invites_testkit::{Harness, World};

@@ -18,7 +18,7 @@
 //! ```
 
 use crate::MailerMode;
-use crate::differential::Op;
+use crate::differential::{Member, Op};
 use crate::fixtures::World;
 use invites_core::*;
 use proptest::prelude::*;
@@ -292,7 +292,8 @@ pub fn bulk_op(world: &World) -> impl Strategy<Value = Op> + use<> {
 
 /// Any op of the differential test: bulk invites and replays, org-member additions, website
 /// deletion (rare), deliveries, purges, mailer changes, clock moves (rarely past the 30 days
-/// of retention at once), revoke, resend, preview, accept, listing.
+/// of retention at once), revoke, resend, preview, accept, listing, and who has access and
+/// taking it back ([`access_change_op`], [`access_list_op`]).
 pub fn op(world: &World) -> impl Strategy<Value = Op> + use<> {
     let orgs = vec![world.org, world.org, world.org, world.other_org];
     let websites = world.websites.clone();
@@ -318,7 +319,126 @@ pub fn op(world: &World) -> impl Strategy<Value = Op> + use<> {
             .prop_map(|(token, signed_in)| Op::Accept { token, signed_in }),
         1 => select(websites).prop_map(Op::DeleteWebsite),
         2 => list_op(world),
+        10 => access_change_op(world),
+        3 => access_list_op(world),
     ]
+}
+
+/// A group id for directory changes: one of the world's (most often), the other
+/// organization's, or unknown.
+fn directory_group(world: &World) -> impl Strategy<Value = GroupId> + use<> {
+    prop_oneof![
+        4 => select(world.groups.clone()),
+        1 => Just(world.other_group),
+        1 => Just(GroupId(crate::differential::UNKNOWN)),
+    ]
+}
+
+/// A website id for directory changes: one of the world's (most often) or the other
+/// organization's.
+fn directory_website(world: &World) -> impl Strategy<Value = WebsiteId> + use<> {
+    prop_oneof![
+        6 => select(world.websites.clone()),
+        1 => Just(world.other_website),
+    ]
+}
+
+/// A change of who has access (SPEC §11): `set_member_role` and `remove_member` by a mostly
+/// global key, of a membership the run has seen (most often) or of a pool user on one of the
+/// world's targets (sometimes another organization's or an unknown one); removing an organization member or changing its role; putting a
+/// website into a group or taking it out; deleting a group (rare); erasing a pool address in
+/// a client's spelling (one time in five not an address at all).
+pub fn access_change_op(world: &World) -> impl Strategy<Value = Op> + use<> {
+    let orgs = vec![world.org, world.org, world.org, world.other_org];
+    let global = world.global_key();
+    let mostly_global = prop_oneof![3 => Just(global), 1 => principal(world)];
+    let member = || {
+        (
+            prop::option::weighted(0.6, any::<usize>()),
+            targets(world, 1),
+            pool_email(),
+        )
+            .prop_map(|(seen, t, email)| Member {
+                seen,
+                target: t[0],
+                email,
+            })
+    };
+    let role = prop_oneof![Just(Role::Admin), Just(Role::Viewer)];
+    prop_oneof![
+        3 => (mostly_global.clone(), member(), role)
+            .prop_map(|(principal, member, role)| Op::SetMemberRole { principal, member, role }),
+        4 => (mostly_global, member())
+            .prop_map(|(principal, member)| Op::RemoveMember { principal, member }),
+        1 => (select(orgs.clone()), pool_email()).prop_map(|(organization, email)| {
+            Op::RemoveOrgMember { organization, email }
+        }),
+        1 => (select(orgs), pool_email(), org_role()).prop_map(|(organization, email, role)| {
+            Op::SetOrgRole { organization, email, role }
+        }),
+        1 => (directory_group(world), directory_website(world))
+            .prop_map(|(group, website)| Op::AddWebsiteToGroup { group, website }),
+        1 => (directory_group(world), directory_website(world))
+            .prop_map(|(group, website)| Op::RemoveWebsiteFromGroup { group, website }),
+        1 => directory_group(world).prop_map(Op::DeleteGroup),
+        1 => prop_oneof![4 => email_text(), 1 => Just("not an address".to_owned())]
+            .prop_map(Op::Erase),
+    ]
+}
+
+/// A read of who has access: `members_of` one of the world's targets (sometimes another
+/// organization's or an unknown one) or `websites_of` a pool user, 1 to 4 per page (0 and
+/// 501, refused, now and then), by a mostly global key.
+pub fn access_list_op(world: &World) -> impl Strategy<Value = Op> + use<> {
+    let global = world.global_key();
+    let mostly_global = prop_oneof![3 => Just(global), 1 => principal(world)];
+    let limit = prop_oneof![1 => Just(0usize), 1 => Just(501usize), 14 => 1usize..=4];
+    prop_oneof![
+        2 => (mostly_global.clone(), targets(world, 1), limit.clone()).prop_map(
+            |(principal, t, limit)| Op::MembersOf { principal, target: t[0], limit }
+        ),
+        1 => (mostly_global, pool_email(), limit).prop_map(|(principal, email, limit)| {
+            Op::WebsitesOf { principal, email, limit }
+        }),
+    ]
+}
+
+/// An op of invariant 14: grants (direct adds; email invitations, delivered and accepted),
+/// organization memberships, every change of [`access_change_op`], clock moves (so some
+/// invitations expire) and the access lists.
+pub fn access_op(world: &World) -> impl Strategy<Value = Op> + use<> {
+    let orgs = vec![world.org, world.org, world.org, world.other_org];
+    let global = world.global_key();
+    let grant = (
+        prop_oneof![4 => Just(global), 1 => principal(world)],
+        bulk_request(world),
+    )
+        .prop_map(|(principal, request)| Op::Bulk {
+            principal,
+            request,
+            idempotency_key: None,
+        });
+    prop_oneof![
+        6 => grant,
+        3 => (any::<usize>(), prop::option::weighted(0.2, pool_email()))
+            .prop_map(|(token, signed_in)| Op::Accept { token, signed_in }),
+        2 => (select(orgs), pool_email(), org_role()).prop_map(|(organization, email, role)| {
+            Op::AddOrgMember { organization, email, role }
+        }),
+        1 => clock_move().prop_map(Op::Advance),
+        8 => access_change_op(world),
+        2 => access_list_op(world),
+    ]
+}
+
+/// A sequence of 1 to `max` ops of [`access_op`], with a mailer that accepts everything (so
+/// invitations come with tokens to accept).
+pub fn access_ops(world: &World, max: usize) -> impl Strategy<Value = Vec<Op>> + use<> {
+    prop::collection::vec(access_op(world), 0..max.max(1)).prop_map(|rest| {
+        let mut v = vec![Op::SetMailer(MailerMode::Ok)];
+        v.extend(rest);
+        v
+    })
 }
 
 /// A list op: by one of the world's targets, by a pool email, or by status; 0 (refused) to 5

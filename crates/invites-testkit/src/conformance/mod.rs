@@ -21,10 +21,12 @@
 //! grouped by concern, one file each; their helpers are in `support`.
 
 mod accept;
+mod access;
 mod concurrency;
 mod delivery;
 mod direct;
 mod email;
+mod erasure;
 mod hostile;
 mod idempotency;
 mod manage;
@@ -34,10 +36,12 @@ mod retention;
 mod support;
 
 pub use accept::*;
+pub use access::*;
 pub use concurrency::*;
 pub use delivery::*;
 pub use direct::*;
 pub use email::*;
+pub use erasure::*;
 pub use hostile::*;
 pub use idempotency::*;
 pub use manage::*;
@@ -124,6 +128,13 @@ macro_rules! conformance_suite {
             purge_keeps_idempotent_replays_and_frees_expired_keys,
             purge_keeps_what_hosts_see_and_drops_dead_batches,
             purge_one_row_per_call_reports_the_same,
+            access_reports_every_path_and_the_strongest_wins,
+            member_changes_have_typed_outcomes,
+            removal_leaves_no_link_that_grants_it_back,
+            member_lists_are_scoped_to_the_organization_and_the_key,
+            member_lists_page_by_id,
+            directory_changes_change_access,
+            erasure_leaves_nothing_of_the_person,
         }
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,10 +166,12 @@ mod tests {
     fn the_macro_lists_every_suite_function() {
         let src = [
             include_str!("accept.rs"),
+            include_str!("access.rs"),
             include_str!("concurrency.rs"),
             include_str!("delivery.rs"),
             include_str!("direct.rs"),
             include_str!("email.rs"),
+            include_str!("erasure.rs"),
             include_str!("hostile.rs"),
             include_str!("idempotency.rs"),
             include_str!("manage.rs"),

@@ -1,5 +1,5 @@
 //! The helpers every conformance check shares: seeding, requests, expectations, snapshots,
-//! probing mailers.
+//! probing mailers, granting and reading access.
 
 use crate::{Backend, Fault, FaultyStore, Harness, MailerMode, World, as_store};
 use async_trait::async_trait;
@@ -406,4 +406,91 @@ pub(super) fn email_of(address: &str) -> Email {
 }
 pub(super) fn must(r: Result<BulkInviteResponse, InviteError>) -> BulkInviteResponse {
     r.expect("the request is processed")
+}
+
+// ----- who has access (SPEC §11) ---------------------------------------------------------
+
+/// Adds `address` to the websites as `role` (direct mode); returns the user.
+pub(super) async fn add_to_sites(
+    h: &Harness,
+    p: &Principal,
+    address: &str,
+    ids: &[WebsiteId],
+    role: Role,
+) -> UserId {
+    let r = run(h, p, with_role(sites(Direct, address, ids), role)).await;
+    assert!(
+        r.results.iter().all(|r| r.code == OutcomeCode::Added),
+        "{r:?}"
+    );
+    r.user_id.expect("the user added")
+}
+
+/// Adds `address` to the groups as `role` (direct mode, global key); returns the user.
+pub(super) async fn add_to_groups(
+    h: &Harness,
+    w: &World,
+    address: &str,
+    ids: &[GroupId],
+    role: Role,
+) -> UserId {
+    let r = run(
+        h,
+        &w.global_key(),
+        with_role(groups(Direct, address, ids), role),
+    )
+    .await;
+    assert!(
+        r.results.iter().all(|r| r.code == OutcomeCode::Added),
+        "{r:?}"
+    );
+    r.user_id.expect("the user added")
+}
+
+/// Makes the user with `address` (created with `id` if missing) a member of `org`.
+pub(super) async fn org_member(
+    backend: &Arc<dyn Backend>,
+    org: OrganizationId,
+    address: &str,
+    id: u128,
+    role: OrgRole,
+) -> UserId {
+    let user = backend
+        .create_user(&User {
+            id: UserId(Uuid::from_u128(id)),
+            email: email(address),
+            email_verified: true,
+            first_name: None,
+            last_name: None,
+        })
+        .await
+        .expect("create user");
+    backend
+        .add_org_member(org, user, role)
+        .await
+        .expect("add org member");
+    user
+}
+
+pub(super) fn reach(role: Role, paths: &[AccessPath]) -> Option<Access> {
+    Some(Access {
+        role,
+        paths: paths.to_vec(),
+    })
+}
+
+pub(super) fn direct(role: Role) -> AccessPath {
+    AccessPath::Direct { role }
+}
+
+pub(super) fn via(group: GroupId, role: Role) -> AccessPath {
+    AccessPath::Group { group, role }
+}
+
+pub(super) fn org(org_role: OrgRole) -> AccessPath {
+    AccessPath::Organization { org_role }
+}
+
+pub(super) async fn access_of(h: &Harness, user: UserId, website: WebsiteId) -> Option<Access> {
+    h.service.access(user, website).await.expect("access")
 }

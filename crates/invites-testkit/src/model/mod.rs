@@ -38,7 +38,7 @@
 //! | `bulk_invite_idempotent` | as `bulk_invite`, but nothing when the stored response is replayed or the key conflicts |
 //! | `accept` | one user id, after the token and the signed-in user were checked |
 //! | `resend` | the new token, then the message id, after the batch was found and the key reaches it (also when the resend is then refused as too soon or with nothing to resend) |
-//! | everything else (`deliver_due`, `preview`, `revoke`, `list_invitations`, directory changes) | nothing |
+//! | everything else (`deliver_due`, `preview`, `revoke`, `list_invitations`, `access`, `members_of`, `websites_of`, `set_member_role`, `remove_member`, `erase_person`, directory changes) | nothing |
 //!
 //! # Assumptions (where the contract is silent, taken from the service's documentation)
 //!
@@ -59,6 +59,17 @@
 //!   lease taken when it was claimed, or the due time it was stored with).
 //! - A website-scoped key's list page leaves out rows of targets it does not reach *after*
 //!   the page was cut, so such a page can be short and still carry a cursor.
+//! - Access (SPEC §11, [`Model::access`]): the paths are the website membership, the
+//!   memberships of the groups holding the website, and the membership of the website's
+//!   organization (owner and admin reach every website as `admin`, viewer as `viewer`); the
+//!   strongest path wins and every path is reported, in that order (groups by id). Member and
+//!   website lists are pages by user id or website id after the cursor (the last id of the
+//!   previous page, given when a page is full); a scoped key's website list holds only its
+//!   websites, filtered before the page is cut.
+//! - A removal revokes the live invitations to the same target for the user's email.
+//!   Erasure deletes every invitation, batch and outbox message to the address, the user with
+//!   all its memberships, and the idempotency records whose response names the user's id (as
+//!   `user_id` of the response or of a result).
 //! - Idempotency records are compared by request equality (the service hashes the request's
 //!   JSON, which is equal exactly when the requests are equal).
 
@@ -68,6 +79,7 @@ use invites_core::MailerMode;
 use invites_core::*;
 use std::time::Duration;
 
+mod access;
 mod bulk;
 mod delivery;
 mod lifecycle;
@@ -170,6 +182,7 @@ pub struct Model {
     sent: Vec<EmailMessage>,
     websites: Vec<Website>,
     groups: Vec<Group>,
+    group_websites: Vec<(GroupId, WebsiteId)>,
     users: Vec<User>,
     org_members: Vec<(OrganizationId, UserId, OrgRole)>,
     memberships: Vec<MembershipRow>,
@@ -220,6 +233,21 @@ pub fn world_groups(world: &World) -> Vec<Group> {
         name: "Their group".into(),
     });
     v
+}
+
+/// The group links [`World::seed`] creates: group `i` of the organization holds websites
+/// `2i` and `2i + 1`; the other organization's group holds none.
+pub fn world_group_websites(world: &World) -> Vec<(GroupId, WebsiteId)> {
+    world
+        .groups
+        .iter()
+        .enumerate()
+        .flat_map(|(i, g)| {
+            world.websites[i * 2..i * 2 + 2]
+                .iter()
+                .map(move |w| (*g, *w))
+        })
+        .collect()
 }
 
 /// The display name of a target of the world, `None` for an unknown id.
@@ -283,6 +311,7 @@ impl Model {
             sent: Vec::new(),
             websites: Vec::new(),
             groups: Vec::new(),
+            group_websites: Vec::new(),
             users: Vec::new(),
             org_members: Vec::new(),
             memberships: Vec::new(),
@@ -315,7 +344,8 @@ impl Model {
         &self.sent
     }
 
-    /// Adds what [`World::seed`] creates: the websites and groups, the org admin
+    /// Adds what [`World::seed`] creates: the websites and groups (each group holding two
+    /// websites), the org admin
     /// (`admin@acme.test`, verified, an admin of the organization) and the existing user
     /// (`existing@acme.test`, unverified, first name "Ex").
     ///
@@ -327,6 +357,9 @@ impl Model {
         }
         for g in world_groups(world) {
             self.create_group(g);
+        }
+        for (g, w) in world_group_websites(world) {
+            self.add_website_to_group(g, w);
         }
         let admin = self.create_user(User {
             id: world.org_admin,
@@ -376,12 +409,19 @@ impl Model {
         self.org_members.push((organization, user, role));
     }
 
-    /// Deletes a website with its memberships and invitations (batches and outbox rows stay).
+    /// Deletes a website with its memberships, group links and invitations (batches and
+    /// outbox rows stay).
     pub fn delete_website(&mut self, id: WebsiteId) {
         let t = TargetId::Website(id);
         self.websites.retain(|w| w.id != id);
+        self.group_websites.retain(|(_, w)| *w != id);
         self.memberships.retain(|m| m.target != t);
         self.invitations.retain(|i| i.target != t);
+    }
+
+    /// Every user, in the order created.
+    pub fn users(&self) -> &[User] {
+        &self.users
     }
 
     /// The user with this email.

@@ -22,6 +22,7 @@
 //! [`Directory`]: invites_core::Directory
 //! [`Inspect`]: invites_core::Inspect
 
+mod access;
 mod backlog;
 mod bulk;
 mod concurrency;
@@ -34,6 +35,7 @@ mod reads;
 mod retention;
 mod support;
 
+pub use access::*;
 pub use backlog::*;
 pub use bulk::*;
 pub use concurrency::*;
@@ -100,6 +102,12 @@ macro_rules! store_suite {
             purging_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest,
             storage_stops_growing_when_purged,
             purges_racing_resends_keep_each_batch_whole,
+            access_paths_reports_every_path_and_none_for_a_missing_website,
+            list_members_pages_by_user_id_within_the_organization,
+            list_user_websites_pages_within_the_organization_and_the_allowlist,
+            change_member_applies_decide_change,
+            erase_person_deletes_every_row_of_the_person_and_nothing_else,
+            the_directory_takes_access_away,
         }
     };
 }
@@ -163,6 +171,7 @@ mod tests {
     #[test]
     fn the_macros_list_every_check() {
         let sources = [
+            include_str!("access.rs"),
             include_str!("backlog.rs"),
             include_str!("bulk.rs"),
             include_str!("concurrency.rs"),
