@@ -2,7 +2,7 @@
 //! idempotent and replayed), revoke, resend, accept, a refused token, failures the service
 //! swallows, delivery with a retry, and the purge. Every span, event and metric is captured
 //! (a `tracing` layer of this file, the `metrics` debugging recorder), then checked: the spans
-//! of SPEC §14 with their parents, the counters with their values, and no address (in any
+//! of docs/contract.md §14 with their parents, the counters with their values, and no address (in any
 //! spelling), name, token, link, idempotency key or error message anywhere.
 
 use invites::core::observe::describe_metrics;

@@ -1,6 +1,6 @@
 //! A bulk write whose `COMMIT` was sent but never answered (the connection was lost: a
 //! network cut, a proxy or the server going away). The transaction may have committed or
-//! not, and the response must say which (SPEC §4: a target reported `added`/`invited` is
+//! not, and the response must say which (docs/contract.md §4: a target reported `added`/`invited` is
 //! stored, a failed one left no trace). The store knows the rows it wrote, all with ids or
 //! values of this request alone, so it reads them back on another connection:
 //!

@@ -1,5 +1,5 @@
 //! A COMMIT whose answer never arrives: the connection drops after PostgreSQL committed, or
-//! before the COMMIT reached it. The store must answer what the database holds (SPEC §4: a
+//! before the COMMIT reached it. The store must answer what the database holds (docs/contract.md §4: a
 //! target reported `added` or `invited` is stored, one reported failed left no trace), so it
 //! checks the rows it wrote on another connection before answering. A [`CommitProxy`]
 //! between the store and the server cuts the connection on the wire. Each test skips (one

@@ -343,7 +343,7 @@ fn directory_website(world: &World) -> impl Strategy<Value = WebsiteId> + use<> 
     ]
 }
 
-/// A change of who has access (SPEC §11): `set_member_role` and `remove_member` by a mostly
+/// A change of who has access (docs/contract.md §11): `set_member_role` and `remove_member` by a mostly
 /// global key, of a membership the run has seen (most often) or of a pool user on one of the
 /// world's targets (sometimes another organization's or an unknown one); removing an organization member or changing its role; putting a
 /// website into a group or taking it out; deleting a group (rare); erasing a pool address in

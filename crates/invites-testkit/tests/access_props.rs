@@ -1,4 +1,4 @@
-//! SPEC §9 invariants 12 (erasure) and 14 (access), over random sequences of grants and
+//! docs/contract.md §9 invariants 12 (erasure) and 14 (access), over random sequences of grants and
 //! removals in the seeded world.
 
 use invites_core::*;

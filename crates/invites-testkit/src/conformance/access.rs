@@ -1,4 +1,4 @@
-//! Who has access, and taking it back (SPEC §11): the access check, membership changes with
+//! Who has access, and taking it back (docs/contract.md §11): the access check, membership changes with
 //! their typed outcomes, the member lists (tenancy and keyset paging).
 
 use super::support::*;

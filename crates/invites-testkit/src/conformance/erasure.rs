@@ -1,4 +1,4 @@
-//! The directory's other half and the erasure of a person (SPEC §11).
+//! The directory's other half and the erasure of a person (docs/contract.md §11).
 
 use super::support::*;
 use crate::Backend;

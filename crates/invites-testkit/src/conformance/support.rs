@@ -408,7 +408,7 @@ pub(super) fn must(r: Result<BulkInviteResponse, InviteError>) -> BulkInviteResp
     r.expect("the request is processed")
 }
 
-// ----- who has access (SPEC §11) ---------------------------------------------------------
+// ----- who has access (docs/contract.md §11) ---------------------------------------------------------
 
 /// Adds `address` to the websites as `role` (direct mode); returns the user.
 pub(super) async fn add_to_sites(

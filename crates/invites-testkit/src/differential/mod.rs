@@ -1,4 +1,4 @@
-//! Random operation sequences run on backends and on the reference [`Model`] (SPEC §9,
+//! Random operation sequences run on backends and on the reference [`Model`] (docs/contract.md §9,
 //! invariants 10 and 14).
 //!
 //! An [`Op`] names what to do; ids that only exist at run time (invitations, batches, accept

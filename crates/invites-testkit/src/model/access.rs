@@ -1,4 +1,4 @@
-//! Who has access, and taking it back (SPEC §11) in the model, written from the SPEC and the
+//! Who has access, and taking it back (docs/contract.md §11) in the model, written from the SPEC and the
 //! service's documentation (not from `invites_core::access`): the access rule stated once
 //! ([`Model::paths`]: the paths; [`strongest`]: the strongest wins), the member lists, the
 //! membership changes, erasure, and the directory's other half.
@@ -6,7 +6,7 @@
 use super::*;
 
 /// The website role an organization role reaches every website with: owner and admin as
-/// `admin`, viewer as `viewer` (SPEC §11).
+/// `admin`, viewer as `viewer` (docs/contract.md §11).
 fn org_grants(role: OrgRole) -> Role {
     match role {
         OrgRole::Owner | OrgRole::Admin => Role::Admin,

@@ -59,7 +59,7 @@
 //!   lease taken when it was claimed, or the due time it was stored with).
 //! - A website-scoped key's list page leaves out rows of targets it does not reach *after*
 //!   the page was cut, so such a page can be short and still carry a cursor.
-//! - Access (SPEC §11, [`Model::access`]): the paths are the website membership, the
+//! - Access (docs/contract.md §11, [`Model::access`]): the paths are the website membership, the
 //!   memberships of the groups holding the website, and the membership of the website's
 //!   organization (owner and admin reach every website as `admin`, viewer as `viewer`); the
 //!   strongest path wins and every path is reported, in that order (groups by id). Member and
