@@ -277,6 +277,13 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
     /// changes nothing, so it cannot overwrite the response of the run that replaced it. A key
     /// without a record: no-op.
     ///
+    /// With `names_user: Some(u)` (the response names user `u`), the response is stored only
+    /// if `u` still exists when the write happens; otherwise the record is deleted: an
+    /// erasure ([`AccessStore::erase_person`]) ran while the request was in flight, so a
+    /// replay must start clean rather than return the erased user's id. The check and the
+    /// write are one atomic step against an erasure (PostgreSQL: the user row is read
+    /// `FOR SHARE`, and an erasure deletes the user before the idempotency records).
+    ///
     /// # Errors
     /// Storage failure; nothing changed.
     async fn idempotency_finish(
@@ -286,6 +293,7 @@ pub trait IdempotencyStore: Send + Sync + Debug + 'static {
         key: &str,
         started_at: Timestamp,
         response: Option<&str>,
+        names_user: Option<UserId>,
     ) -> Result<(), StoreError>;
 
     /// Delete up to `limit` (`0`: none) idempotency records, in progress or completed,
@@ -633,9 +641,10 @@ macro_rules! forward_store {
                 key: &str,
                 started_at: Timestamp,
                 response: Option<&str>,
+                names_user: Option<UserId>,
             ) -> Result<(), StoreError> {
                 (**self)
-                    .idempotency_finish(o, k, key, started_at, response)
+                    .idempotency_finish(o, k, key, started_at, response, names_user)
                     .await
             }
             async fn purge_idempotency(

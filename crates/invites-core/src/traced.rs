@@ -193,12 +193,13 @@ impl IdempotencyStore for TracedStore {
         key: &str,
         started_at: Timestamp,
         response: Option<&str>,
+        names_user: Option<UserId>,
     ) -> Result<(), StoreError> {
         traced!(
             self,
             "idempotency_finish",
             self.inner
-                .idempotency_finish(o, k, key, started_at, response)
+                .idempotency_finish(o, k, key, started_at, response, names_user)
         )
     }
     async fn purge_idempotency(

@@ -659,9 +659,13 @@ impl IdempotencyStore for MemoryStore {
         key: &str,
         started_at: Timestamp,
         response: Option<&str>,
+        names_user: Option<UserId>,
     ) -> Result<(), StoreError> {
         let mut s = self.lock();
         let k = (organization, key_id, key.to_owned());
+        // The named user was erased meanwhile: the record goes, so a replay starts clean.
+        let erased = names_user.is_some_and(|u| !s.users.contains_key(&u));
+        let response = if erased { None } else { response };
         let ours = s
             .idempotency
             .get(&k)

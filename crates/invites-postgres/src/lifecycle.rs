@@ -683,10 +683,12 @@ pub(crate) async fn idempotency_finish(
     key: &str,
     started_at: Timestamp,
     response: Option<&str>,
+    names_user: Option<UserId>,
 ) -> Result<(), Error> {
     let client = store.client().await?;
     // Fenced by `created_at` (rules::idempotency_finish_applies): only this run's record.
     let at = started_at.as_millis();
+    let names = names_user.map(|u| u.0);
     match response {
         None => {
             execute(
@@ -697,12 +699,23 @@ pub(crate) async fn idempotency_finish(
             )
             .await?
         }
+        // One statement: the named user's row is read FOR SHARE, so an erasure deleting it
+        // either committed before (the user is gone: the record is deleted) or waits for this
+        // commit (and then deletes the response that names the user).
         Some(response) => {
             execute(
                 &client,
-                &store.q("UPDATE {schema}.idempotency SET response = $5 \
-                     WHERE organization_id = $1 AND key_id = $2 AND key = $3 AND created_at = $4"),
-                &[&organization.0, &key_id.0, &key, &at, &response],
+                &store.q("WITH named AS ( \
+                       SELECT ($6::uuid IS NULL \
+                           OR EXISTS (SELECT 1 FROM {schema}.users WHERE id = $6 FOR SHARE)) AS alive), \
+                     stored AS ( \
+                       UPDATE {schema}.idempotency SET response = $5 \
+                       WHERE organization_id = $1 AND key_id = $2 AND key = $3 AND created_at = $4 \
+                         AND (SELECT alive FROM named) RETURNING 1) \
+                     DELETE FROM {schema}.idempotency \
+                     WHERE organization_id = $1 AND key_id = $2 AND key = $3 AND created_at = $4 \
+                       AND NOT (SELECT alive FROM named)"),
+                &[&organization.0, &key_id.0, &key, &at, &response, &names],
             )
             .await?
         }

@@ -162,11 +162,18 @@ impl IdempotencyStore for PgStore {
         key: &str,
         started_at: Timestamp,
         response: Option<&str>,
+        names_user: Option<UserId>,
     ) -> Result<(), StoreError> {
-        Ok(
-            lifecycle::idempotency_finish(self, organization, key_id, key, started_at, response)
-                .await?,
+        Ok(lifecycle::idempotency_finish(
+            self,
+            organization,
+            key_id,
+            key,
+            started_at,
+            response,
+            names_user,
         )
+        .await?)
     }
 
     async fn purge_idempotency(

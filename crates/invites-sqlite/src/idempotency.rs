@@ -86,3 +86,10 @@ pub(crate) fn idempotency_finish(
     };
     Ok(())
 }
+
+/// Whether a user with this id exists (the idempotency finish's erasure check).
+pub(crate) fn user_exists(conn: &Connection, user: invites_core::UserId) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?1)")?
+        .query_row([user.0.as_bytes()], |row| row.get(0))?)
+}

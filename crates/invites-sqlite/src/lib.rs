@@ -472,18 +472,19 @@ impl IdempotencyStore for SqliteStore {
         key: &str,
         started_at: Timestamp,
         response: Option<&str>,
+        names_user: Option<UserId>,
     ) -> Result<(), StoreError> {
         let key = key.to_owned();
         let response = response.map(str::to_owned);
+        // On the connection thread the check and the write run with no other statement
+        // between them (an erasure runs on the same thread).
         self.run(move |c| {
-            idempotency::idempotency_finish(
-                c,
-                organization,
-                key_id,
-                &key,
-                started_at,
-                response.as_deref(),
-            )
+            let erased = match names_user {
+                Some(u) => !idempotency::user_exists(c, u)?,
+                None => false,
+            };
+            let response = if erased { None } else { response.as_deref() };
+            idempotency::idempotency_finish(c, organization, key_id, &key, started_at, response)
         })
         .await
     }

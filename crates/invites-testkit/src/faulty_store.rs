@@ -245,10 +245,11 @@ impl IdempotencyStore for FaultyStore {
         key: &str,
         started_at: Timestamp,
         r: Option<&str>,
+        names_user: Option<UserId>,
     ) -> Result<(), StoreError> {
         self.other()?;
         self.inner
-            .idempotency_finish(o, k, key, started_at, r)
+            .idempotency_finish(o, k, key, started_at, r, names_user)
             .await
     }
 

@@ -93,6 +93,7 @@ impl InviteService {
                 idempotency_key,
                 now,
                 Some(&json),
+                response.user_id,
             )
             .await;
         dropped_ok("idempotency_finish", finished);

@@ -502,7 +502,7 @@ pub async fn erase_person_deletes_every_row_of_the_person_and_nothing_else(
             s.idempotency_begin(&begin(k, T0)).await.expect("begin"),
             IdempotencyState::Started
         );
-        s.idempotency_finish(ORG, key, k, T0, Some(&response))
+        s.idempotency_finish(ORG, key, k, T0, Some(&response), None)
             .await
             .expect("finish");
     }

@@ -51,10 +51,10 @@ pub async fn idempotency_records_start_complete_expire_and_are_taken_over_when_s
     );
     // The run that was taken over finishes late: fenced out, it changes nothing (neither
     // the response nor, with `None`, the record of the run that replaced it).
-    s.idempotency_finish(ORG, key, "k1", T0, Some("{\"stale\":true}"))
+    s.idempotency_finish(ORG, key, "k1", T0, Some("{\"stale\":true}"), None)
         .await
         .unwrap();
-    s.idempotency_finish(ORG, key, "k1", T0, None)
+    s.idempotency_finish(ORG, key, "k1", T0, None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -64,7 +64,7 @@ pub async fn idempotency_records_start_complete_expire_and_are_taken_over_when_s
         },
         "a stale run's finish must not touch the record that replaced it"
     );
-    s.idempotency_finish(ORG, key, "k1", at(120_000), Some("{\"ok\":true}"))
+    s.idempotency_finish(ORG, key, "k1", at(120_000), Some("{\"ok\":true}"), None)
         .await
         .unwrap();
     assert_eq!(
@@ -82,7 +82,7 @@ pub async fn idempotency_records_start_complete_expire_and_are_taken_over_when_s
         IdempotencyState::Started
     );
     // Released: usable again.
-    s.idempotency_finish(ORG, key, "k1", at(120_000 + DAY + 1), None)
+    s.idempotency_finish(ORG, key, "k1", at(120_000 + DAY + 1), None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -97,5 +97,59 @@ pub async fn idempotency_records_start_complete_expire_and_are_taken_over_when_s
     assert_eq!(
         s.idempotency_begin(&other).await.unwrap(),
         IdempotencyState::Started
+    );
+}
+
+/// A finish whose response names a user that an erasure deleted while the request was in
+/// flight stores nothing and deletes the record, so a replay starts clean instead of handing
+/// back the erased user's id; a finish naming a user that exists stores the response.
+pub async fn a_finish_naming_an_erased_user_leaves_no_record(backend: Arc<dyn Backend>) {
+    let s = &*backend;
+    seed(s).await;
+    let key = ApiKeyId(id(3));
+    let user = UserId(id(77));
+    s.create_user(&User {
+        id: user,
+        email: email("erased@example.com"),
+        email_verified: false,
+        first_name: None,
+        last_name: None,
+    })
+    .await
+    .expect("user");
+    let begin = |k: &str| IdempotencyBegin {
+        organization: ORG,
+        key_id: key,
+        key: k.into(),
+        fingerprint: [1; 32],
+        expired_before: Timestamp::from_millis(T0.as_millis() - DAY),
+        stale_before: Timestamp::from_millis(T0.as_millis() - 60_000),
+        now: T0,
+    };
+    for k in ["kept", "erased"] {
+        assert_eq!(
+            s.idempotency_begin(&begin(k)).await.unwrap(),
+            IdempotencyState::Started
+        );
+    }
+    let response = format!("{{\"user_id\":\"{}\"}}", user.0);
+    s.idempotency_finish(ORG, key, "kept", T0, Some(&response), Some(user))
+        .await
+        .unwrap();
+    s.erase_person(&email("erased@example.com"))
+        .await
+        .expect("erase");
+    s.idempotency_finish(ORG, key, "erased", T0, Some(&response), Some(user))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.idempotency_begin(&begin("erased")).await.unwrap(),
+        IdempotencyState::Started,
+        "the record of a response naming an erased user is gone"
+    );
+    assert_eq!(
+        s.idempotency_begin(&begin("kept")).await.unwrap(),
+        IdempotencyState::Started,
+        "erasure deleted the stored response naming the user"
     );
 }

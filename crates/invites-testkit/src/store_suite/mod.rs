@@ -83,6 +83,7 @@ macro_rules! store_suite {
             email_mode_creates_one_batch_one_message_and_replaces_expired_invitations,
             accepting_a_batch_creates_a_verified_user_and_reports_each_invitation,
             a_claim_counts_an_attempt_and_a_deferral_applies_only_under_its_lease,
+            a_finish_naming_an_erased_user_leaves_no_record,
             failed_messages_lists_a_window_page_by_page,
             accepting_after_expiry_and_as_member_or_org_member,
             rotating_a_batch_renews_pending_invitations_and_replaces_the_queued_message,

@@ -135,7 +135,7 @@ pub async fn not_found_is_a_value_and_other_organizations_look_missing(backend: 
     foreign_invite.organization = ORG;
     let out = s.create_invitations(&foreign_invite).await.expect("invite");
     assert_eq!(ok(&out.targets), vec![InviteFact::TargetNotFound]);
-    s.idempotency_finish(ORG, ApiKeyId(id(1)), "never-begun", T0, Some("{}"))
+    s.idempotency_finish(ORG, ApiKeyId(id(1)), "never-begun", T0, Some("{}"), None)
         .await
         .expect("finish of a missing key is a no-op");
 

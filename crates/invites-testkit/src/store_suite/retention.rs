@@ -243,7 +243,7 @@ pub async fn purging_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest(
     s.idempotency_begin(&begin("k1", 1, T0, T0))
         .await
         .expect("begin");
-    s.idempotency_finish(ORG, ApiKeyId(id(3)), "k1", T0, Some("{}"))
+    s.idempotency_finish(ORG, ApiKeyId(id(3)), "k1", T0, Some("{}"), None)
         .await
         .expect("finish");
     s.idempotency_begin(&begin("k2", 2, at(DAY), T0))
@@ -292,7 +292,7 @@ pub async fn storage_stops_growing_when_purged(backend: Arc<dyn Backend>) {
         s.idempotency_begin(&begin(&key, 1, t, t))
             .await
             .expect("begin");
-        s.idempotency_finish(ORG, ApiKeyId(id(3)), &key, t, Some("{}"))
+        s.idempotency_finish(ORG, ApiKeyId(id(3)), &key, t, Some("{}"), None)
             .await
             .expect("finish");
     };
