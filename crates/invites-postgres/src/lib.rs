@@ -159,9 +159,12 @@
 //! `test-util` adds the `testing` module: throwaway databases (one per test, copied from a migrated
 //! template, dropped with the last store handle) on the server named by `INVITES_PG_URL`.
 
+mod access;
 mod backlog;
 mod bulk;
+mod change;
 mod directory;
+mod erase;
 mod error;
 mod lifecycle;
 mod migrate;
