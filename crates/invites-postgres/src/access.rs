@@ -24,10 +24,13 @@ use uuid::Uuid;
 /// the website (`group_websites_by_website`, then `group_members`' primary key). No row: no
 /// such website.
 const ACCESS_PATHS: &str = "\
-SELECT w.organization_id, d.role AS direct_role, o.role AS org_role, g.group_ids, g.group_roles
+SELECT w.organization_id,
+       (SELECT d.role FROM {schema}.website_members d
+        WHERE d.website_id = w.id AND d.user_id = $1) AS direct_role,
+       (SELECT o.role FROM {schema}.org_members o
+        WHERE o.organization_id = w.organization_id AND o.user_id = $1) AS org_role,
+       g.group_ids, g.group_roles
 FROM {schema}.websites w
-LEFT JOIN {schema}.website_members d ON d.website_id = w.id AND d.user_id = $1
-LEFT JOIN {schema}.org_members o ON o.organization_id = w.organization_id AND o.user_id = $1
 CROSS JOIN LATERAL (
     SELECT array_agg(gm.group_id ORDER BY gm.group_id) AS group_ids,
            array_agg(gm.role ORDER BY gm.group_id) AS group_roles
@@ -37,8 +40,22 @@ CROSS JOIN LATERAL (
 ) g
 WHERE w.id = $2";
 
+/// The columns of one row of a page: its paths from user `{user}` to website `{website}`
+/// in organization `{org}`, each read by probes. Scalar subqueries and an aggregate
+/// `LATERAL`, never joins: a plan may not turn them into a hash or merge join that reads a
+/// whole table (which generic plans did with `LEFT JOIN`s here, whatever the page size).
+fn path_columns(user: &str, website: &str, org: &str) -> String {
+    format!(
+        "(SELECT d.role FROM {{schema}}.website_members d
+         WHERE d.website_id = {website} AND d.user_id = {user}) AS direct_role,
+        (SELECT o.role FROM {{schema}}.org_members o
+         WHERE o.organization_id = {org} AND o.user_id = {user}) AS org_role,
+        g.group_ids, g.group_roles"
+    )
+}
+
 /// The group paths of user `{user}` to website `{website}`, as two arrays in group order
-/// (NULL without any): a `CROSS JOIN LATERAL` of the page queries.
+/// (NULL without any): an aggregate, so evaluated once per row of the page.
 fn group_paths(user: &str, website: &str) -> String {
     format!(
         "CROSS JOIN LATERAL (
@@ -54,9 +71,9 @@ fn group_paths(user: &str, website: &str) -> String {
 /// A page of the members of website `$1` (of organization `$2`) after user `$3`, at most
 /// `$4`: the first `$4` users after the cursor of each source (the website's memberships by
 /// primary key, each containing group's memberships by primary key, the organization's
-/// members by primary key), merged; then each user's paths, by probes. `{op}` is `>` after a
-/// cursor and `>=` from the nil id on the first page, so every statement has the cursor
-/// condition on the index's second column.
+/// members by primary key), merged; then each user's email and paths, by probes. `{op}` is
+/// `>` after a cursor and `>=` from the nil id on the first page, so every statement has the
+/// cursor condition on the index's second column.
 fn website_members_sql(op: &str) -> String {
     format!(
         "\
@@ -78,82 +95,123 @@ WITH page AS (
     ) c
     ORDER BY c.user_id LIMIT $4
 )
-SELECT u.id, u.email, d.role AS direct_role, o.role AS org_role, g.group_ids, g.group_roles
+SELECT p.user_id AS id,
+       (SELECT u.email FROM {{schema}}.users u WHERE u.id = p.user_id) AS email,
+       {paths}
 FROM page p
-JOIN {{schema}}.users u ON u.id = p.user_id
-LEFT JOIN {{schema}}.website_members d ON d.website_id = $1 AND d.user_id = p.user_id
-LEFT JOIN {{schema}}.org_members o ON o.organization_id = $2 AND o.user_id = p.user_id
 {groups}
 ORDER BY p.user_id",
+        paths = path_columns("p.user_id", "$1", "$2"),
         groups = group_paths("p.user_id", "$1")
     )
 }
 
 /// A page of the explicit members of group `$1` after user `$2`, at most `$3`: a range of
-/// `group_members`' primary key.
+/// `group_members`' primary key, and each user's email by a probe.
 fn group_members_sql(op: &str) -> String {
     format!(
         "\
-SELECT u.id, u.email, gm.role AS group_role
+SELECT gm.user_id AS id,
+       (SELECT u.email FROM {{schema}}.users u WHERE u.id = gm.user_id) AS email,
+       gm.role AS group_role
 FROM {{schema}}.group_members gm
-JOIN {{schema}}.users u ON u.id = gm.user_id
 WHERE gm.group_id = $1 AND gm.user_id {op} $2
 ORDER BY gm.user_id LIMIT $3"
     )
 }
 
 /// A page of the websites of organization `$1` that user `$2` reaches, after website `$3`,
-/// at most `$4` (with `allow`, only websites in `$5`): the first `$4` after the cursor of
-/// each source (the user's website memberships by `website_members_by_user`, the websites
-/// of the user's groups in the organization by `group_websites`' primary key, and, for an
-/// organization member, the organization's websites by `websites_by_organization`),
-/// merged; then each website's paths, by probes.
-fn user_websites_sql(op: &str, allow: bool) -> String {
-    let only = |column: &str| {
-        if allow {
-            format!(" AND {column} = ANY($5::uuid[])")
-        } else {
-            String::new()
-        }
-    };
-    format!(
-        "\
-WITH page AS (
+/// at most `$4`, then each website's name and paths, by probes. The page is the first `$4`
+/// after the cursor of three sources, merged:
+///
+/// - the user's website memberships in the organization: a walk along
+///   `website_members_by_user` from the cursor, one `LIMIT 1` probe per step (a recursive
+///   CTE, read only as far as the page needs), each website's organization checked by a
+///   probe. Written as one range scan with the organization as a filter, a generic plan
+///   expected the filter to keep almost nothing, and read and sorted every membership of the
+///   user instead of stopping after the page;
+/// - the websites of the user's groups in the organization: each group's range of
+///   `group_websites`' primary key from the cursor;
+/// - for an organization member, the organization's websites: a range of
+///   `websites_by_organization` from the cursor.
+const USER_WEBSITES: &str = "\
+WITH RECURSIVE direct(website_id) AS (
+    (SELECT m.website_id FROM {schema}.website_members m
+     WHERE m.user_id = $2 AND m.website_id {op} $3 ORDER BY m.website_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT m.website_id FROM {schema}.website_members m
+            WHERE m.user_id = $2 AND m.website_id > d.website_id
+            ORDER BY m.website_id LIMIT 1)
+    FROM direct d WHERE d.website_id IS NOT NULL
+),
+page AS (
     SELECT c.website_id FROM (
-        (SELECT m.website_id FROM {{schema}}.website_members m
-         JOIN {{schema}}.websites w ON w.id = m.website_id
-         WHERE m.user_id = $2 AND m.website_id {op} $3 AND w.organization_id = $1{direct}
-         ORDER BY m.website_id LIMIT $4)
+        (SELECT d.website_id FROM direct d
+         WHERE d.website_id IS NOT NULL
+           AND (SELECT w.organization_id FROM {schema}.websites w
+                WHERE w.id = d.website_id) = $1
+         LIMIT $4)
         UNION
-        (SELECT x.website_id FROM {{schema}}.group_members gm
-         JOIN {{schema}}.groups gr ON gr.id = gm.group_id AND gr.organization_id = $1
+        (SELECT x.website_id FROM {schema}.group_members gm
          CROSS JOIN LATERAL (
-             SELECT gw.website_id FROM {{schema}}.group_websites gw
-             WHERE gw.group_id = gm.group_id AND gw.website_id {op} $3{grouped}
+             SELECT gw.website_id FROM {schema}.group_websites gw
+             WHERE gw.group_id = gm.group_id AND gw.website_id {op} $3
              ORDER BY gw.website_id LIMIT $4
          ) x
-         WHERE gm.user_id = $2)
+         WHERE gm.user_id = $2
+           AND (SELECT gr.organization_id FROM {schema}.groups gr
+                WHERE gr.id = gm.group_id) = $1)
         UNION
-        (SELECT w.id FROM {{schema}}.websites w
-         WHERE w.organization_id = $1 AND w.id {op} $3{all}
-           AND EXISTS (SELECT 1 FROM {{schema}}.org_members o
+        (SELECT w.id FROM {schema}.websites w
+         WHERE w.organization_id = $1 AND w.id {op} $3
+           AND EXISTS (SELECT 1 FROM {schema}.org_members o
                        WHERE o.organization_id = $1 AND o.user_id = $2)
          ORDER BY w.id LIMIT $4)
     ) c
     ORDER BY c.website_id LIMIT $4
 )
-SELECT w.id, w.name, d.role AS direct_role, o.role AS org_role, g.group_ids, g.group_roles
+SELECT p.website_id AS id,
+       (SELECT w.name FROM {schema}.websites w WHERE w.id = p.website_id) AS name,
+       {paths}
 FROM page p
-JOIN {{schema}}.websites w ON w.id = p.website_id
-LEFT JOIN {{schema}}.website_members d ON d.website_id = p.website_id AND d.user_id = $2
-LEFT JOIN {{schema}}.org_members o ON o.organization_id = $1 AND o.user_id = $2
 {groups}
-ORDER BY p.website_id",
-        direct = only("m.website_id"),
-        grouped = only("gw.website_id"),
-        all = only("w.id"),
-        groups = group_paths("$2", "p.website_id"),
-    )
+ORDER BY p.website_id";
+
+/// [`USER_WEBSITES`] for a website-scoped key: the allowlist `$5` is the source. Each
+/// allowed website after the cursor, in id order, is kept if it is in the organization and
+/// the user reaches it by any path (a probe of each path kind), so a page costs at most the
+/// allowlist, however many websites the user or the organization has.
+const USER_WEBSITES_ALLOWED: &str = "\
+WITH page AS (
+    SELECT a.id AS website_id FROM unnest($5::uuid[]) AS a(id)
+    WHERE a.id {op} $3
+      AND (SELECT w.organization_id FROM {schema}.websites w WHERE w.id = a.id) = $1
+      AND (EXISTS (SELECT 1 FROM {schema}.website_members m
+                   WHERE m.website_id = a.id AND m.user_id = $2)
+           OR EXISTS (SELECT 1 FROM {schema}.group_websites gw
+                      JOIN {schema}.group_members gm
+                        ON gm.group_id = gw.group_id AND gm.user_id = $2
+                      WHERE gw.website_id = a.id)
+           OR EXISTS (SELECT 1 FROM {schema}.org_members o
+                      WHERE o.organization_id = $1 AND o.user_id = $2))
+    ORDER BY a.id LIMIT $4
+)
+SELECT p.website_id AS id,
+       (SELECT w.name FROM {schema}.websites w WHERE w.id = p.website_id) AS name,
+       {paths}
+FROM page p
+{groups}
+ORDER BY p.website_id";
+
+fn user_websites_sql(op: &str, allow: bool) -> String {
+    let sql = if allow {
+        USER_WEBSITES_ALLOWED
+    } else {
+        USER_WEBSITES
+    };
+    sql.replace("{op}", op)
+        .replace("{paths}", &path_columns("$2", "p.website_id", "$1"))
+        .replace("{groups}", &group_paths("$2", "p.website_id"))
 }
 
 /// The cursor condition and its bound: `> after`, or `>= nil` (every id) on the first page.
