@@ -742,3 +742,61 @@ async fn access_reads_cost_the_page_whatever_plan_is_cached() {
         assert!(pages < 500, "{pages} pages per call of: {query}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// A member whose stored email this version cannot read
+
+#[tokio::test]
+async fn a_member_with_an_unreadable_email_is_left_out_and_the_page_filled_up() {
+    let url = server!("a_member_with_an_unreadable_email_is_left_out_and_the_page_filled_up");
+    let db = fresh_database(&url).await;
+    let store = db.store().await;
+    let w = World::seed(&store).await;
+    let h = Harness::new(store.clone());
+    let key = w.global_key();
+    let group = TargetId::Group(w.groups[0]);
+    let mut users = Vec::new();
+    for n in 0..5 {
+        users.push(direct_add(&h, &key, &format!("m{n}@acme.test"), Role::Viewer, &[group]).await);
+    }
+    users.sort();
+    // The second member's address, as a hand or another tool might have stored it.
+    db.connect()
+        .await
+        .execute(
+            "UPDATE users SET email = 'NOT@normalised.TEST' WHERE id = $1",
+            &[&users[1].0],
+        )
+        .await
+        .expect("spoil");
+    for target in [group, TargetId::Website(w.websites[0])] {
+        let page = |after, limit| {
+            let store = store.clone();
+            async move {
+                store
+                    .list_members(&MemberQuery {
+                        organization: w.org,
+                        target,
+                        after,
+                        limit,
+                    })
+                    .await
+            }
+        };
+        // Everyone but the spoiled member (a website also lists the organization's admin).
+        let mut readable: Vec<UserId> = users.iter().copied().filter(|u| *u != users[1]).collect();
+        if matches!(target, TargetId::Website(_)) {
+            readable.push(w.org_admin);
+        }
+        readable.sort();
+        let first = page(None, 2).await.expect("page").expect("target");
+        let ids: Vec<UserId> = first.iter().map(|r| r.user).collect();
+        assert_eq!(ids, readable[..2], "{target:?}: filled up past the bad row");
+        let rest = page(ids.last().copied(), 10)
+            .await
+            .expect("page")
+            .expect("target");
+        let ids: Vec<UserId> = rest.iter().map(|r| r.user).collect();
+        assert_eq!(ids, readable[2..], "{target:?}");
+    }
+}
