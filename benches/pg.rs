@@ -1,5 +1,11 @@
 //! Criterion benchmarks of issue 10: a 50-target bulk invite on PostgreSQL against a
-//! hand-written tokio-postgres floor, and 8 concurrent clients against one.
+//! hand-written tokio-postgres floor, and 8 concurrent clients against one; and of issue 18:
+//! the access check (`pg_access_check`, `InviteService::access` through the store) against a
+//! hand-written floor doing the same lookups, on a database of 1,000,000 memberships.
+//!
+//! A name given on the command line selects as criterion does (`-- pg_access` runs only the
+//! access benches), and the untimed setup of a group whose benches it does not select is
+//! skipped too.
 //!
 //! Run: `PG_DURABLE=1 scripts/pg-test-server.sh -- cargo bench --features postgres --bench pg`
 //! for a server with PostgreSQL's durable defaults, as production runs (every COMMIT waits for
@@ -339,6 +345,14 @@ fn count_statements(
 }
 
 fn all(c: &mut Criterion) {
+    if !selected(&[
+        "pg_raw_floor_50",
+        "pg_direct_50",
+        "pg_email_50",
+        "pg_concurrent_8",
+    ]) {
+        return;
+    }
     let Ok(url) = std::env::var("INVITES_PG_URL") else {
         println!("skipped: the PostgreSQL benches need a server; set INVITES_PG_URL");
         return;
@@ -456,9 +470,254 @@ async fn round_trip(client: &tokio_postgres::Client) -> Duration {
     times[times.len() / 2]
 }
 
+/// Whether the command line selects any of `names`: no filter selects everything; a filter
+/// (criterion's positional argument) selects the names that contain it.
+fn selected(names: &[&str]) -> bool {
+    // The flags criterion and the test harness take without a value.
+    const FLAGS: [&str; 12] = [
+        "--bench",
+        "--test",
+        "--list",
+        "--noplot",
+        "--verbose",
+        "-v",
+        "--quiet",
+        "--exact",
+        "--ignored",
+        "--quick",
+        "--discard-baseline",
+        "--nocapture",
+    ];
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut filter = None;
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        if arg.starts_with('-') {
+            // An option with a value (`--measurement-time 3`) skips its value too.
+            if !FLAGS.contains(&arg.as_str()) && !arg.contains('=') {
+                i += 1;
+            }
+        } else {
+            filter = Some(arg.clone());
+        }
+        i += 1;
+    }
+    filter.is_none_or(|f| names.iter().any(|n| n.contains(&f)))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The access check (issue 18)
+
+const ACCESS_USERS: u32 = 100_000;
+const ACCESS_WEBSITES: u32 = 1_000;
+
+/// 1,000,000 membership rows, each table in ONE set-based statement: 100,000 users, 1,000
+/// websites, 100 groups of 10 websites; every user a direct member of 8 websites (800,000
+/// rows), three users in four members of 2 groups (150,000), half the users organization
+/// members (50,000). Ids are `md5` of a tag and a number. Then `ANALYZE`, as a live database
+/// is.
+const ACCESS_SEED: &str = "
+INSERT INTO organizations VALUES ('00000000-0000-0000-0000-0000000000a0', 'Access bench');
+INSERT INTO websites
+    SELECT md5('w' || n)::uuid, '00000000-0000-0000-0000-0000000000a0', 'W' || n, 'https://w' || n
+    FROM generate_series(0, 999) n;
+INSERT INTO groups
+    SELECT md5('g' || n)::uuid, '00000000-0000-0000-0000-0000000000a0', 'G' || n
+    FROM generate_series(0, 99) n;
+INSERT INTO group_websites
+    SELECT md5('g' || (n / 10))::uuid, md5('w' || n)::uuid FROM generate_series(0, 999) n;
+INSERT INTO users
+    SELECT md5('u' || n)::uuid, 'access-' || n || '@bench.test', true, NULL, NULL
+    FROM generate_series(0, 99999) n;
+INSERT INTO website_members
+    SELECT md5('w' || ((n * 7 + k * 131) % 1000))::uuid, md5('u' || n)::uuid,
+           CASE WHEN k = 0 THEN 'admin' ELSE 'viewer' END, 1
+    FROM generate_series(0, 99999) n, generate_series(0, 7) k;
+INSERT INTO group_members
+    SELECT md5('g' || ((n + k * 50) % 100))::uuid, md5('u' || n)::uuid, 'viewer', 1
+    FROM generate_series(0, 74999) n, generate_series(0, 1) k;
+INSERT INTO org_members
+    SELECT '00000000-0000-0000-0000-0000000000a0', md5('u' || n)::uuid,
+           CASE WHEN n % 2 = 0 THEN 'viewer' ELSE 'admin' END
+    FROM generate_series(0, 49999) n;
+ANALYZE;";
+
+/// The hand-written floor: the three lookups of an access check (the website with its
+/// organization, the website membership, the organization membership, the memberships of
+/// the groups containing the website) in ONE prepared statement on a dedicated connection,
+/// the result decoded into ids and role tags, no pool.
+struct AccessFloor {
+    client: tokio_postgres::Client,
+    check: tokio_postgres::Statement,
+}
+
+impl AccessFloor {
+    async fn new(url: &str) -> AccessFloor {
+        let client = connect(url).await;
+        let check = client
+            .prepare(
+                "SELECT w.organization_id,
+                        (SELECT d.role FROM website_members d
+                         WHERE d.website_id = w.id AND d.user_id = $1) AS direct_role,
+                        (SELECT o.role FROM org_members o
+                         WHERE o.organization_id = w.organization_id AND o.user_id = $1) AS org_role,
+                        ARRAY(SELECT gm.group_id FROM group_websites gw
+                              JOIN group_members gm ON gm.group_id = gw.group_id AND gm.user_id = $1
+                              WHERE gw.website_id = w.id) AS group_ids,
+                        ARRAY(SELECT gm.role FROM group_websites gw
+                              JOIN group_members gm ON gm.group_id = gw.group_id AND gm.user_id = $1
+                              WHERE gw.website_id = w.id) AS group_roles
+                 FROM websites w WHERE w.id = $2",
+            )
+            .await
+            .expect("prepare");
+        AccessFloor { client, check }
+    }
+
+    /// The number of paths `user` has to `website`.
+    async fn run(&self, user: Uuid, website: Uuid) -> usize {
+        let rows = self
+            .client
+            .query(&self.check, &[&user, &website])
+            .await
+            .expect("check");
+        rows.first().map_or(0, |row| {
+            let _: Uuid = row.get(0);
+            let direct: Option<String> = row.get(1);
+            let org: Option<String> = row.get(2);
+            let groups: Vec<Uuid> = row.get(3);
+            let roles: Vec<String> = row.get(4);
+            assert_eq!(groups.len(), roles.len());
+            usize::from(direct.is_some()) + usize::from(org.is_some()) + groups.len()
+        })
+    }
+}
+
+/// The (user, website) pairs the access benches check, in turn: half direct memberships,
+/// half any user with any website (a group path, an organization path, or none).
+async fn access_pairs(client: &tokio_postgres::Client) -> Vec<(Uuid, Uuid)> {
+    client
+        .query(
+            "(SELECT m.user_id, m.website_id FROM website_members m TABLESAMPLE SYSTEM (1)
+              LIMIT 512)
+             UNION ALL
+             (SELECT md5('u' || (random() * $1)::int)::uuid, md5('w' || (random() * $2)::int)::uuid
+              FROM generate_series(1, 512))",
+            &[
+                &f64::from(ACCESS_USERS - 1),
+                &f64::from(ACCESS_WEBSITES - 1),
+            ],
+        )
+        .await
+        .expect("pairs")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+fn access(c: &mut Criterion) {
+    if !selected(&["pg_access_check", "pg_access_floor"]) {
+        return;
+    }
+    let Ok(url) = std::env::var("INVITES_PG_URL") else {
+        println!("skipped: the PostgreSQL benches need a server; set INVITES_PG_URL");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let db = rt.block_on(fresh_database(&url));
+    let (svc, floor, pairs) = rt.block_on(async {
+        let admin = connect(&db.url).await;
+        let start = Instant::now();
+        admin.batch_execute(ACCESS_SEED).await.expect("seed");
+        let rows: i64 = admin
+            .query_one(
+                "SELECT (SELECT count(*) FROM website_members) + (SELECT count(*) FROM group_members)                  + (SELECT count(*) FROM org_members)",
+                &[],
+            )
+            .await
+            .expect("count")
+            .get(0);
+        println!("access: seeded {rows} membership rows in {:.1} s", start.elapsed().as_secs_f64());
+        let pairs = access_pairs(&admin).await;
+        let svc = service(PgStore::connect(&db.url).await.expect("connect"));
+        (svc, AccessFloor::new(&db.url).await, pairs)
+    });
+    // Both answer the same, and the product's answer is the floor's.
+    rt.block_on(async {
+        let mut with_access = 0;
+        for &(user, website) in &pairs {
+            let access = svc
+                .access(UserId(user), WebsiteId(website))
+                .await
+                .expect("access");
+            let paths = access.as_ref().map_or(0, |a| a.paths.len());
+            assert_eq!(paths, floor.run(user, website).await, "{user} {website}");
+            with_access += usize::from(access.is_some());
+        }
+        println!("access: {} pairs, {with_access} with access", pairs.len());
+    });
+    // The ratio, with the two taken in turn (the order rotating every round), so a slower
+    // minute of this VM slows both alike. Medians.
+    rt.block_on(async {
+        const ROUNDS: usize = 4000;
+        let (mut product, mut hand) = (Vec::new(), Vec::new());
+        for round in 0..ROUNDS {
+            let (user, website) = pairs[round % pairs.len()];
+            for k in 0..2 {
+                let start = Instant::now();
+                if (round + k) % 2 == 0 {
+                    black_box(
+                        svc.access(UserId(user), WebsiteId(website))
+                            .await
+                            .expect("access"),
+                    );
+                    product.push(start.elapsed());
+                } else {
+                    black_box(floor.run(user, website).await);
+                    hand.push(start.elapsed());
+                }
+            }
+        }
+        let (product_us, floor_us) = (
+            median(product).as_secs_f64() * 1e6,
+            median(hand).as_secs_f64() * 1e6,
+        );
+        println!(
+            "access interleaved, {ROUNDS} rounds (medians): floor {floor_us:.1} µs; \
+             access {product_us:.1} µs = {:.2}x the floor",
+            product_us / floor_us
+        );
+    });
+    let next = AtomicU64::new(0);
+    let pair = || pairs[(next.fetch_add(1, Ordering::Relaxed) as usize) % pairs.len()];
+    c.bench_function("pg_access_floor", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (user, website) = pair();
+            black_box(floor.run(user, website).await)
+        })
+    });
+    c.bench_function("pg_access_check", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (user, website) = pair();
+            black_box(
+                svc.access(UserId(user), WebsiteId(website))
+                    .await
+                    .expect("access"),
+            )
+        })
+    });
+    drop(svc);
+    drop(db);
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = all
+    targets = all, access
 }
 criterion_main!(benches);

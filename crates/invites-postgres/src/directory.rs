@@ -280,6 +280,81 @@ pub(crate) async fn delete_website(store: &PgStore, id: WebsiteId) -> Result<(),
     })
 }
 
+pub(crate) async fn remove_org_member(
+    store: &PgStore,
+    organization: OrganizationId,
+    user: UserId,
+) -> Result<bool, Error> {
+    transaction!(store, |tx| {
+        let removed = execute(
+            &tx,
+            &store
+                .q("DELETE FROM {schema}.org_members WHERE organization_id = $1 AND user_id = $2"),
+            &[&organization.0, &user.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(removed > 0)
+    })
+}
+
+pub(crate) async fn set_org_role(
+    store: &PgStore,
+    organization: OrganizationId,
+    user: UserId,
+    role: OrgRole,
+) -> Result<bool, Error> {
+    transaction!(store, |tx| {
+        let changed = execute(
+            &tx,
+            &store.q("UPDATE {schema}.org_members SET role = $3 \
+                 WHERE organization_id = $1 AND user_id = $2"),
+            &[&organization.0, &user.0, &role.as_str()],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(changed > 0)
+    })
+}
+
+pub(crate) async fn remove_website_from_group(
+    store: &PgStore,
+    group: GroupId,
+    website: WebsiteId,
+) -> Result<bool, Error> {
+    transaction!(store, |tx| {
+        let removed = execute(
+            &tx,
+            &store.q("DELETE FROM {schema}.group_websites WHERE group_id = $1 AND website_id = $2"),
+            &[&group.0, &website.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(removed > 0)
+    })
+}
+
+/// One statement, as [`delete_website`]: the group's memberships, its website links and its
+/// invitations go with it (their batches stay, as the other invitations of a batch do).
+pub(crate) async fn delete_group(store: &PgStore, id: GroupId) -> Result<bool, Error> {
+    transaction!(store, |tx| {
+        let deleted = execute(
+            &tx,
+            &store.q(
+                "WITH m AS (DELETE FROM {schema}.group_members WHERE group_id = $1), \
+                      w AS (DELETE FROM {schema}.group_websites WHERE group_id = $1), \
+                      i AS (DELETE FROM {schema}.invitations \
+                            WHERE target_kind = 'group' AND target_id = $1) \
+                 DELETE FROM {schema}.groups WHERE id = $1",
+            ),
+            &[&id.0],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    })
+}
+
 /// Everything, in one read-only snapshot. A row this version cannot decode is left out of its
 /// table (and reported): the snapshot shows the rest instead of failing.
 pub(crate) async fn snapshot(store: &PgStore) -> Result<Snapshot, Error> {

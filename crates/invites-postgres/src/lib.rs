@@ -81,6 +81,22 @@
 //! (`next_attempt_at`): a message is handed to one deliverer at a time while its lease holds,
 //! and comes back once it runs out (a crashed deliverer's claims are picked up again).
 //!
+//! # Who has access, and taking it back
+//!
+//! The access check (`AccessStore::access_paths`) is one statement of index probes: the
+//! website by its key, its membership, the organization membership, and the memberships of
+//! the groups that contain it. The member and website lists are keyset pages by id: each
+//! source is an index range from the cursor (migration 6 puts the id after the equality
+//! column where a list pages along it) and each row's paths are probes, written so that no
+//! cached plan can turn them into a walk of a table (the crate's tests check it in buffers
+//! under forced generic plans). A membership change (`change_member`) and an erasure
+//! (`erase_person`) each run in one transaction holding the person's email lock, like every
+//! other write about that person; a removal revokes the member's live invitation to the
+//! target in the same transaction. An erasure deletes the user, its memberships, every batch
+//! (in every organization), invitation and outbox message of the address, and every
+//! idempotency response naming the user: the outbox and idempotency parts are scans of
+//! those tables (no index holds a recipient or a response's text), the rest index probes.
+//!
 //! # Schema and migrations
 //!
 //! [`PgOptions::schema`] puts the tables in a schema of the host's choice (default `public`).
@@ -159,9 +175,12 @@
 //! `test-util` adds the `testing` module: throwaway databases (one per test, copied from a migrated
 //! template, dropped with the last store handle) on the server named by `INVITES_PG_URL`.
 
+mod access;
 mod backlog;
 mod bulk;
+mod change;
 mod directory;
+mod erase;
 mod error;
 mod lifecycle;
 mod migrate;

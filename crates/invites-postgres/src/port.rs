@@ -1,16 +1,20 @@
 //! The store ports of `invites-core`, implemented by [`PgStore`]: each method maps this
 //! crate's error to a [`StoreError`] and calls the operation's module.
 
-use crate::{PgStore, backlog, bulk, directory, lifecycle, outbox, purge};
+use crate::{PgStore, access, backlog, bulk, change, directory, erase, lifecycle, outbox, purge};
 use async_trait::async_trait;
+use invites_core::access::{
+    AccessFacts, ChangeFact, ChangeMember, ErasureReport, MemberQuery, MemberRecord,
+    UserWebsiteRecord, UserWebsitesQuery,
+};
 use invites_core::observe::OutboxBacklog;
 use invites_core::{
-    AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
-    BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
-    Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
-    InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
-    OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch, RotateFact,
-    Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    AcceptBatch, AcceptOutcome, AccessStore, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
+    BatchRecord, BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory,
+    Email, Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect,
+    InvitationId, InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole,
+    OrganizationId, OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch,
+    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
 };
 
 #[deny(clippy::missing_trait_methods)]
@@ -222,6 +226,66 @@ impl Directory for PgStore {
 
     async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
         Ok(directory::delete_website(self, id).await?)
+    }
+
+    async fn remove_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<bool, StoreError> {
+        Ok(directory::remove_org_member(self, organization, user).await?)
+    }
+
+    async fn set_org_role(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<bool, StoreError> {
+        Ok(directory::set_org_role(self, organization, user, role).await?)
+    }
+
+    async fn remove_website_from_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<bool, StoreError> {
+        Ok(directory::remove_website_from_group(self, group, website).await?)
+    }
+
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+        Ok(directory::delete_group(self, id).await?)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl AccessStore for PgStore {
+    async fn access_paths(
+        &self,
+        user: UserId,
+        website: WebsiteId,
+    ) -> Result<Option<AccessFacts>, StoreError> {
+        Ok(access::access_paths(self, user, website).await?)
+    }
+
+    async fn list_members(&self, q: &MemberQuery) -> Result<Option<Vec<MemberRecord>>, StoreError> {
+        Ok(access::list_members(self, q).await?)
+    }
+
+    async fn list_user_websites(
+        &self,
+        q: &UserWebsitesQuery,
+    ) -> Result<Vec<UserWebsiteRecord>, StoreError> {
+        Ok(access::list_user_websites(self, q).await?)
+    }
+
+    async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError> {
+        Ok(change::change_member(self, cmd).await?)
+    }
+
+    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+        Ok(erase::erase_person(self, email).await?)
     }
 }
 
