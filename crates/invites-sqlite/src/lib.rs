@@ -146,8 +146,10 @@
 //! `bundled` compiles SQLite in (no system library needed). It is off here and turned on by
 //! the `invites` facade.
 
+mod access;
 mod backlog;
 mod bulk;
+mod changes;
 mod checkpoint;
 mod columns;
 mod directory;
@@ -169,14 +171,18 @@ mod tests;
 use crate::error::Error;
 use crate::worker::Worker;
 use async_trait::async_trait;
+use invites_core::access::{
+    AccessFacts, ChangeFact, ChangeMember, ErasureReport, MemberQuery, MemberRecord,
+    UserWebsiteRecord, UserWebsitesQuery,
+};
 use invites_core::observe::OutboxBacklog;
 use invites_core::{
-    AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
-    BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
-    Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
-    InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
-    OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch, RotateFact,
-    Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    AcceptBatch, AcceptOutcome, AccessStore, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
+    BatchRecord, BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory,
+    Email, Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect,
+    InvitationId, InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole,
+    OrganizationId, OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch,
+    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
 };
 use rusqlite::Connection;
 use std::fmt;
@@ -597,6 +603,73 @@ impl Directory for SqliteStore {
 
     async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
         self.run(move |c| directory::delete_website(c, id)).await
+    }
+
+    async fn remove_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<bool, StoreError> {
+        self.run(move |c| directory::remove_org_member(c, organization, user))
+            .await
+    }
+
+    async fn set_org_role(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<bool, StoreError> {
+        self.run(move |c| directory::set_org_role(c, organization, user, role))
+            .await
+    }
+
+    async fn remove_website_from_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<bool, StoreError> {
+        self.run(move |c| directory::remove_website_from_group(c, group, website))
+            .await
+    }
+
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+        self.run(move |c| directory::delete_group(c, id)).await
+    }
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn access_paths(
+        &self,
+        user: UserId,
+        website: WebsiteId,
+    ) -> Result<Option<AccessFacts>, StoreError> {
+        self.run(move |c| access::access_paths(c, user, website))
+            .await
+    }
+
+    async fn list_members(&self, q: &MemberQuery) -> Result<Option<Vec<MemberRecord>>, StoreError> {
+        let q = q.clone();
+        self.run(move |c| access::list_members(c, &q)).await
+    }
+
+    async fn list_user_websites(
+        &self,
+        q: &UserWebsitesQuery,
+    ) -> Result<Vec<UserWebsiteRecord>, StoreError> {
+        let q = q.clone();
+        self.run(move |c| access::list_user_websites(c, &q)).await
+    }
+
+    async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| changes::change_member(c, &cmd)).await
+    }
+
+    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+        let email = email.clone();
+        self.run(move |c| changes::erase_person(c, &email)).await
     }
 }
 

@@ -1,0 +1,153 @@
+//! The writes of [`AccessStore`](invites_core::AccessStore): a membership change and the
+//! erasure of a person, each one `BEGIN IMMEDIATE` transaction.
+
+use crate::access::target_organization;
+use crate::columns::{decode, get_role, get_uuid, membership_table};
+use crate::error::Error;
+use crate::reads::{INVITATION_SELECT, invitation_from_row};
+use crate::txn::immediate;
+use crate::writes::set_invitation_status;
+use invites_core::access::{
+    ChangeDecision, ChangeFact, ChangeMember, ErasureReport, decide_change, revoked_by_removal,
+};
+use invites_core::rules::TargetAccess;
+use invites_core::{Email, StoredStatus, UserId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub(crate) fn change_member(
+    conn: &mut Connection,
+    cmd: &ChangeMember,
+) -> Result<ChangeFact, Error> {
+    let tx = immediate(conn)?;
+    let (table, column) = membership_table(cmd.target.kind());
+    let target = cmd.target.uuid();
+    let key = params![target.as_bytes(), cmd.user.0.as_bytes()];
+    let membership = tx
+        .prepare_cached(&format!(
+            "SELECT role FROM {table} WHERE {column} = ?1 AND user_id = ?2"
+        ))?
+        .query_row(key, |row| get_role(row, 0))
+        .optional()?;
+    let org_member: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM org_members WHERE organization_id = ?1 AND user_id = ?2)",
+        )?
+        .query_row(
+            params![cmd.organization.0.as_bytes(), cmd.user.0.as_bytes()],
+            |row| row.get(0),
+        )?;
+    let access = TargetAccess {
+        exists: target_organization(&tx, cmd.target)? == Some(cmd.organization),
+        membership,
+        org_member,
+    };
+    let fact = match (decide_change(access, cmd.change), membership) {
+        (ChangeDecision::Report(fact), _) => return Ok(fact),
+        (ChangeDecision::Update(role), Some(from)) => {
+            tx.prepare_cached(&format!(
+                "UPDATE {table} SET role = ?3 WHERE {column} = ?1 AND user_id = ?2"
+            ))?
+            .execute(params![
+                target.as_bytes(),
+                cmd.user.0.as_bytes(),
+                role.as_str()
+            ])?;
+            ChangeFact::Updated { from }
+        }
+        (ChangeDecision::Remove, Some(role)) => {
+            tx.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE {column} = ?1 AND user_id = ?2"
+            ))?
+            .execute(key)?;
+            let revoked = revoke_live_invitations(&tx, cmd)?;
+            ChangeFact::Removed { role, revoked }
+        }
+        // `decide_change` updates or removes only an existing membership.
+        (ChangeDecision::Update(_) | ChangeDecision::Remove, None) => {
+            return Ok(ChangeFact::NotAMember);
+        }
+    };
+    tx.commit()?;
+    Ok(fact)
+}
+
+/// Revokes the invitations to `cmd.target` for the user's email that are live at `cmd.now`
+/// ([`revoked_by_removal`]); returns how many. An invitation row this version cannot read
+/// fails the call (a removal never leaves a live link it did not see).
+fn revoke_live_invitations(conn: &Connection, cmd: &ChangeMember) -> Result<usize, Error> {
+    let email: Option<String> = conn
+        .prepare_cached("SELECT email FROM users WHERE id = ?1")?
+        .query_row([cmd.user.0.as_bytes()], |row| row.get(0))
+        .optional()?;
+    let Some(email) = email else {
+        return Ok(0);
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "{INVITATION_SELECT} WHERE i.email = ?1 AND i.target_kind = ?2 AND i.target_id = ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            email,
+            cmd.target.kind().as_str(),
+            cmd.target.uuid().as_bytes()
+        ],
+        |row| decode("invitations", row, invitation_from_row),
+    )?;
+    let mut candidates = Vec::new();
+    for row in rows {
+        candidates.push(row??.0);
+    }
+    let revoked = revoked_by_removal(&candidates, cmd.now);
+    for id in &revoked {
+        set_invitation_status(conn, *id, StoredStatus::Revoked)?;
+    }
+    Ok(revoked.len())
+}
+
+/// Runs the `DELETE` `sql` with `?1` bound to `value`; returns how many rows went.
+fn delete(conn: &Connection, sql: &str, value: &[u8]) -> Result<u64, Error> {
+    Ok(conn.prepare_cached(sql)?.execute([value])? as u64)
+}
+
+pub(crate) fn erase_person(conn: &mut Connection, email: &Email) -> Result<ErasureReport, Error> {
+    let tx = immediate(conn)?;
+    let mut report = ErasureReport::default();
+    let user = tx
+        .prepare_cached("SELECT id FROM users WHERE email = ?1")?
+        .query_row([email.as_str()], |row| Ok(UserId(get_uuid(row, 0)?)))
+        .optional()?;
+    if let Some(user) = user {
+        let id = user.0.as_bytes();
+        report.memberships = delete(&tx, "DELETE FROM website_members WHERE user_id = ?1", id)?
+            + delete(&tx, "DELETE FROM group_members WHERE user_id = ?1", id)?;
+        report.org_memberships = delete(&tx, "DELETE FROM org_members WHERE user_id = ?1", id)?;
+        // The one search without an index: a stored response is JSON text, and the records
+        // live a day (the purge deletes them after `idempotency_ttl`).
+        report.idempotency_records = tx
+            .prepare_cached("DELETE FROM idempotency WHERE instr(response, ?1) > 0")?
+            .execute([user.0.to_string()])? as u64;
+        delete(&tx, "DELETE FROM users WHERE id = ?1", id)?;
+        report.user = Some(user);
+    }
+    // Bound as TEXT, as the columns hold it (a BLOB never equals TEXT in SQLite).
+    let text = email.as_str();
+    report.invitations = tx
+        .prepare_cached("DELETE FROM invitations WHERE email = ?1")?
+        .execute([text])? as u64;
+    let batches: Vec<[u8; 16]> = tx
+        .prepare_cached("SELECT id FROM batches WHERE email = ?1")?
+        .query_map([text], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for batch in &batches {
+        // A batch's invitations are to its address (deleted above), its messages too; the
+        // ones of the batch are deleted by batch all the same, whatever their recipient.
+        report.invitations += delete(&tx, "DELETE FROM invitations WHERE batch_id = ?1", batch)?;
+        report.messages += delete(&tx, "DELETE FROM outbox WHERE batch_id = ?1", batch)?;
+        report.batches += delete(&tx, "DELETE FROM batches WHERE id = ?1", batch)?;
+    }
+    report.messages += tx
+        .prepare_cached("DELETE FROM outbox WHERE recipient = ?1")?
+        .execute([text])? as u64;
+    tx.commit()?;
+    Ok(report)
+}
