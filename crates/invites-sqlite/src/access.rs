@@ -199,11 +199,13 @@ const GROUP_MEMBERS_AFTER: &str = "SELECT user_id, role FROM group_members \
 const ORG_MEMBERS_AFTER: &str = "SELECT user_id, role FROM org_members \
      WHERE organization_id = ?1 AND user_id > ?2 ORDER BY user_id LIMIT ?3";
 
+const GROUPS_OF_WEBSITE: &str =
+    "SELECT group_id FROM group_websites WHERE website_id = ?1 ORDER BY group_id";
+const MEMBER_EMAIL: &str = "SELECT id, email FROM users WHERE id = ?1";
+
 /// The groups that contain a website, by id.
 fn groups_of_website(conn: &Connection, website: Uuid) -> Result<Vec<Uuid>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT group_id FROM group_websites WHERE website_id = ?1 ORDER BY group_id",
-    )?;
+    let mut stmt = conn.prepare_cached(GROUPS_OF_WEBSITE)?;
     let ids = stmt
         .query_map([website.as_bytes()], |row| get_uuid(row, 0))?
         .collect::<rusqlite::Result<_>>()?;
@@ -216,7 +218,7 @@ fn member_email(
     user: Uuid,
 ) -> Result<Option<Result<invites_core::Email, Unreadable>>, Error> {
     Ok(conn
-        .prepare_cached("SELECT id, email FROM users WHERE id = ?1")?
+        .prepare_cached(MEMBER_EMAIL)?
         .query_row([user.as_bytes()], |row| {
             decode("users", row, |row| get_email(row, 1))
         })
@@ -326,16 +328,19 @@ const GROUP_WEBSITES_AFTER: &str = "SELECT website_id FROM group_websites \
 const ORG_WEBSITES_AFTER: &str = "SELECT id FROM websites \
      WHERE organization_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
 
+const GROUPS_OF_USER: &str = "SELECT gm.group_id, gm.role FROM group_members gm \
+     JOIN groups g ON g.id = gm.group_id \
+     WHERE gm.user_id = ?1 AND g.organization_id = ?2 ORDER BY gm.group_id";
+const ORG_ROLE: &str = "SELECT role FROM org_members WHERE organization_id = ?1 AND user_id = ?2";
+const WEBSITE_NAME: &str = "SELECT name FROM websites WHERE id = ?1";
+
 /// The groups of `organization` that `user` is a member of, by id, with the roles.
 fn groups_of_user(
     conn: &Connection,
     user: UserId,
     organization: OrganizationId,
 ) -> Result<Vec<(GroupId, invites_core::Role)>, Error> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT gm.group_id, gm.role FROM group_members gm JOIN groups g ON g.id = gm.group_id \
-         WHERE gm.user_id = ?1 AND g.organization_id = ?2 ORDER BY gm.group_id",
-    )?;
+    let mut stmt = conn.prepare_cached(GROUPS_OF_USER)?;
     let groups = stmt
         .query_map(
             params![user.0.as_bytes(), organization.0.as_bytes()],
@@ -354,7 +359,7 @@ pub(crate) fn list_user_websites(
         return allowed_websites(&tx, q, allow);
     }
     let org_role = tx
-        .prepare_cached("SELECT role FROM org_members WHERE organization_id = ?1 AND user_id = ?2")?
+        .prepare_cached(ORG_ROLE)?
         .query_row(
             params![q.organization.0.as_bytes(), q.user.0.as_bytes()],
             |row| get_org_role(row, 0),
@@ -406,7 +411,7 @@ pub(crate) fn list_user_websites(
     };
     let finish = |website: Uuid, paths: Vec<AccessPath>| {
         let name = tx
-            .prepare_cached("SELECT name FROM websites WHERE id = ?1")?
+            .prepare_cached(WEBSITE_NAME)?
             .query_row([website.as_bytes()], |row| row.get::<_, String>(0))
             .optional()?;
         Ok(name.map(|name| {
@@ -445,4 +450,54 @@ fn allowed_websites(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// Asserts that each statement only searches indexes: no full scan, no sort of a whole
+    /// range (on the schema as migrated, without statistics, as a new database has it).
+    pub(crate) fn assert_searches(statements: &[&str]) {
+        let mut conn = Connection::open_in_memory().expect("open");
+        crate::schema::migrate(&mut conn).expect("migrate");
+        for sql in statements {
+            let mut stmt = conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .expect("explain");
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let steps: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(nulls), |row| {
+                    row.get::<_, String>(3)
+                })
+                .expect("plan")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            for step in &steps {
+                let fine = step.starts_with("SEARCH")
+                    || step == "COMPOUND QUERY"
+                    || step == "LEFT-MOST SUBQUERY"
+                    || step == "UNION ALL";
+                assert!(fine, "{sql}\n{steps:#?}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_access_read_is_an_index_search_from_the_cursor() {
+        assert_searches(&[
+            PATHS,
+            WEBSITE_MEMBERS_AFTER,
+            GROUP_MEMBERS_AFTER,
+            ORG_MEMBERS_AFTER,
+            GROUPS_OF_WEBSITE,
+            MEMBER_EMAIL,
+            USER_WEBSITES_AFTER,
+            GROUP_WEBSITES_AFTER,
+            ORG_WEBSITES_AFTER,
+            GROUPS_OF_USER,
+            ORG_ROLE,
+            WEBSITE_NAME,
+        ]);
+    }
 }

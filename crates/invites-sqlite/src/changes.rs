@@ -104,50 +104,91 @@ fn revoke_live_invitations(conn: &Connection, cmd: &ChangeMember) -> Result<usiz
     Ok(revoked.len())
 }
 
-/// Runs the `DELETE` `sql` with `?1` bound to `value`; returns how many rows went.
-fn delete(conn: &Connection, sql: &str, value: &[u8]) -> Result<u64, Error> {
+/// Runs `sql` with `?1` bound to `value`; returns how many rows it changed.
+fn delete(conn: &Connection, sql: &str, value: impl rusqlite::ToSql) -> Result<u64, Error> {
     Ok(conn.prepare_cached(sql)?.execute([value])? as u64)
 }
 
+// The statements of the erasure, each an index search (see the tests), but the idempotency
+// one. Addresses are bound as TEXT, as the columns hold them (a BLOB never equals TEXT).
+const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE email = ?1";
+const DELETE_WEBSITE_MEMBERSHIPS: &str = "DELETE FROM website_members WHERE user_id = ?1";
+const DELETE_GROUP_MEMBERSHIPS: &str = "DELETE FROM group_members WHERE user_id = ?1";
+const DELETE_ORG_MEMBERSHIPS: &str = "DELETE FROM org_members WHERE user_id = ?1";
+const DELETE_USER: &str = "DELETE FROM users WHERE id = ?1";
+const DELETE_INVITATIONS_TO: &str = "DELETE FROM invitations WHERE email = ?1";
+const BATCHES_TO: &str = "SELECT id FROM batches WHERE email = ?1";
+const DELETE_BATCH_INVITATIONS: &str = "DELETE FROM invitations WHERE batch_id = ?1";
+const DELETE_BATCH_MESSAGES: &str = "DELETE FROM outbox WHERE batch_id = ?1";
+const DELETE_BATCH: &str = "DELETE FROM batches WHERE id = ?1";
+const DELETE_MESSAGES_TO: &str = "DELETE FROM outbox WHERE recipient = ?1";
+/// The one search without an index: a stored response is JSON text. The records live a day
+/// (the purge deletes them after `idempotency_ttl`), so the table stays small.
+const DELETE_RESPONSES_NAMING: &str = "DELETE FROM idempotency WHERE instr(response, ?1) > 0";
+/// Every record still in progress (a full look at a small table, as above).
+const DELETE_IN_PROGRESS: &str = "DELETE FROM idempotency WHERE response IS NULL";
+
 pub(crate) fn erase_person(conn: &mut Connection, email: &Email) -> Result<ErasureReport, Error> {
     let tx = immediate(conn)?;
+    let address = email.as_str();
     let mut report = ErasureReport::default();
     let user = tx
-        .prepare_cached("SELECT id FROM users WHERE email = ?1")?
-        .query_row([email.as_str()], |row| Ok(UserId(get_uuid(row, 0)?)))
+        .prepare_cached(USER_BY_EMAIL)?
+        .query_row([address], |row| Ok(UserId(get_uuid(row, 0)?)))
         .optional()?;
     if let Some(user) = user {
         let id = user.0.as_bytes();
-        report.memberships = delete(&tx, "DELETE FROM website_members WHERE user_id = ?1", id)?
-            + delete(&tx, "DELETE FROM group_members WHERE user_id = ?1", id)?;
-        report.org_memberships = delete(&tx, "DELETE FROM org_members WHERE user_id = ?1", id)?;
-        // The one search without an index: a stored response is JSON text, and the records
-        // live a day (the purge deletes them after `idempotency_ttl`).
-        report.idempotency_records = tx
-            .prepare_cached("DELETE FROM idempotency WHERE instr(response, ?1) > 0")?
-            .execute([user.0.to_string()])? as u64;
-        delete(&tx, "DELETE FROM users WHERE id = ?1", id)?;
+        report.memberships = delete(&tx, DELETE_WEBSITE_MEMBERSHIPS, id)?
+            + delete(&tx, DELETE_GROUP_MEMBERSHIPS, id)?;
+        report.org_memberships = delete(&tx, DELETE_ORG_MEMBERSHIPS, id)?;
+        // The id as the core's responses spell it (`UserId`'s JSON form).
+        report.idempotency_records = delete(&tx, DELETE_RESPONSES_NAMING, user.0.to_string())?;
+        delete(&tx, DELETE_USER, id)?;
         report.user = Some(user);
     }
-    // Bound as TEXT, as the columns hold it (a BLOB never equals TEXT in SQLite).
-    let text = email.as_str();
-    report.invitations = tx
-        .prepare_cached("DELETE FROM invitations WHERE email = ?1")?
-        .execute([text])? as u64;
+    // A request running across the erasure may name the user in the response it stores when
+    // it finishes, after this transaction: its record, still in progress, goes now, so that
+    // its (fenced) finish stores nothing. As after a crash, a retry of its key runs again.
+    // The records of unrelated requests in flight go too (they cannot be told apart); an
+    // erasure is rare, and each of their per-target operations is safe to repeat. Not
+    // counted: they were not responses naming the user.
+    tx.prepare_cached(DELETE_IN_PROGRESS)?.execute([])?;
+    report.invitations = delete(&tx, DELETE_INVITATIONS_TO, address)?;
     let batches: Vec<[u8; 16]> = tx
-        .prepare_cached("SELECT id FROM batches WHERE email = ?1")?
-        .query_map([text], |row| row.get(0))?
+        .prepare_cached(BATCHES_TO)?
+        .query_map([address], |row| row.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     for batch in &batches {
-        // A batch's invitations are to its address (deleted above), its messages too; the
-        // ones of the batch are deleted by batch all the same, whatever their recipient.
-        report.invitations += delete(&tx, "DELETE FROM invitations WHERE batch_id = ?1", batch)?;
-        report.messages += delete(&tx, "DELETE FROM outbox WHERE batch_id = ?1", batch)?;
-        report.batches += delete(&tx, "DELETE FROM batches WHERE id = ?1", batch)?;
+        // A batch's invitations and messages are to its address; the ones of the batch are
+        // deleted by batch all the same, whatever their address, so none outlives it.
+        report.invitations += delete(&tx, DELETE_BATCH_INVITATIONS, batch)?;
+        report.messages += delete(&tx, DELETE_BATCH_MESSAGES, batch)?;
+        report.batches += delete(&tx, DELETE_BATCH, batch)?;
     }
-    report.messages += tx
-        .prepare_cached("DELETE FROM outbox WHERE recipient = ?1")?
-        .execute([text])? as u64;
+    report.messages += delete(&tx, DELETE_MESSAGES_TO, address)?;
     tx.commit()?;
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::tests::assert_searches;
+
+    #[test]
+    fn every_erasure_statement_but_the_responses_one_searches_an_index() {
+        assert_searches(&[
+            USER_BY_EMAIL,
+            DELETE_WEBSITE_MEMBERSHIPS,
+            DELETE_GROUP_MEMBERSHIPS,
+            DELETE_ORG_MEMBERSHIPS,
+            DELETE_USER,
+            DELETE_INVITATIONS_TO,
+            BATCHES_TO,
+            DELETE_BATCH_INVITATIONS,
+            DELETE_BATCH_MESSAGES,
+            DELETE_BATCH,
+            DELETE_MESSAGES_TO,
+        ]);
+    }
 }

@@ -102,12 +102,25 @@
 //!
 //! The behaviour of every port method (atomicity, what "not found" returns, concurrency) is
 //! the contract on the traits in `invites_core` ([`BulkStore`], [`LifecycleStore`],
-//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`]); this crate reads the facts in its
-//! transactions and applies `invites_core::rules`, and runs the store suite of
-//! `invites-testkit`. Left to the backend by the [`Directory`] port:
+//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`], [`AccessStore`]); this crate reads
+//! the facts in its transactions and applies `invites_core::rules` and
+//! `invites_core::access`, and runs the store suite of `invites-testkit`.
+//!
+//! [`AccessStore`]: `access_paths` is one statement of primary-key and index searches (the
+//! website, its membership, the memberships of the groups that contain it, the organization
+//! membership). The member lists are keyset pages that cost the page: each source of members
+//! (or of websites) is an index range read from the cursor, at most `limit` rows (see the
+//! `access` module). `change_member` and `erase_person` are each one `BEGIN IMMEDIATE`
+//! transaction; the erasure finds every row by index, except the idempotency responses, which
+//! it searches as text. It also drops every idempotency record still in progress: a request
+//! running across the erasure could otherwise store, when it finishes, a response naming the
+//! erased user; its retry runs again, as after a crash.
+//!
+//! Left to the backend by the [`Directory`] port:
 //!
 //! - `delete_website` deletes the website, its memberships, its group links and its
-//!   invitations. Batches and outbox messages are kept (the record of what was sent).
+//!   invitations, and `delete_group` the group with the same (one transaction each).
+//!   Batches and outbox messages are kept (the record of what was sent).
 //! - Directory creates are idempotent: the same id with the same content is a no-op; the same
 //!   id with other content, a missing organization (or user, for `add_org_member`) and a
 //!   cross-organization `add_website_to_group` are errors ([`StoreError::Backend`]).
