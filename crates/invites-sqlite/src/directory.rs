@@ -229,6 +229,74 @@ pub(crate) fn delete_website(conn: &mut Connection, id: WebsiteId) -> Result<(),
     Ok(())
 }
 
+/// Runs one statement with `values` in its own `BEGIN IMMEDIATE` transaction; returns whether
+/// it changed a row.
+fn change_one(
+    conn: &mut Connection,
+    sql: &str,
+    values: impl rusqlite::Params,
+) -> Result<bool, Error> {
+    let tx = immediate(conn)?;
+    let changed = tx.prepare_cached(sql)?.execute(values)?;
+    tx.commit()?;
+    Ok(changed > 0)
+}
+
+pub(crate) fn remove_org_member(
+    conn: &mut Connection,
+    organization: OrganizationId,
+    user: UserId,
+) -> Result<bool, Error> {
+    change_one(
+        conn,
+        "DELETE FROM org_members WHERE organization_id = ?1 AND user_id = ?2",
+        params![organization.0.as_bytes(), user.0.as_bytes()],
+    )
+}
+
+pub(crate) fn set_org_role(
+    conn: &mut Connection,
+    organization: OrganizationId,
+    user: UserId,
+    role: OrgRole,
+) -> Result<bool, Error> {
+    // SQLite counts a matched row as changed even when the role was already `role`.
+    change_one(
+        conn,
+        "UPDATE org_members SET role = ?3 WHERE organization_id = ?1 AND user_id = ?2",
+        params![organization.0.as_bytes(), user.0.as_bytes(), role.as_str()],
+    )
+}
+
+pub(crate) fn remove_website_from_group(
+    conn: &mut Connection,
+    group: GroupId,
+    website: WebsiteId,
+) -> Result<bool, Error> {
+    change_one(
+        conn,
+        "DELETE FROM group_websites WHERE group_id = ?1 AND website_id = ?2",
+        params![group.0.as_bytes(), website.0.as_bytes()],
+    )
+}
+
+pub(crate) fn delete_group(conn: &mut Connection, id: GroupId) -> Result<bool, Error> {
+    let tx = immediate(conn)?;
+    let id = id.0.as_bytes();
+    tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM group_websites WHERE group_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM invitations WHERE target_kind = 'group' AND target_id = ?1")?
+        .execute([id])?;
+    let existed = tx
+        .prepare_cached("DELETE FROM groups WHERE id = ?1")?
+        .execute([id])?
+        > 0;
+    tx.commit()?;
+    Ok(existed)
+}
+
 /// Everything, in one read transaction. A row this version cannot decode is left out of its
 /// table (and reported, see [`decode_all`]): the snapshot shows the rest instead of failing.
 pub(crate) fn snapshot(conn: &mut Connection) -> Result<Snapshot, Error> {

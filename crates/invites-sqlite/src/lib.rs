@@ -102,12 +102,25 @@
 //!
 //! The behaviour of every port method (atomicity, what "not found" returns, concurrency) is
 //! the contract on the traits in `invites_core` ([`BulkStore`], [`LifecycleStore`],
-//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`]); this crate reads the facts in its
-//! transactions and applies `invites_core::rules`, and runs the store suite of
-//! `invites-testkit`. Left to the backend by the [`Directory`] port:
+//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`], [`AccessStore`]); this crate reads
+//! the facts in its transactions and applies `invites_core::rules` and
+//! `invites_core::access`, and runs the store suite of `invites-testkit`.
+//!
+//! [`AccessStore`]: `access_paths` is one statement of primary-key and index searches (the
+//! website, its membership, the memberships of the groups that contain it, the organization
+//! membership). The member lists are keyset pages that cost the page: each source of members
+//! (or of websites) is an index range read from the cursor, at most `limit` rows (see the
+//! `access` module). `change_member` and `erase_person` are each one `BEGIN IMMEDIATE`
+//! transaction; the erasure finds every row by index, except the idempotency responses, which
+//! it searches as text. It also drops every idempotency record still in progress: a request
+//! running across the erasure could otherwise store, when it finishes, a response naming the
+//! erased user; its retry runs again, as after a crash.
+//!
+//! Left to the backend by the [`Directory`] port:
 //!
 //! - `delete_website` deletes the website, its memberships, its group links and its
-//!   invitations. Batches and outbox messages are kept (the record of what was sent).
+//!   invitations, and `delete_group` the group with the same (one transaction each).
+//!   Batches and outbox messages are kept (the record of what was sent).
 //! - Directory creates are idempotent: the same id with the same content is a no-op; the same
 //!   id with other content, a missing organization (or user, for `add_org_member`) and a
 //!   cross-organization `add_website_to_group` are errors ([`StoreError::Backend`]).
@@ -146,8 +159,10 @@
 //! `bundled` compiles SQLite in (no system library needed). It is off here and turned on by
 //! the `invites` facade.
 
+mod access;
 mod backlog;
 mod bulk;
+mod changes;
 mod checkpoint;
 mod columns;
 mod directory;
@@ -169,14 +184,18 @@ mod tests;
 use crate::error::Error;
 use crate::worker::Worker;
 use async_trait::async_trait;
+use invites_core::access::{
+    AccessFacts, ChangeFact, ChangeMember, ErasureReport, MemberQuery, MemberRecord,
+    UserWebsiteRecord, UserWebsitesQuery,
+};
 use invites_core::observe::OutboxBacklog;
 use invites_core::{
-    AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, ApiKeyId, BatchId, BatchRecord,
-    BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Email,
-    Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect, InvitationId,
-    InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole, OrganizationId,
-    OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch, RotateFact,
-    Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    AcceptBatch, AcceptOutcome, AccessStore, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
+    BatchRecord, BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory,
+    Email, Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect,
+    InvitationId, InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole,
+    OrganizationId, OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch,
+    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
 };
 use rusqlite::Connection;
 use std::fmt;
@@ -598,6 +617,73 @@ impl Directory for SqliteStore {
 
     async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
         self.run(move |c| directory::delete_website(c, id)).await
+    }
+
+    async fn remove_org_member(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+    ) -> Result<bool, StoreError> {
+        self.run(move |c| directory::remove_org_member(c, organization, user))
+            .await
+    }
+
+    async fn set_org_role(
+        &self,
+        organization: OrganizationId,
+        user: UserId,
+        role: OrgRole,
+    ) -> Result<bool, StoreError> {
+        self.run(move |c| directory::set_org_role(c, organization, user, role))
+            .await
+    }
+
+    async fn remove_website_from_group(
+        &self,
+        group: GroupId,
+        website: WebsiteId,
+    ) -> Result<bool, StoreError> {
+        self.run(move |c| directory::remove_website_from_group(c, group, website))
+            .await
+    }
+
+    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+        self.run(move |c| directory::delete_group(c, id)).await
+    }
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn access_paths(
+        &self,
+        user: UserId,
+        website: WebsiteId,
+    ) -> Result<Option<AccessFacts>, StoreError> {
+        self.run(move |c| access::access_paths(c, user, website))
+            .await
+    }
+
+    async fn list_members(&self, q: &MemberQuery) -> Result<Option<Vec<MemberRecord>>, StoreError> {
+        let q = q.clone();
+        self.run(move |c| access::list_members(c, &q)).await
+    }
+
+    async fn list_user_websites(
+        &self,
+        q: &UserWebsitesQuery,
+    ) -> Result<Vec<UserWebsiteRecord>, StoreError> {
+        let q = q.clone();
+        self.run(move |c| access::list_user_websites(c, &q)).await
+    }
+
+    async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError> {
+        let cmd = cmd.clone();
+        self.run(move |c| changes::change_member(c, &cmd)).await
+    }
+
+    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+        let email = email.clone();
+        self.run(move |c| changes::erase_person(c, &email)).await
     }
 }
 

@@ -1,0 +1,194 @@
+//! The writes of [`AccessStore`](invites_core::AccessStore): a membership change and the
+//! erasure of a person, each one `BEGIN IMMEDIATE` transaction.
+
+use crate::access::target_organization;
+use crate::columns::{decode, get_role, get_uuid, membership_table};
+use crate::error::Error;
+use crate::reads::{INVITATION_SELECT, invitation_from_row};
+use crate::txn::immediate;
+use crate::writes::set_invitation_status;
+use invites_core::access::{
+    ChangeDecision, ChangeFact, ChangeMember, ErasureReport, decide_change, revoked_by_removal,
+};
+use invites_core::rules::TargetAccess;
+use invites_core::{Email, StoredStatus, UserId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub(crate) fn change_member(
+    conn: &mut Connection,
+    cmd: &ChangeMember,
+) -> Result<ChangeFact, Error> {
+    let tx = immediate(conn)?;
+    let (table, column) = membership_table(cmd.target.kind());
+    let target = cmd.target.uuid();
+    let key = params![target.as_bytes(), cmd.user.0.as_bytes()];
+    let membership = tx
+        .prepare_cached(&format!(
+            "SELECT role FROM {table} WHERE {column} = ?1 AND user_id = ?2"
+        ))?
+        .query_row(key, |row| get_role(row, 0))
+        .optional()?;
+    let org_member: bool = tx
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM org_members WHERE organization_id = ?1 AND user_id = ?2)",
+        )?
+        .query_row(
+            params![cmd.organization.0.as_bytes(), cmd.user.0.as_bytes()],
+            |row| row.get(0),
+        )?;
+    let access = TargetAccess {
+        exists: target_organization(&tx, cmd.target)? == Some(cmd.organization),
+        membership,
+        org_member,
+    };
+    let fact = match (decide_change(access, cmd.change), membership) {
+        (ChangeDecision::Report(fact), _) => return Ok(fact),
+        (ChangeDecision::Update(role), Some(from)) => {
+            tx.prepare_cached(&format!(
+                "UPDATE {table} SET role = ?3 WHERE {column} = ?1 AND user_id = ?2"
+            ))?
+            .execute(params![
+                target.as_bytes(),
+                cmd.user.0.as_bytes(),
+                role.as_str()
+            ])?;
+            ChangeFact::Updated { from }
+        }
+        (ChangeDecision::Remove, Some(role)) => {
+            tx.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE {column} = ?1 AND user_id = ?2"
+            ))?
+            .execute(key)?;
+            let revoked = revoke_live_invitations(&tx, cmd)?;
+            ChangeFact::Removed { role, revoked }
+        }
+        // `decide_change` updates or removes only an existing membership.
+        (ChangeDecision::Update(_) | ChangeDecision::Remove, None) => {
+            return Ok(ChangeFact::NotAMember);
+        }
+    };
+    tx.commit()?;
+    Ok(fact)
+}
+
+/// Revokes the invitations to `cmd.target` for the user's email that are live at `cmd.now`
+/// ([`revoked_by_removal`]); returns how many. An invitation row this version cannot read
+/// fails the call (a removal never leaves a live link it did not see).
+fn revoke_live_invitations(conn: &Connection, cmd: &ChangeMember) -> Result<usize, Error> {
+    let email: Option<String> = conn
+        .prepare_cached("SELECT email FROM users WHERE id = ?1")?
+        .query_row([cmd.user.0.as_bytes()], |row| row.get(0))
+        .optional()?;
+    let Some(email) = email else {
+        return Ok(0);
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "{INVITATION_SELECT} WHERE i.email = ?1 AND i.target_kind = ?2 AND i.target_id = ?3"
+    ))?;
+    let rows = stmt.query_map(
+        params![
+            email,
+            cmd.target.kind().as_str(),
+            cmd.target.uuid().as_bytes()
+        ],
+        |row| decode("invitations", row, invitation_from_row),
+    )?;
+    let mut candidates = Vec::new();
+    for row in rows {
+        candidates.push(row??.0);
+    }
+    let revoked = revoked_by_removal(&candidates, cmd.now);
+    for id in &revoked {
+        set_invitation_status(conn, *id, StoredStatus::Revoked)?;
+    }
+    Ok(revoked.len())
+}
+
+/// Runs `sql` with `?1` bound to `value`; returns how many rows it changed.
+fn delete(conn: &Connection, sql: &str, value: impl rusqlite::ToSql) -> Result<u64, Error> {
+    Ok(conn.prepare_cached(sql)?.execute([value])? as u64)
+}
+
+// The statements of the erasure, each an index search (see the tests), but the idempotency
+// one. Addresses are bound as TEXT, as the columns hold them (a BLOB never equals TEXT).
+const USER_BY_EMAIL: &str = "SELECT id FROM users WHERE email = ?1";
+const DELETE_WEBSITE_MEMBERSHIPS: &str = "DELETE FROM website_members WHERE user_id = ?1";
+const DELETE_GROUP_MEMBERSHIPS: &str = "DELETE FROM group_members WHERE user_id = ?1";
+const DELETE_ORG_MEMBERSHIPS: &str = "DELETE FROM org_members WHERE user_id = ?1";
+const DELETE_USER: &str = "DELETE FROM users WHERE id = ?1";
+const DELETE_INVITATIONS_TO: &str = "DELETE FROM invitations WHERE email = ?1";
+const BATCHES_TO: &str = "SELECT id FROM batches WHERE email = ?1";
+const DELETE_BATCH_INVITATIONS: &str = "DELETE FROM invitations WHERE batch_id = ?1";
+const DELETE_BATCH_MESSAGES: &str = "DELETE FROM outbox WHERE batch_id = ?1";
+const DELETE_BATCH: &str = "DELETE FROM batches WHERE id = ?1";
+const DELETE_MESSAGES_TO: &str = "DELETE FROM outbox WHERE recipient = ?1";
+/// The one search without an index: a stored response is JSON text. The records live a day
+/// (the purge deletes them after `idempotency_ttl`), so the table stays small.
+const DELETE_RESPONSES_NAMING: &str = "DELETE FROM idempotency WHERE instr(response, ?1) > 0";
+/// Every record still in progress (a full look at a small table, as above).
+const DELETE_IN_PROGRESS: &str = "DELETE FROM idempotency WHERE response IS NULL";
+
+pub(crate) fn erase_person(conn: &mut Connection, email: &Email) -> Result<ErasureReport, Error> {
+    let tx = immediate(conn)?;
+    let address = email.as_str();
+    let mut report = ErasureReport::default();
+    let user = tx
+        .prepare_cached(USER_BY_EMAIL)?
+        .query_row([address], |row| Ok(UserId(get_uuid(row, 0)?)))
+        .optional()?;
+    if let Some(user) = user {
+        let id = user.0.as_bytes();
+        report.memberships = delete(&tx, DELETE_WEBSITE_MEMBERSHIPS, id)?
+            + delete(&tx, DELETE_GROUP_MEMBERSHIPS, id)?;
+        report.org_memberships = delete(&tx, DELETE_ORG_MEMBERSHIPS, id)?;
+        // The id as the core's responses spell it (`UserId`'s JSON form).
+        report.idempotency_records = delete(&tx, DELETE_RESPONSES_NAMING, user.0.to_string())?;
+        delete(&tx, DELETE_USER, id)?;
+        report.user = Some(user);
+    }
+    // A request running across the erasure may name the user in the response it stores when
+    // it finishes, after this transaction: its record, still in progress, goes now, so that
+    // its (fenced) finish stores nothing. As after a crash, a retry of its key runs again.
+    // The records of unrelated requests in flight go too (they cannot be told apart); an
+    // erasure is rare, and each of their per-target operations is safe to repeat. Not
+    // counted: they were not responses naming the user.
+    tx.prepare_cached(DELETE_IN_PROGRESS)?.execute([])?;
+    report.invitations = delete(&tx, DELETE_INVITATIONS_TO, address)?;
+    let batches: Vec<[u8; 16]> = tx
+        .prepare_cached(BATCHES_TO)?
+        .query_map([address], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for batch in &batches {
+        // A batch's invitations and messages are to its address; the ones of the batch are
+        // deleted by batch all the same, whatever their address, so none outlives it.
+        report.invitations += delete(&tx, DELETE_BATCH_INVITATIONS, batch)?;
+        report.messages += delete(&tx, DELETE_BATCH_MESSAGES, batch)?;
+        report.batches += delete(&tx, DELETE_BATCH, batch)?;
+    }
+    report.messages += delete(&tx, DELETE_MESSAGES_TO, address)?;
+    tx.commit()?;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::tests::assert_searches;
+
+    #[test]
+    fn every_erasure_statement_but_the_responses_one_searches_an_index() {
+        assert_searches(&[
+            USER_BY_EMAIL,
+            DELETE_WEBSITE_MEMBERSHIPS,
+            DELETE_GROUP_MEMBERSHIPS,
+            DELETE_ORG_MEMBERSHIPS,
+            DELETE_USER,
+            DELETE_INVITATIONS_TO,
+            BATCHES_TO,
+            DELETE_BATCH_INVITATIONS,
+            DELETE_BATCH_MESSAGES,
+            DELETE_BATCH,
+            DELETE_MESSAGES_TO,
+        ]);
+    }
+}
