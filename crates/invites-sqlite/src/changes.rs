@@ -125,8 +125,6 @@ const DELETE_MESSAGES_TO: &str = "DELETE FROM outbox WHERE recipient = ?1";
 /// The one search without an index: a stored response is JSON text. The records live a day
 /// (the purge deletes them after `idempotency_ttl`), so the table stays small.
 const DELETE_RESPONSES_NAMING: &str = "DELETE FROM idempotency WHERE instr(response, ?1) > 0";
-/// Every record still in progress (a full look at a small table, as above).
-const DELETE_IN_PROGRESS: &str = "DELETE FROM idempotency WHERE response IS NULL";
 
 pub(crate) fn erase_person(conn: &mut Connection, email: &Email) -> Result<ErasureReport, Error> {
     let tx = immediate(conn)?;
@@ -146,13 +144,9 @@ pub(crate) fn erase_person(conn: &mut Connection, email: &Email) -> Result<Erasu
         delete(&tx, DELETE_USER, id)?;
         report.user = Some(user);
     }
-    // A request running across the erasure may name the user in the response it stores when
-    // it finishes, after this transaction: its record, still in progress, goes now, so that
-    // its (fenced) finish stores nothing. As after a crash, a retry of its key runs again.
-    // The records of unrelated requests in flight go too (they cannot be told apart); an
-    // erasure is rare, and each of their per-target operations is safe to repeat. Not
-    // counted: they were not responses naming the user.
-    tx.prepare_cached(DELETE_IN_PROGRESS)?.execute([])?;
+    // A request running across the erasure stores its response later: the finish checks that
+    // the user it names still exists and deletes its record otherwise
+    // (`IdempotencyStore::idempotency_finish`), on this same connection thread.
     report.invitations = delete(&tx, DELETE_INVITATIONS_TO, address)?;
     let batches: Vec<[u8; 16]> = tx
         .prepare_cached(BATCHES_TO)?

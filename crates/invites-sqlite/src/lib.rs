@@ -112,9 +112,10 @@
 //! (or of websites) is an index range read from the cursor, at most `limit` rows (see the
 //! `access` module). `change_member` and `erase_person` are each one `BEGIN IMMEDIATE`
 //! transaction; the erasure finds every row by index, except the idempotency responses, which
-//! it searches as text. It also drops every idempotency record still in progress: a request
-//! running across the erasure could otherwise store, when it finishes, a response naming the
-//! erased user; its retry runs again, as after a crash.
+//! it searches as text. A request running across the erasure cannot store a response naming
+//! the erased user afterwards: `idempotency_finish` checks that the user it names still exists
+//! (on the same connection thread, so nothing runs between the check and the write) and
+//! deletes the record otherwise; its retry runs again, as after a crash.
 //!
 //! Left to the backend by the [`Directory`] port:
 //!

@@ -516,6 +516,7 @@ async fn a_request_in_flight_across_the_erasure_stores_no_response_naming_the_us
             &begin.key,
             now,
             Some(&response),
+            Some(user),
         )
         .await
         .expect("finish");
