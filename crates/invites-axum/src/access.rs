@@ -30,7 +30,9 @@ pub(crate) struct PageQuery {
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
-    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    #[param(
+        pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    )]
     cursor: Option<String>,
 }
 
@@ -43,6 +45,19 @@ impl PageQuery {
                 ApiError::validation(ErrorCode::InvalidQuery, "limit", "must be 1 to 500")
             })
         })
+    }
+
+    /// The cursor, in the one form this API returns (a hyphenated UUID, as the published
+    /// pattern says; the service refuses anything that is not a UUID).
+    fn cursor(&self) -> Result<Option<&str>, ApiError> {
+        match self.cursor.as_deref() {
+            Some(c) if c.len() != 36 => Err(ApiError::validation(
+                ErrorCode::InvalidQuery,
+                "cursor",
+                "is not a cursor this API returned",
+            )),
+            c => Ok(c),
+        }
     }
 }
 
@@ -117,9 +132,10 @@ async fn members(
     query: &PageQuery,
 ) -> Result<Json<MemberPage>, ApiError> {
     let limit = query.limit()?;
+    let cursor = query.cursor()?;
     Ok(Json(
         api.service()
-            .members_of(principal, target, query.cursor.as_deref(), limit)
+            .members_of(principal, target, cursor, limit)
             .await?,
     ))
 }
@@ -204,9 +220,10 @@ pub(crate) async fn user_websites(
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<WebsiteAccessPage>, ApiError> {
     let limit = query.limit()?;
+    let cursor = query.cursor()?;
     Ok(Json(
         api.service()
-            .websites_of(&principal, UserId(id), query.cursor.as_deref(), limit)
+            .websites_of(&principal, UserId(id), cursor, limit)
             .await?,
     ))
 }

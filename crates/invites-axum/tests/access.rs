@@ -249,6 +249,12 @@ async fn bad_queries_and_ids_name_the_field() {
             ("limit=ten", "invalid_query", "limit"),
             ("limit=-1", "invalid_query", "limit"),
             ("cursor=nope", "invalid_query", "cursor"),
+            // A UUID, but not in the form the API returns (nor the published pattern's).
+            (
+                "cursor=00000000000000000000000000000131",
+                "invalid_query",
+                "cursor",
+            ),
             ("color=red", "invalid_query", "query"),
         ] {
             let reply = get(&s, "global", &format!("{base}?{query}")).await;
