@@ -9,7 +9,12 @@
 # - the document's links (bulk response -> batch, resend, revoke; list -> the same; batch ->
 #   resend, revoke) let schemathesis' stateful phase chain calls on ids the server returned;
 # - http_hooks.py gives half of the valid bulk requests the demo server's real website or
-#   group ids, so those responses hold invitation and batch ids to follow;
+#   group ids, so those responses hold invitation and batch ids to follow, and half of the
+#   valid calls to the access routes (member lists, membership changes) a real website or
+#   group id, so the member lists are seen answering 200, not only 404;
+# - the access routes' links (bulk response -> member lists, a user's websites, membership
+#   changes; member list -> the first member's websites, role change and removal) chain
+#   them onto real websites, groups and users;
 # - the server starts with three pending batches and runs with --resend-interval 1, so a
 #   listed batch can really be resent (one resent a moment after its creation is refused,
 #   429 resend_too_soon, by design).
@@ -88,6 +93,15 @@ start_server() {
 # inside the generator still happen, it is not a finding about the API: only then is the run
 # repeated, at most twice, on a fresh server, and said so. Any failed check fails at once.
 # Run from the temp dir so nothing is left behind.
+# Only the document's links, no inferred ones: with the access routes (`/users/{id}/...`,
+# `/websites/{id}/members/{user_id}`) schemathesis 4.32 inferred 33 more links, and its
+# stateful phase then followed none at all (0 of 54 covered, every scenario a lone accept
+# call), so no lifecycle route was reached. The document's 21 links are what the test
+# every_link_feeds_its_operation_a_real_id checks.
+cat >"$work/schemathesis.toml" <<'TOML'
+[phases.stateful.inference]
+algorithms = []
+TOML
 export PYTHONPATH="$PWD/.ci/steps${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=http_hooks
 export INVITES_HTTP_CALL_LOG="$work/calls.tsv"
 for attempt in 1 2 3; do
@@ -95,7 +109,7 @@ for attempt in 1 2 3; do
     start_server
     : >"$INVITES_HTTP_CALL_LOG"
     set +e
-    (cd "$work" && "$st_bin" run "$doc" \
+    (cd "$work" && "$st_bin" --config-file "$work/schemathesis.toml" run "$doc" \
         --url "http://127.0.0.1:$port/api/v1" \
         --header "x-api-key: demo-global-key" \
         --checks all \
@@ -141,10 +155,16 @@ for line in open(sys.argv[1], encoding="utf-8"):
         reached[label] += 1
 routes = ["DELETE /invitations/{id}", "GET /invitation-batches/{id}",
           "POST /invitation-batches/{id}/resend", "POST /invites/preview", "POST /invites/accept"]
-for label in routes:
+# Reported, not required: the access routes (a membership change answers 200 whatever the
+# ids, so this counts calls, not ids that exist).
+access = ["GET /websites/{id}/members", "GET /groups/{id}/members", "GET /users/{id}/websites",
+          "PUT /websites/{id}/members/{user_id}", "DELETE /websites/{id}/members/{user_id}",
+          "PUT /groups/{id}/members/{user_id}", "DELETE /groups/{id}/members/{user_id}"]
+for label in routes + access:
     answers = ", ".join(f"{n}x {code}" for code, n in sorted(statuses[label].items()))
-    print(f"http: stateful {label}: {total[label]} calls, {reached[label]} with an existing id ({answers or 'none'})")
-print(f"http: {sum(reached.values())} stateful calls reached the lifecycle routes with existing ids")
+    what = "with an existing id" if label in routes else "answered 2xx"
+    print(f"http: stateful {label}: {total[label]} calls, {reached[label]} {what} ({answers or 'none'})")
+print(f"http: {sum(reached[r] for r in routes)} stateful calls reached the lifecycle routes with existing ids")
 missing = [r for r in routes[:3] if not reached[r]]
 if missing:
     sys.exit(f"http: FAILED: no stateful call reached {missing} with an existing id")

@@ -13,9 +13,15 @@
    MAX_WAITS such resends the hook waits until the batch is a second old, as a person
    clicking "resend" would, so resend is also seen succeeding; every later one is sent at
    once and answered 429. At most MAX_WAITS seconds in all.
-3. A call log. Every call to a lifecycle route is written to the file INVITES_HTTP_CALL_LOG
-   names, one tab-separated line each: phase, operation, status. http.sh counts from it how
-   many stateful calls reached those routes with ids that exist.
+3. A call log. Every call to a lifecycle or access route is written to the file
+   INVITES_HTTP_CALL_LOG names, one tab-separated line each: phase, operation, status.
+   http.sh counts from it how many stateful calls reached those routes with ids that exist.
+4. Real targets for the access routes. A generated website or group id never exists, so the
+   member lists would only ever answer 404 (and the membership changes `target_not_found`).
+   Outside the stateful phase (whose links carry real ids), half of the valid calls to them,
+   chosen by a hash of the path, get a website or group id the demo server seeds; the user
+   id stays generated (the demo seeds no user; the stateful phase follows the member lists'
+   links to real ones).
 """
 
 import hashlib
@@ -41,6 +47,16 @@ LIFECYCLE = {
     "POST /invitation-batches/{id}/resend",
     "GET /invitation-batches/{id}",
 }
+# The access routes whose `id` names a website or a group: which ids to give them.
+ACCESS_TARGETS = {
+    "GET /websites/{id}/members": SITES,
+    "PUT /websites/{id}/members/{user_id}": SITES,
+    "DELETE /websites/{id}/members/{user_id}": SITES,
+    "GET /groups/{id}/members": GROUPS,
+    "PUT /groups/{id}/members/{user_id}": GROUPS,
+    "DELETE /groups/{id}/members/{user_id}": GROUPS,
+}
+LOGGED = LIFECYCLE | set(ACCESS_TARGETS) | {"GET /users/{id}/websites"}
 
 
 def _positive(case) -> bool:
@@ -52,11 +68,26 @@ def _digest(value) -> bytes:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).digest()
 
 
+def _real_target(case):
+    """A demo website or group as the `id` of half of the valid access calls (see 4.)."""
+    known = ACCESS_TARGETS[case.operation.label]
+    params = case.path_parameters
+    if not isinstance(params, dict) or case.meta.phase.name.value == "stateful":
+        return case
+    digest = _digest(params)
+    if digest[0] % 2:
+        return case
+    case.path_parameters = {**params, "id": known[digest[1] % len(known)]}
+    return case
+
+
 @schemathesis.hook
 def map_case(context, case):
     if not _positive(case):
         return case
     label = case.operation.label
+    if label in ACCESS_TARGETS:
+        return _real_target(case)
     if label != BULK or not isinstance(case.body, dict):
         return case
     body = case.body
@@ -114,7 +145,7 @@ def after_call(context, case, response):
     _note_sent(case, response)
     path = os.environ.get("INVITES_HTTP_CALL_LOG")
     label = case.operation.label
-    if not path or label not in LIFECYCLE:
+    if not path or label not in LOGGED:
         return
     phase = case.meta.phase.name.value if case.meta is not None else "?"
     with open(path, "a", encoding="utf-8") as log:

@@ -116,6 +116,16 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code.as_str(), message).with_field(field)
     }
 
+    /// 400 `invalid_id`: the path segment `field` is not a UUID.
+    pub(crate) fn invalid_id(field: &str) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            format!("{field} is not a UUID"),
+        )
+        .with_field(field)
+    }
+
     /// 415 `unsupported_media_type`.
     pub(crate) fn unsupported_media_type() -> Self {
         ApiError::new(
@@ -207,7 +217,7 @@ fn json_reason(rejection: &JsonRejection) -> &'static str {
 
 impl From<PathRejection> for ApiError {
     fn from(_: PathRejection) -> Self {
-        ApiError::new(StatusCode::BAD_REQUEST, "invalid_id", "id is not a UUID").with_field("id")
+        ApiError::invalid_id("id")
     }
 }
 

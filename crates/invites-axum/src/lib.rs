@@ -54,6 +54,11 @@
 //! | `POST /invitation-batches/{id}/resend` | `resend` |
 //! | `GET /invitation-batches/{id}` | `batch` |
 //! | `GET /invitations?website_id=&group_id=&email=&status=&limit=&cursor=` | `list_invitations` |
+//! | `GET /websites/{id}/members?limit=&cursor=` | `members_of` |
+//! | `GET /groups/{id}/members?limit=&cursor=` | `members_of` |
+//! | `GET /users/{id}/websites?limit=&cursor=` | `websites_of` |
+//! | `PUT /websites/{id}/members/{user_id}`, `PUT /groups/{id}/members/{user_id}` `{"role"}` | `set_member_role` |
+//! | `DELETE /websites/{id}/members/{user_id}`, `DELETE /groups/{id}/members/{user_id}` | `remove_member` |
 //! | `GET /openapi.json` (no key needed) | the document, [`openapi`] |
 //!
 //! # Decisions
@@ -85,11 +90,23 @@
 //!   matches nothing); without any it lists pending invitations. The store applies the most
 //!   selective one and the others filter its page, so a page may be short: follow
 //!   `next_cursor`. Unknown parameters are refused.
+//! - Membership changes answer 200 for every typed outcome, like the bulk results: the
+//!   outcome is in `code` (`updated`, `removed`, `unchanged`, `not_a_member`,
+//!   `has_org_access`, `forbidden`, `target_not_found`), `success` is true for the first
+//!   three, and the target is named `website_id` or `group_id`. Only a bad request (an id
+//!   that is not a UUID, a role other than `admin` or `viewer`, an unknown body field) is a
+//!   4xx.
+//! - **No route for the host calls.** `InviteService::access(user, website)`, the check a
+//!   host makes in its own middleware on every request of its users, and
+//!   `InviteService::erase_person(email)`, which erases a person across every organization,
+//!   have no route on purpose: erasure must never be reachable with an organization's API
+//!   key, and the access check takes no principal. Call them from the host's own code.
 //!
 //! [`Principal`]: invites_core::Principal
 //! [`InviteError::to_json`]: invites_core::InviteError::to_json
 //! [`ErrorCode::http_status`]: invites_core::ErrorCode::http_status
 
+mod access;
 mod auth;
 mod error;
 mod extract;
@@ -105,7 +122,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::{HeaderName, Response};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use invites_core::InviteService;
 use std::any::Any;
 use std::fmt;
@@ -217,6 +234,17 @@ where
         .route("/invitations/{id}", delete(handlers::revoke))
         .route("/invitation-batches/{id}", get(handlers::batch))
         .route("/invitation-batches/{id}/resend", post(handlers::resend))
+        .route("/websites/{id}/members", get(access::website_members))
+        .route("/groups/{id}/members", get(access::group_members))
+        .route("/users/{id}/websites", get(access::user_websites))
+        .route(
+            "/websites/{id}/members/{user_id}",
+            put(access::set_website_member).delete(access::remove_website_member),
+        )
+        .route(
+            "/groups/{id}/members/{user_id}",
+            put(access::set_group_member).delete(access::remove_group_member),
+        )
         .route("/openapi.json", get(handlers::document))
         .fallback(|| async { ApiError::route_not_found() })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })

@@ -15,6 +15,10 @@
 // The mirror types exist only for their `ToSchema` derive.
 #![allow(dead_code)]
 
+mod access;
+
+pub(crate) use access::{MemberChangeResponse, MemberPage, MemberRoleRequest, WebsiteAccessPage};
+
 use crate::handlers;
 use invites_core::MAX_TARGETS;
 use utoipa::openapi::link::LinkBuilder;
@@ -78,7 +82,7 @@ pub fn openapi_json() -> String {
 #[openapi(
     info(
         title = "invites",
-        description = "Invite one user to many websites or groups in one request, and manage the invitations. Every operation but this document needs an API key in `x-api-key`. Errors have one body: `{\"success\": false, \"error\": {\"code\", \"field\", \"message\"}}`.",
+        description = "Invite one user to many websites or groups in one request, manage the invitations, and see and change who has access. Every operation but this document needs an API key in `x-api-key`. Errors have one body: `{\"success\": false, \"error\": {\"code\", \"field\", \"message\"}}`.",
         license(name = "MIT OR Apache-2.0")
     ),
     paths(
@@ -89,6 +93,13 @@ pub fn openapi_json() -> String {
         handlers::resend,
         handlers::batch,
         handlers::list_invitations,
+        crate::access::website_members,
+        crate::access::group_members,
+        crate::access::user_websites,
+        crate::access::set_website_member,
+        crate::access::set_group_member,
+        crate::access::remove_website_member,
+        crate::access::remove_group_member,
         handlers::document,
     ),
     components(schemas(
@@ -110,13 +121,21 @@ pub fn openapi_json() -> String {
         InvitationView,
         MessageView,
         InvitationPage,
+        access::AccessPath,
+        access::MemberView,
+        MemberPage,
+        access::WebsiteAccessView,
+        WebsiteAccessPage,
+        MemberChangeResponse,
+        MemberRoleRequest,
         ErrorBody,
         ErrorDetail,
     )),
     modifiers(&Security),
     tags(
         (name = "invites", description = "The bulk invite and the accept flow"),
-        (name = "invitations", description = "Invitations and batches of the caller's organization")
+        (name = "invitations", description = "Invitations and batches of the caller's organization"),
+        (name = "access", description = "Who has access to the caller's websites and groups, and changing or taking back memberships")
     )
 )]
 struct ApiDoc;
@@ -138,7 +157,12 @@ impl Modify for Security {
         // An optional header or query parameter is absent or a value, never JSON null
         // (utoipa writes an `Option<T>` as `[T, "null"]`).
         for item in doc.paths.paths.values_mut() {
-            let ops = [&mut item.get, &mut item.post, &mut item.delete];
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.delete,
+            ];
             let params = ops
                 .into_iter()
                 .flatten()
@@ -164,19 +188,35 @@ impl Modify for Security {
     }
 }
 
-/// The links of the document: from a response that names an invitation or a batch to the
-/// operations on it, so clients (and schemathesis' stateful phase, `.ci/steps/http.sh`) can
-/// chain real calls: (source path, source method, link name, target operation, the id's
-/// runtime expression, description). Resend has no outgoing link on purpose: schemathesis
-/// starts its chains at any `POST` with one, with a random (unknown) batch id. The test `every_link_feeds_its_operation_a_real_id`
-/// follows each one against the router.
-const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
+/// The links of the document: from a response that names an invitation, a batch, a website,
+/// a group or a user to the operations on it, so clients (and schemathesis' stateful phase,
+/// `.ci/steps/http.sh`) can chain real calls: (source path, source method, link name, target
+/// operation, the target's parameters with their runtime expressions, description). Resend
+/// and the membership changes have no outgoing link on purpose: schemathesis starts its
+/// chains at any `POST` with one, with a random (unknown) batch id, and a change followed by
+/// another change of the same member would read as a use after free. The test
+/// `every_link_feeds_its_operation_a_real_id` follows each one against the router.
+type Link = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+const FIRST_WEBSITE: &str = "$response.body#/results/0/website_id";
+const FIRST_GROUP: &str = "$response.body#/results/0/group_id";
+const BULK_USER: &str = "$response.body#/user_id";
+const FIRST_MEMBER: &str = "$response.body#/items/0/user_id";
+
+const LINKS: [Link; 21] = [
     (
         "/invites/bulk",
         "post",
         "GetBatch",
         "get_batch",
-        "$response.body#/email/batch_id",
+        &[("id", "$response.body#/email/batch_id")],
         "The batch of an email-mode request",
     ),
     (
@@ -184,7 +224,7 @@ const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
         "post",
         "ResendBatch",
         "resend_batch",
-        "$response.body#/email/batch_id",
+        &[("id", "$response.body#/email/batch_id")],
         "Resend the batch's email",
     ),
     (
@@ -192,15 +232,71 @@ const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
         "post",
         "RevokeFirstInvitation",
         "revoke_invitation",
-        "$response.body#/results/0/invite_id",
+        &[("id", "$response.body#/results/0/invite_id")],
         "Revoke the first invitation created",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "FirstWebsiteMembers",
+        "list_website_members",
+        &[("id", FIRST_WEBSITE)],
+        "The members of the first website (websites request)",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "FirstGroupMembers",
+        "list_group_members",
+        &[("id", FIRST_GROUP)],
+        "The members of the first group (groups request)",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "UserWebsites",
+        "list_user_websites",
+        &[("id", BULK_USER)],
+        "The websites the user reaches (direct mode, or an existing user)",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "SetFirstWebsiteRole",
+        "set_website_member_role",
+        &[("id", FIRST_WEBSITE), ("user_id", BULK_USER)],
+        "Change the user's role on the first website",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "RemoveFromFirstWebsite",
+        "remove_website_member",
+        &[("id", FIRST_WEBSITE), ("user_id", BULK_USER)],
+        "Take the user off the first website",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "SetFirstGroupRole",
+        "set_group_member_role",
+        &[("id", FIRST_GROUP), ("user_id", BULK_USER)],
+        "Change the user's role in the first group",
+    ),
+    (
+        "/invites/bulk",
+        "post",
+        "RemoveFromFirstGroup",
+        "remove_group_member",
+        &[("id", FIRST_GROUP), ("user_id", BULK_USER)],
+        "Take the user out of the first group",
     ),
     (
         "/invitations",
         "get",
         "GetFirstBatch",
         "get_batch",
-        "$response.body#/items/0/batch_id",
+        &[("id", "$response.body#/items/0/batch_id")],
         "The batch of the first invitation listed",
     ),
     (
@@ -208,7 +304,7 @@ const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
         "get",
         "ResendFirstBatch",
         "resend_batch",
-        "$response.body#/items/0/batch_id",
+        &[("id", "$response.body#/items/0/batch_id")],
         "Resend the batch of the first invitation listed",
     ),
     (
@@ -216,7 +312,7 @@ const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
         "get",
         "RevokeFirstListed",
         "revoke_invitation",
-        "$response.body#/items/0/id",
+        &[("id", "$response.body#/items/0/id")],
         "Revoke the first invitation listed",
     ),
     (
@@ -224,7 +320,7 @@ const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
         "get",
         "ResendThisBatch",
         "resend_batch",
-        "$response.body#/batch_id",
+        &[("id", "$response.body#/batch_id")],
         "Resend this batch's email",
     ),
     (
@@ -232,13 +328,61 @@ const LINKS: [(&str, &str, &str, &str, &str, &str); 8] = [
         "get",
         "RevokeFirstOfBatch",
         "revoke_invitation",
-        "$response.body#/invitations/0/id",
+        &[("id", "$response.body#/invitations/0/id")],
         "Revoke the batch's first invitation",
+    ),
+    (
+        "/websites/{id}/members",
+        "get",
+        "FirstMemberWebsites",
+        "list_user_websites",
+        &[("id", FIRST_MEMBER)],
+        "The websites the first member reaches",
+    ),
+    (
+        "/websites/{id}/members",
+        "get",
+        "SetFirstMemberRole",
+        "set_website_member_role",
+        &[("id", "$request.path.id"), ("user_id", FIRST_MEMBER)],
+        "Change the first member's role on this website",
+    ),
+    (
+        "/websites/{id}/members",
+        "get",
+        "RemoveFirstMember",
+        "remove_website_member",
+        &[("id", "$request.path.id"), ("user_id", FIRST_MEMBER)],
+        "Take the first member off this website",
+    ),
+    (
+        "/groups/{id}/members",
+        "get",
+        "SetFirstGroupMemberRole",
+        "set_group_member_role",
+        &[("id", "$request.path.id"), ("user_id", FIRST_MEMBER)],
+        "Change the first member's role in this group",
+    ),
+    (
+        "/groups/{id}/members",
+        "get",
+        "RemoveFirstGroupMember",
+        "remove_group_member",
+        &[("id", "$request.path.id"), ("user_id", FIRST_MEMBER)],
+        "Take the first member out of this group",
+    ),
+    (
+        "/users/{id}/websites",
+        "get",
+        "FirstWebsiteMembers",
+        "list_website_members",
+        &[("id", "$response.body#/items/0/website_id")],
+        "The members of the first website listed",
     ),
 ];
 
 fn add_links(doc: &mut utoipa::openapi::OpenApi) {
-    for (path, method, name, operation, value, description) in LINKS {
+    for (path, method, name, operation, params, description) in LINKS {
         let item = doc.paths.paths.get_mut(path);
         let op = item.and_then(|item| match method {
             "get" => item.get.as_mut(),
@@ -248,16 +392,13 @@ fn add_links(doc: &mut utoipa::openapi::OpenApi) {
         let Some(RefOr::T(ok)) = op.and_then(|op| op.responses.responses.get_mut("200")) else {
             panic!("a link starts at {method} {path}, which has no 200 response");
         };
-        ok.links.insert(
-            name.into(),
-            RefOr::T(
-                LinkBuilder::new()
-                    .operation_id(operation)
-                    .parameter("id", value)
-                    .description(description)
-                    .build(),
-            ),
-        );
+        let mut link = LinkBuilder::new()
+            .operation_id(operation)
+            .description(description);
+        for (param, value) in params {
+            link = link.parameter(*param, *value);
+        }
+        ok.links.insert(name.into(), RefOr::T(link.build()));
     }
 }
 
@@ -375,7 +516,7 @@ enum InviteMethod {
 }
 
 /// A role on a website or group.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Serialize, serde::Deserialize)]
 #[schema(rename_all = "snake_case")]
 enum Role {
     Admin,

@@ -40,6 +40,13 @@ fn the_document_is_openapi_3_1_with_every_route() {
         ("/invitations/{id}", "delete"),
         ("/invitation-batches/{id}", "get"),
         ("/invitation-batches/{id}/resend", "post"),
+        ("/websites/{id}/members", "get"),
+        ("/groups/{id}/members", "get"),
+        ("/users/{id}/websites", "get"),
+        ("/websites/{id}/members/{user_id}", "put"),
+        ("/websites/{id}/members/{user_id}", "delete"),
+        ("/groups/{id}/members/{user_id}", "put"),
+        ("/groups/{id}/members/{user_id}", "delete"),
         ("/openapi.json", "get"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
@@ -53,9 +60,16 @@ fn the_document_is_openapi_3_1_with_every_route() {
     assert!(link.get("operation_id").is_none());
 }
 
-/// A real answer of the operation a link starts at, on `s`: an email-mode batch to two
-/// websites first, then the source operation itself (the bulk request is that first call).
-async fn source_response(s: &Server, path: &str, method: &str) -> Value {
+/// A real answer of the operation a link starts at, on `s`, and the `id` of its path: an
+/// email-mode batch to two websites first, then the source operation itself. A bulk link
+/// that reads a group or the user gets a direct-mode request (to group 0, or to the two
+/// websites), which names them; the email-mode one is the source otherwise.
+async fn source_response(
+    s: &Server,
+    path: &str,
+    method: &str,
+    expressions: &[&str],
+) -> (Value, Option<String>) {
     let created = call(Method::POST, "/invites/bulk")
         .key("global")
         .json(bulk("email", "ann@example.com", &[s.site(0), s.site(1)]))
@@ -66,34 +80,78 @@ async fn source_response(s: &Server, path: &str, method: &str) -> Value {
         .as_str()
         .unwrap()
         .to_owned();
-    let reply = match (method, path) {
-        ("post", "/invites/bulk") => return created.body,
-        ("get", "/invitations") => call(Method::GET, "/invitations"),
-        ("get", "/invitation-batches/{id}") => {
-            call(Method::GET, &format!("/invitation-batches/{batch}"))
+    let group = s.world.groups[0].to_string();
+    let reads = |what: &str| expressions.iter().any(|e| e.ends_with(what));
+    let (request, id) = match (method, path) {
+        ("post", "/invites/bulk") if reads("group_id") => {
+            let body = serde_json::json!({"invite_method": "direct", "email": "ann@example.com", "group_ids": [group]});
+            (call(Method::POST, path).json(body.to_string()), None)
         }
+        ("post", "/invites/bulk") if reads("/user_id") => (
+            call(Method::POST, path).json(bulk(
+                "direct",
+                "ann@example.com",
+                &[s.site(0), s.site(1)],
+            )),
+            None,
+        ),
+        ("post", "/invites/bulk") => return (created.body, None),
+        ("get", "/invitations") => (call(Method::GET, "/invitations"), None),
+        ("get", "/invitation-batches/{id}") => (
+            call(Method::GET, &format!("/invitation-batches/{batch}")),
+            Some(batch),
+        ),
         ("post", "/invitation-batches/{id}/resend") => {
             s.harness.clock.advance(Duration::from_secs(61));
-            call(Method::POST, &format!("/invitation-batches/{batch}/resend"))
+            (
+                call(Method::POST, &format!("/invitation-batches/{batch}/resend")),
+                Some(batch),
+            )
+        }
+        ("get", "/websites/{id}/members") => {
+            let site = s.site(0).to_string();
+            (
+                call(Method::GET, &format!("/websites/{site}/members")),
+                Some(site),
+            )
+        }
+        ("get", "/groups/{id}/members") => {
+            let body = serde_json::json!({"invite_method": "direct", "email": "gus@example.com", "group_ids": [group]});
+            let added = call(Method::POST, "/invites/bulk")
+                .key("global")
+                .json(body.to_string())
+                .send(&s.app)
+                .await;
+            assert_eq!(added.status, StatusCode::OK, "{}", added.raw);
+            (
+                call(Method::GET, &format!("/groups/{group}/members")),
+                Some(group),
+            )
+        }
+        ("get", "/users/{id}/websites") => {
+            let user = s.world.org_admin.to_string();
+            (
+                call(Method::GET, &format!("/users/{user}/websites")),
+                Some(user),
+            )
         }
         other => panic!("no source request for {other:?}; add one"),
-    }
-    .key("global")
-    .send(&s.app)
-    .await;
+    };
+    let reply = request.key("global").send(&s.app).await;
     assert_eq!(
         reply.status,
         StatusCode::OK,
         "{method} {path}: {}",
         reply.raw
     );
-    reply.body
+    (reply.body, id)
 }
 
-/// Every link of the document, followed against the router: its runtime expression finds an
-/// id in a real answer of its source operation, and the target operation called with that id
-/// answers 200, not 404. This is what lets schemathesis' stateful phase reach the lifecycle
-/// routes with ids that exist.
+/// Every link of the document, followed against the router: its runtime expressions find
+/// ids in a real answer of its source operation (or its request's path), and the target
+/// operation called with them answers 200, not 404; a membership change answers an outcome
+/// on a target that exists (not `target_not_found`). This is what lets schemathesis'
+/// stateful phase reach the lifecycle and access routes with ids that exist.
 #[tokio::test]
 async fn every_link_feeds_its_operation_a_real_id() {
     let doc: Value = serde_json::from_str(&invites_axum::openapi_json()).unwrap();
@@ -119,30 +177,60 @@ async fn every_link_feeds_its_operation_a_real_id() {
                 .iter()
                 .find(|(_, _, op)| op["operationId"] == target_id)
                 .unwrap_or_else(|| panic!("{name}: no operation {target_id}"));
-            let expression = link["parameters"]["id"].as_str().expect("an id parameter");
-            let pointer = expression
-                .strip_prefix("$response.body#")
-                .unwrap_or_else(|| panic!("{name}: {expression}"));
+            let params = link["parameters"].as_object().expect("parameters");
+            let expressions: Vec<&str> = params
+                .values()
+                .map(|e| e.as_str().expect("an expression"))
+                .collect();
 
             let s = server().await;
-            let source = source_response(&s, path, method).await;
-            let id = source
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("{name}: {pointer} is not in {source}"));
+            let (source, source_id) = source_response(&s, path, method, &expressions).await;
+            let mut target = target_path.clone();
+            for (param, expression) in params {
+                let expression = expression.as_str().unwrap();
+                let value = if expression == "$request.path.id" {
+                    source_id
+                        .clone()
+                        .unwrap_or_else(|| panic!("{name}: no path id"))
+                } else {
+                    let pointer = expression
+                        .strip_prefix("$response.body#")
+                        .unwrap_or_else(|| panic!("{name}: {expression}"));
+                    source
+                        .pointer(pointer)
+                        .and_then(Value::as_str)
+                        .unwrap_or_else(|| panic!("{name}: {pointer} is not in {source}"))
+                        .to_owned()
+                };
+                target = target.replace(&format!("{{{param}}}"), &value);
+            }
+            assert!(
+                !target.contains('{'),
+                "{name}: {target} has a parameter left"
+            );
             // Past the resend interval, so a resend link is not refused as too soon.
             s.harness.clock.advance(Duration::from_secs(61));
-            let target = target_path.replace("{id}", id);
             let method = Method::from_bytes(target_method.to_uppercase().as_bytes()).unwrap();
-            let reply = call(method, &target).key("global").send(&s.app).await;
+            let mut request = call(method.clone(), &target).key("global");
+            if method == Method::PUT {
+                request = request.json(r#"{"role": "viewer"}"#);
+            }
+            let reply = request.send(&s.app).await;
             assert_eq!(
                 reply.status,
                 StatusCode::OK,
                 "{name}: {target_method} {target} answered {}",
                 reply.raw
             );
+            if let Some(code) = reply.body.get("code") {
+                assert!(
+                    code != "target_not_found" && code != "forbidden",
+                    "{name}: {target_method} {target} answered {}",
+                    reply.raw
+                );
+            }
             followed += 1;
         }
     }
-    assert!(followed >= 8, "only {followed} links followed");
+    assert!(followed >= 21, "only {followed} links followed");
 }
