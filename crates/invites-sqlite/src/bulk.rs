@@ -8,7 +8,7 @@ use crate::facts::{
     existing_targets, memberships_among, pending_invitations_among, user_with_org_access,
 };
 use crate::outbox::{QueuedMessage, insert_queued_message};
-use crate::txn::unit;
+use crate::txn::{Units, isolated_units, unit};
 use crate::writes::{insert_membership, insert_user, set_invitation_status};
 use invites_core::rules::{
     self, AddDecision, AddFacts, InviteDecision, InviteFacts, PendingInvitation, TargetAccess,
@@ -23,6 +23,14 @@ use std::collections::HashMap;
 /// Runs inside a transaction the worker opened (see `worker`, group commit). Writes happen
 /// only inside the per-target units.
 pub(crate) fn add_members(tx: &Connection, cmd: &AddMembers) -> Result<AddMembersOutcome, Error> {
+    isolated_units(tx, |c, units| add_members_with(c, cmd, units))
+}
+
+fn add_members_with(
+    tx: &Connection,
+    cmd: &AddMembers,
+    units: Units,
+) -> Result<AddMembersOutcome, Error> {
     // Everything that decides the facts, read once before the loop (the write lock is held,
     // so nothing changes underneath): one query each, never one per target.
     let existing = existing_targets(tx, cmd.organization, &cmd.targets)?;
@@ -60,7 +68,7 @@ pub(crate) fn add_members(tx: &Connection, cmd: &AddMembers) -> Result<AddMember
         };
         let create_user = user.is_none();
         let user_id = user.map_or(cmd.new_user.id, |u| u.id);
-        let done = unit(tx, |c| {
+        let done = unit(tx, units, |c| {
             if create_user {
                 insert_user(
                     c,
@@ -107,6 +115,14 @@ pub(crate) fn create_invitations(
     tx: &Connection,
     cmd: &CreateInvitations,
 ) -> Result<CreateInvitationsOutcome, Error> {
+    isolated_units(tx, |c, units| create_invitations_with(c, cmd, units))
+}
+
+fn create_invitations_with(
+    tx: &Connection,
+    cmd: &CreateInvitations,
+    units: Units,
+) -> Result<CreateInvitationsOutcome, Error> {
     let targets: Vec<TargetId> = cmd.targets.iter().map(|(t, _)| *t).collect();
     let existing = existing_targets(tx, cmd.organization, &targets)?;
     let (existing_user, org_member) = match user_with_org_access(tx, &cmd.email, cmd.organization)?
@@ -142,7 +158,7 @@ pub(crate) fn create_invitations(
             InviteDecision::Invite { replace } => replace,
         };
         let store_batch = !batch_stored;
-        let done = unit(tx, |c| {
+        let done = unit(tx, units, |c| {
             if store_batch {
                 c.prepare_cached(
                     "INSERT INTO batches (id, organization_id, email, token_hash, created_at, last_sent_at) \

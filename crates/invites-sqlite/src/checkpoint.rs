@@ -44,16 +44,24 @@ pub(crate) fn install(
 ) -> Result<(), Error> {
     let soft = options.checkpoint_after_pages.max(1);
     let hard = soft.saturating_mul(4);
+    let step = (soft / 4).max(1);
+    // The log length at which the next nudge is due.
+    let mut due = soft;
     conn.wal_hook(Some(move |wal: &mut Wal, pages: c_int| {
         let pages = u32::try_from(pages).unwrap_or(0);
+        if pages < due.saturating_sub(step) {
+            // The log started over since the last nudge.
+            due = soft;
+        }
         if pages >= hard {
             // Errors are ignored on purpose: the commit already happened, and an error here
             // would make SQLite report it as failed. `Busy` (the background thread is still
             // copying, and is no longer nudged) is retried after the next commit.
             let _ = wal.checkpoint_v2(CheckpointMode::PASSIVE);
-        } else if pages >= soft {
+        } else if pages >= due {
             // Full means a nudge is already waiting; gone means no background thread.
             let _ = nudge.try_send(());
+            due = pages.saturating_add(step);
         }
         Ok(())
     }))?;

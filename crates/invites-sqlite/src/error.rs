@@ -41,6 +41,11 @@ pub(crate) enum Error {
     /// A write that shared a transaction (group commit) was undone with it, for this reason.
     #[error("{0}")]
     Undone(String),
+    /// A per-target unit failed while the units ran together, without a savepoint each (see
+    /// `txn::isolated_units`): the pass is undone and runs again with a savepoint per unit.
+    /// Never leaves the bulk write that raised it.
+    #[error("a per-target unit failed; the write runs again with a savepoint per target")]
+    UnitFailed,
     /// A stored row this version cannot decode, where the read is of that one thing (a batch,
     /// a user); reads of many rows leave such a row out instead.
     #[error(transparent)]

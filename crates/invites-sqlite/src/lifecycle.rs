@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::facts::{memberships_among, user_with_org_access};
 use crate::outbox::{QueuedMessage, insert_queued_message};
 use crate::reads::batch_invitations;
-use crate::txn::{immediate, unit};
+use crate::txn::{Units, immediate, unit};
 use crate::writes::{insert_membership, insert_user, set_invitation_status};
 use invites_core::rules::{
     self, AcceptDecision, AcceptFacts, RevokeDecision, RotateDecision, RotateFacts, TargetAccess,
@@ -93,7 +93,7 @@ pub(crate) fn accept_batch(
                 fact,
                 create_membership,
             } => {
-                let done = unit(&tx, |c| {
+                let done = unit(&tx, Units::Apart, |c| {
                     if create_membership {
                         insert_membership(c, record.target, user.id, record.role, cmd.now)?;
                     }
