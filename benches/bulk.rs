@@ -131,17 +131,16 @@ fn fresh_db(rt: &tokio::runtime::Runtime, name: &str) -> (SqliteStore, PathBuf) 
 }
 
 /// A plain rusqlite connection to a bench database, configured as the store configures its
-/// own (WAL, `synchronous = NORMAL`, foreign keys, page cache, in-memory temp store), except
-/// that SQLite never checkpoints inside a commit: [`Floor::iterate`] checkpoints between
-/// iterations, off the timed path, as the store's background thread does.
+/// own (WAL, `synchronous = NORMAL`, foreign keys, page cache, in-memory temp store), with
+/// SQLite's own automatic checkpoint (every 1,000 pages of log, inside the commit that reaches
+/// them), as a hand-written application has it. Checkpoints are part of the cost of a write in
+/// WAL mode (every page in the log is copied back once), so the floors pay them on the timed
+/// path, and the store pays them too (on its background thread, which shares the machine's
+/// cores with the request).
 struct Floor {
     conn: Connection,
-    path: PathBuf,
     sites: Vec<[u8; 16]>,
 }
-
-/// Checkpoint (untimed) once the write-ahead log is this long, like the store's default.
-const FLOOR_CHECKPOINT_PAGES: u64 = 1000;
 
 impl Floor {
     fn open(rt: &tokio::runtime::Runtime, name: &str) -> Floor {
@@ -153,34 +152,23 @@ impl Floor {
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
         conn.pragma_update(None, "temp_store", "MEMORY").unwrap();
         conn.pragma_update(None, "cache_size", -16 * 1024).unwrap();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 1000)
+            .unwrap();
         let sites = all_sites().iter().map(|s| *s.0.as_bytes()).collect();
-        Floor { conn, path, sites }
+        Floor { conn, sites }
     }
 
-    /// Times `work` once per iteration; between iterations, untimed, copies the write-ahead
-    /// log back and starts it over once it is [`FLOOR_CHECKPOINT_PAGES`] long.
+    /// Times `work` once per iteration.
     fn iterate(
         &mut self,
         iters: u64,
         mut work: impl FnMut(&mut Connection, &[[u8; 16]]),
     ) -> Duration {
-        let mut total = Duration::ZERO;
+        let start = Instant::now();
         for _ in 0..iters {
-            let start = Instant::now();
             work(&mut self.conn, &self.sites);
-            total += start.elapsed();
-            let wal = std::fs::metadata(format!("{}-wal", self.path.display()))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            // 32-byte header, then frames of a 24-byte header and a 4,096-byte page.
-            if wal.saturating_sub(32) / (24 + 4096) >= FLOOR_CHECKPOINT_PAGES {
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                    .unwrap();
-            }
         }
-        total
+        start.elapsed()
     }
 }
 
@@ -225,7 +213,13 @@ fn floor_reads(tx: &rusqlite::Transaction<'_>, sites: &[[u8; 16]], email: &str) 
 
 /// The floors: the best hand-written rusqlite code doing the work of one 50-target request,
 /// on the same schema, in one `BEGIN IMMEDIATE` transaction, without per-target savepoints
-/// (the product pays those for per-target isolation), checkpoints off the timed path.
+/// (the product pays those for per-target isolation), checkpoints included (see [`Floor`]).
+///
+/// The email floor does what the product must do for an email-mode request and no more: the
+/// transaction that stores the batch, its queued message and the invitations (reading the
+/// target names the email lists), the email rendered, and once the (null) mailer has taken
+/// it, the message recorded as sent in a second transaction. That record is part of the
+/// guarantee: without it the delivery worker would send the message again after its lease.
 fn raw_floors(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     let mut direct = Floor::open(rt, "raw-direct");
     c.bench_function("raw_floor_50", |b| {
@@ -275,6 +269,7 @@ fn raw_floors(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .unwrap();
                 floor_reads(&tx, sites, &email);
+                let names = floor_names(&tx, sites);
                 tx.prepare_cached(
                     "INSERT INTO batches (id, organization_id, email, token_hash, created_at, last_sent_at) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
@@ -313,9 +308,51 @@ fn raw_floors(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
                     }
                 }
                 tx.commit().unwrap();
+                black_box(floor_render(&email, &names, &accept_url));
+                conn.prepare_cached(
+                    "UPDATE outbox SET status = 'sent', attempts = 1, accept_url = NULL WHERE id = ?1 AND status = 'queued'",
+                )
+                .unwrap()
+                .execute([&message[..]])
+                .unwrap();
             })
         })
     });
+}
+
+/// The names of the targets, which the email lists (one query).
+fn floor_names(tx: &rusqlite::Transaction<'_>, sites: &[[u8; 16]]) -> Vec<String> {
+    let placeholders = vec!["?"; sites.len()].join(", ");
+    let mut names: Vec<String> = tx
+        .prepare_cached(&format!(
+            "SELECT name FROM websites WHERE id IN ({placeholders})"
+        ))
+        .unwrap()
+        .query_map(
+            rusqlite::params_from_iter(sites.iter().map(|s| &s[..])),
+            |r| r.get(0),
+        )
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+/// The least an email needs: a subject, and a text and an HTML body listing the targets and
+/// the link.
+fn floor_render(email: &str, names: &[String], accept_url: &str) -> (String, String, String) {
+    use std::fmt::Write;
+    let subject = format!("You are invited to {} websites", names.len());
+    let mut text = format!("Hello {email},\n\nYou are invited to:\n");
+    let mut html = String::from("<p>You are invited to:</p><ul>");
+    for name in names {
+        let _ = writeln!(text, "- {name} (viewer)");
+        let _ = write!(html, "<li>{name} (viewer)</li>");
+    }
+    let _ = write!(text, "\nAccept: {accept_url}\n");
+    let _ = write!(html, "</ul><p><a href=\"{accept_url}\">Accept</a></p>");
+    (subject, text, html)
 }
 
 fn sqlite_modes(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
