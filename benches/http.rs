@@ -10,6 +10,9 @@
 //!   `bulk_invite`, serialize the response, in a task on the runtime.
 //! - `http_direct_50`: the same body, `POST /api/v1/invites/bulk` through a kept-alive
 //!   connection; the client reads the whole response.
+//! - `http_echo_2k`: the transport alone: the same body to a route that answers a fixed JSON
+//!   body of the bulk response's size (same client, same `axum::serve`), so that what HTTP
+//!   adds beyond loopback shows as `http_direct_50 - inprocess_direct_50 - http_echo_2k`.
 //! - `http_direct_50_x1` / `http_direct_50_x8`: 8 requests per iteration from one client one
 //!   after the other, and from 8 clients at once; the throughput ratio is x1 / x8.
 
@@ -124,6 +127,32 @@ async fn serve(service: InviteService) -> String {
     format!("http://{addr}/api/v1/invites/bulk")
 }
 
+/// Serves a route that reads a request body and answers a fixed JSON body of the size of the
+/// bulk response, on a loopback port: what the transport alone costs (client, server, one
+/// request and response of that size on a kept-alive connection, the task hops between
+/// them). Returns its URL.
+async fn serve_echo() -> String {
+    let answer: &'static str = Box::leak(
+        format!(
+            r#"{{"results":[{}]}}"#,
+            vec![r#"{"website_id":"00000000-0000-0000-0000-000000020000","success":true,"code":"added"}"#; SITES]
+                .join(",")
+        )
+        .into_boxed_str(),
+    );
+    let app = axum::Router::new().route(
+        "/echo",
+        axum::routing::post(move |body: axum::body::Bytes| async move {
+            black_box(body);
+            ([("content-type", "application/json")], answer)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/echo")
+}
+
 async fn in_process(service: &InviteService) -> Vec<u8> {
     let body = body();
     let request = BulkInviteRequest::from_json(body.as_bytes()).unwrap();
@@ -134,6 +163,20 @@ async fn in_process(service: &InviteService) -> Vec<u8> {
 
 /// Sends one request and reads the whole response; returns its length.
 async fn over_http(client: &reqwest::Client, url: &str) -> usize {
+    let response = client
+        .post(url)
+        .header("x-api-key", "bench")
+        .header("content-type", "application/json")
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap().len()
+}
+
+/// Sends the bulk body to the echo route and reads the whole response; returns its length.
+async fn echo(client: &reqwest::Client, url: &str) -> usize {
     let response = client
         .post(url)
         .header("x-api-key", "bench")
@@ -158,11 +201,11 @@ fn http_vs_in_process(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (local, url, url_many) = rt.block_on(async {
+    let (local, url, url_many, url_echo) = rt.block_on(async {
         let local = fresh_service("inprocess").await;
         let url = serve(fresh_service("http").await).await;
         let url_many = serve(fresh_service("concurrent").await).await;
-        (local, url, url_many)
+        (local, url, url_many, serve_echo().await)
     });
     let one = client();
     let many: Vec<reqwest::Client> = (0..CLIENTS).map(|_| client()).collect();
@@ -192,6 +235,11 @@ fn http_vs_in_process(c: &mut Criterion) {
     group.bench_function("http_direct_50", |b| {
         b.to_async(&rt)
             .iter(|| async { black_box(over_http(&one, &url).await) })
+    });
+    rt.block_on(echo(&one, &url_echo));
+    group.bench_function("http_echo_2k", |b| {
+        b.to_async(&rt)
+            .iter(|| async { black_box(echo(&one, &url_echo).await) })
     });
     group.bench_function("http_direct_50_x1", |b| {
         b.to_async(&rt).iter(|| async {
