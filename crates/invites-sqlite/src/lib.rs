@@ -108,7 +108,11 @@
 //!
 //! [`AccessStore`]: `access_paths` is one statement of primary-key and index searches (the
 //! website, its membership, the memberships of the groups that contain it, the organization
-//! membership). The member lists are keyset pages that cost the page: each source of members
+//! membership). A store on a file runs it on the calling thread, with one of a few read-only
+//! connections to the same file, instead of sending it to the connection thread: the hop
+//! there and back cost three times the read (BENCHMARKS.md). In WAL mode such a read never
+//! waits for the writer and sees every write that returned before it started; the call blocks
+//! its task's thread for the read alone, tens of microseconds. The member lists are keyset pages that cost the page: each source of members
 //! (or of websites) is an index range read from the cursor, at most `limit` rows (see the
 //! `access` module). `change_member` and `erase_person` are each one `BEGIN IMMEDIATE`
 //! transaction; the erasure finds every row by index, except the idempotency responses, which
@@ -173,6 +177,7 @@ mod idempotency;
 mod lifecycle;
 mod outbox;
 mod purge;
+mod readers;
 mod reads;
 mod schema;
 mod txn;
@@ -294,6 +299,8 @@ impl SqliteOptions {
 pub struct SqliteStore {
     worker: Worker,
     location: Arc<str>,
+    /// Read connections for the access check (a store on a file; see `readers`).
+    readers: Option<Arc<readers::Readers>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -340,8 +347,13 @@ impl SqliteStore {
             Ok(conn)
         })
         .await?;
+        let readers = Arc::new(readers::Readers::new(path.clone(), options));
         checkpoint::spawn(path, options, nudges);
-        Ok(SqliteStore { worker, location })
+        Ok(SqliteStore {
+            worker,
+            location,
+            readers: Some(readers),
+        })
     }
 
     /// Opens a new, private in-memory database (shared by the clones of the returned store,
@@ -360,6 +372,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             worker,
             location: ":memory:".into(),
+            readers: None,
         })
     }
 
@@ -660,8 +673,15 @@ impl AccessStore for SqliteStore {
         user: UserId,
         website: WebsiteId,
     ) -> Result<Option<AccessFacts>, StoreError> {
-        self.run(move |c| access::access_paths(c, user, website))
-            .await
+        match &self.readers {
+            Some(readers) => readers
+                .read(|c| access::access_paths(c, user, website))
+                .map_err(StoreError::from),
+            None => {
+                self.run(move |c| access::access_paths(c, user, website))
+                    .await
+            }
+        }
     }
 
     async fn list_members(&self, q: &MemberQuery) -> Result<Option<Vec<MemberRecord>>, StoreError> {

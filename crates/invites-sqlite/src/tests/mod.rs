@@ -792,3 +792,58 @@ async fn uniqueness_holds_between_two_processes_on_one_file() {
     // Every batch that invited something has exactly one message.
     assert_eq!(snap.outbox.len(), snap.batches.len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// The access check reads on the caller's thread (`readers`)
+
+/// A check made after a write returned sees it, and a check does not wait for the connection
+/// thread: it answers while that thread is held inside a write transaction.
+#[tokio::test]
+async fn the_access_check_sees_every_returned_write_and_does_not_wait_for_the_writer() {
+    let f = fixture().await;
+    let ann = add("ann@example.com", 1, &[web(A)], T0);
+    let out = f.store.add_members(&ann).await.unwrap();
+    let user = out.user.unwrap().id;
+    let facts = f.store.access_paths(user, A).await.unwrap().unwrap();
+    assert_eq!(facts.organization, ORG);
+    assert_eq!(
+        facts.paths.len(),
+        1,
+        "the direct membership just added: {facts:?}"
+    );
+    assert!(
+        f.store
+            .access_paths(user, B)
+            .await
+            .unwrap()
+            .unwrap()
+            .paths
+            .is_empty()
+    );
+
+    // The connection thread holds the write lock until released.
+    let (release, gate) = std::sync::mpsc::channel::<()>();
+    let worker = f.store.worker.clone();
+    let (locked_tx, locked) = tokio::sync::oneshot::channel();
+    let held = tokio::spawn(async move {
+        worker
+            .call(move |c| {
+                c.execute_batch("BEGIN IMMEDIATE")?;
+                let _ = locked_tx.send(());
+                let _ = gate.recv();
+                c.execute_batch("ROLLBACK")?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+    });
+    locked.await.unwrap();
+    let during = tokio::time::timeout(Duration::from_secs(2), f.store.access_paths(user, A))
+        .await
+        .expect("the check waited for the held connection thread")
+        .unwrap()
+        .unwrap();
+    assert_eq!(during.paths, facts.paths);
+    release.send(()).unwrap();
+    held.await.unwrap();
+}
