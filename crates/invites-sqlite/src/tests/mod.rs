@@ -847,3 +847,74 @@ async fn the_access_check_sees_every_returned_write_and_does_not_wait_for_the_wr
     release.send(()).unwrap();
     held.await.unwrap();
 }
+
+/// The removal's revocation, on a state the port never produces but a host's own writes can:
+/// a membership (written straight into the table) beside a live invitation to the same target
+/// for the member's email. Removing the membership revokes that invitation, and only it.
+#[tokio::test]
+async fn removing_a_membership_revokes_the_live_invitation_to_the_same_target() {
+    use invites_core::access::{ChangeFact, ChangeMember, MemberChange};
+    let f = fixture().await;
+    let out = f
+        .store
+        .add_members(&add("ann@example.com", 1, &[web(B)], T0))
+        .await
+        .unwrap();
+    let ann = out.user.unwrap().id;
+    let invited = f
+        .store
+        .create_invitations(&invite("ann@example.com", 2, &[web(A), web(X)], T0))
+        .await
+        .unwrap();
+    assert_eq!(
+        ok(&invited.targets),
+        vec![InviteFact::Invited, InviteFact::Invited]
+    );
+    raw(&f.path)
+        .execute(
+            "INSERT INTO website_members (website_id, user_id, role, created_at) VALUES (?1, ?2, 'viewer', ?3)",
+            rusqlite::params![A.0.as_bytes(), ann.0.as_bytes(), T0.as_millis()],
+        )
+        .unwrap();
+
+    let fact = f
+        .store
+        .change_member(&ChangeMember {
+            organization: ORG,
+            target: web(A),
+            user: ann,
+            change: MemberChange::Remove,
+            now: T0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        fact,
+        ChangeFact::Removed {
+            role: Role::Viewer,
+            revoked: 1
+        }
+    );
+    let snap = f.store.snapshot().await.unwrap();
+    let status = |target: TargetId| {
+        snap.invitations
+            .iter()
+            .find(|i| i.target == target)
+            .map(|i| i.status)
+    };
+    assert_eq!(status(web(A)), Some(StoredStatus::Revoked));
+    assert_eq!(
+        status(web(X)),
+        Some(StoredStatus::Pending),
+        "another target"
+    );
+    assert!(
+        f.store
+            .access_paths(ann, A)
+            .await
+            .unwrap()
+            .unwrap()
+            .paths
+            .is_empty()
+    );
+}
