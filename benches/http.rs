@@ -175,20 +175,6 @@ async fn over_http(client: &reqwest::Client, url: &str) -> usize {
     response.bytes().await.unwrap().len()
 }
 
-/// Sends the bulk body to the echo route and reads the whole response; returns its length.
-async fn echo(client: &reqwest::Client, url: &str) -> usize {
-    let response = client
-        .post(url)
-        .header("x-api-key", "bench")
-        .header("content-type", "application/json")
-        .body(body())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.bytes().await.unwrap().len()
-}
-
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(60))
@@ -236,10 +222,10 @@ fn http_vs_in_process(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { black_box(over_http(&one, &url).await) })
     });
-    rt.block_on(echo(&one, &url_echo));
+    rt.block_on(over_http(&one, &url_echo));
     group.bench_function("http_echo_2k", |b| {
         b.to_async(&rt)
-            .iter(|| async { black_box(echo(&one, &url_echo).await) })
+            .iter(|| async { black_box(over_http(&one, &url_echo).await) })
     });
     group.bench_function("http_direct_50_x1", |b| {
         b.to_async(&rt).iter(|| async {
