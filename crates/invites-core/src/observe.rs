@@ -216,13 +216,23 @@ pub(crate) fn finish(op: Operation, elapsed: Duration, outcome: &'static str, sp
     histogram!(name::REQUEST_DURATION, "operation" => op.as_str()).record(seconds);
 }
 
-/// Counts per-target outcomes (`method`: `direct`, `email` or `accept`).
+/// Counts per-target outcomes (`method`: `direct`, `email` or `accept`): one increment per
+/// distinct code, not per target, since the facade builds and hashes a key for every call
+/// even when no recorder is installed (23,000 instructions per 50-target request before).
 pub(crate) fn targets<'a>(
     method: &'static str,
     results: impl IntoIterator<Item = &'a TargetResult>,
 ) {
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
     for r in results {
-        counter!(name::TARGETS, "method" => method, "code" => r.code.as_str()).increment(1);
+        let code = r.code.as_str();
+        match counts.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((code, 1)),
+        }
+    }
+    for (code, n) in counts {
+        counter!(name::TARGETS, "method" => method, "code" => code).increment(n);
     }
 }
 

@@ -43,7 +43,10 @@ impl InviteService {
         let span = Span::current();
         span.record("method", req.method.as_str());
         span.record("targets", req.targets.len());
-        span.record("invitee", observe::invitee(&self.config, &req.email));
+        // The keyed hash is an HMAC: computed only when a subscriber records this span.
+        if !span.is_disabled() {
+            span.record("invitee", observe::invitee(&self.config, &req.email));
+        }
     }
 
     /// [`InviteService::deliver`] in its own `deliver` span, its result counted.
