@@ -523,6 +523,110 @@ fn parse_validate(c: &mut Criterion) {
     });
 }
 
+/// Installs what an operator runs (once per process): a `tracing-subscriber` registry with an
+/// `info` filter and the fmt layer (writing to a sink, so the terminal is not the cost), and the
+/// Prometheus recorder as the global `metrics` recorder.
+fn install_operator_view() {
+    use tracing_subscriber::layer::SubscriberExt;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink));
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        metrics::set_global_recorder(recorder).unwrap();
+    });
+}
+
+/// `direct_50`, `email_50` and `direct_50_memory` again with a subscriber at `info` and a metrics recorder
+/// (issue 21: within 10 % of the same benches without them, from one run). The subscriber is
+/// installed only when one of these benches is selected, and these run after every other bench.
+fn sqlite_observed(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    let (store, _) = fresh_db(rt, "observed");
+    let svc = service(Arc::new(store.clone()));
+    let sites = all_sites();
+    let memory = {
+        let store = MemoryStore::new();
+        rt.block_on(seed_sites(&store, SITES));
+        service(Arc::new(store))
+    };
+    c.bench_function("direct_50_observed", |b| {
+        static INTERLEAVED: std::sync::Once = std::sync::Once::new();
+        INTERLEAVED.call_once(|| observed_interleaved(rt, &svc, &memory, &sites));
+        install_operator_view();
+        b.to_async(rt)
+            .iter(|| async { black_box(invite_all(&svc, InviteMethod::Direct, &sites).await) })
+    });
+    c.bench_function("email_50_observed", |b| {
+        install_operator_view();
+        b.to_async(rt)
+            .iter(|| async { black_box(invite_all(&svc, InviteMethod::Email, &sites).await) })
+    });
+    c.bench_function("direct_50_memory_observed", |b| {
+        install_operator_view();
+        b.to_async(rt)
+            .iter(|| async { black_box(invite_all(&memory, InviteMethod::Direct, &sites).await) })
+    });
+}
+
+/// The same requests without and with the operator's view (the subscriber and recorder of
+/// [`install_operator_view`], made current for one request at a time on the thread that polls
+/// it), taken in turn, the order swapping every round, so a slow minute of this VM slows both
+/// sides alike. Medians. Printed when `direct_50_observed` is selected, before anything is
+/// installed globally.
+fn observed_interleaved(
+    rt: &tokio::runtime::Runtime,
+    sqlite: &InviteService,
+    memory: &InviteService,
+    sites: &[WebsiteId],
+) {
+    use tracing_subscriber::layer::SubscriberExt;
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(tracing_subscriber::EnvFilter::new("info"))
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+    );
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let cases = [
+        ("direct_50", sqlite, InviteMethod::Direct, 1000),
+        ("email_50", sqlite, InviteMethod::Email, 500),
+        ("direct_50_memory", memory, InviteMethod::Direct, 5000),
+    ];
+    for (name, svc, method, rounds) in cases {
+        let (mut bare, mut observed) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            for k in 0..2 {
+                let start = Instant::now();
+                if (round + k) % 2 == 0 {
+                    black_box(rt.block_on(invite_all(svc, method, sites)));
+                    bare.push(start.elapsed());
+                } else {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        metrics::with_local_recorder(&recorder, || {
+                            black_box(rt.block_on(invite_all(svc, method, sites)))
+                        })
+                    });
+                    observed.push(start.elapsed());
+                }
+            }
+        }
+        let (bare, observed) = (median(bare), median(observed));
+        println!(
+            "{name} interleaved, {rounds} rounds (medians): without a subscriber or recorder {:.1} µs; \
+             with an info subscriber and the Prometheus recorder {:.1} µs = {:.3}x",
+            bare.as_secs_f64() * 1e6,
+            observed.as_secs_f64() * 1e6,
+            observed.as_secs_f64() / bare.as_secs_f64()
+        );
+    }
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
 fn all(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -534,6 +638,8 @@ fn all(c: &mut Criterion) {
     sqlite_big(c, &rt);
     memory(c, &rt);
     parse_validate(c);
+    // Last: once installed, the subscriber and the recorder stay for the rest of the process.
+    sqlite_observed(c, &rt);
     // Clean up the per-run files (the big database stays cached).
     for entry in std::fs::read_dir(bench_dir()).unwrap().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
