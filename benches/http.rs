@@ -15,6 +15,11 @@
 //!   adds beyond loopback shows as `http_direct_50 - inprocess_direct_50 - http_echo_2k`.
 //! - `http_direct_50_x1` / `http_direct_50_x8`: 8 requests per iteration from one client one
 //!   after the other, and from 8 clients at once; the throughput ratio is x1 / x8.
+//!
+//! The clients run on their own single-thread runtime on the bench's thread, as a separate
+//! client process would; the servers and the in-process baseline on a multi-thread runtime.
+//! When `http_direct_50` is selected (or nothing is), the bench first prints the in-process
+//! request, the HTTP request and the echo taken in turn, 1,000 rounds, medians.
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -26,7 +31,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// A mailer that accepts everything and does nothing (direct mode sends nothing anyway).
@@ -193,49 +198,57 @@ fn http_vs_in_process(c: &mut Criterion) {
         let url_many = serve(fresh_service("concurrent").await).await;
         (local, url, url_many, serve_echo().await)
     });
+    // The clients stand for another process: their own single-thread runtime, driven by the
+    // bench's thread (criterion's `to_async` blocks on it), so a response wakes the waiting
+    // request directly, as it would in a separate client, instead of waking a server worker
+    // that then wakes the bench's thread. The server and the in-process baseline run on the
+    // server's multi-thread runtime, reached from the bench's thread in the same way (a
+    // spawned task, awaited), so both sides pay one hop there and one back.
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let one = client();
     let many: Vec<reqwest::Client> = (0..CLIENTS).map(|_| client()).collect();
-    // Open the connections outside the timed loops.
-    rt.block_on(async {
+    // Open the connections outside the timed loops (their tasks live on the client runtime).
+    client_rt.block_on(async {
         over_http(&one, &url).await;
         for c in &many {
             over_http(c, &url_many).await;
         }
     });
 
+    if selects_http_direct() {
+        interleaved(&rt, &client_rt, &local, &one, &url, &url_echo);
+    }
+
     let mut group = c.benchmark_group("http");
-    // On a runtime worker, like the server's handler (criterion's `to_async` polls the
-    // bench's future on its own thread).
+    // On a server runtime worker, like the server's handler, awaited from the bench's thread.
     group.bench_function("inprocess_direct_50", |b| {
-        b.to_async(&rt).iter(|| {
+        b.to_async(&client_rt).iter(|| {
             let local = local.clone();
-            async move {
-                black_box(
-                    tokio::spawn(async move { in_process(&local).await })
-                        .await
-                        .unwrap(),
-                )
-            }
+            let task = rt.spawn(async move { in_process(&local).await });
+            async move { black_box(task.await.unwrap()) }
         })
     });
     group.bench_function("http_direct_50", |b| {
-        b.to_async(&rt)
+        b.to_async(&client_rt)
             .iter(|| async { black_box(over_http(&one, &url).await) })
     });
-    rt.block_on(over_http(&one, &url_echo));
+    client_rt.block_on(over_http(&one, &url_echo));
     group.bench_function("http_echo_2k", |b| {
-        b.to_async(&rt)
+        b.to_async(&client_rt)
             .iter(|| async { black_box(over_http(&one, &url_echo).await) })
     });
     group.bench_function("http_direct_50_x1", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(&client_rt).iter(|| async {
             for _ in 0..CLIENTS {
                 black_box(over_http(&many[0], &url_many).await);
             }
         })
     });
     group.bench_function("http_direct_50_x8", |b| {
-        b.to_async(&rt).iter(|| async {
+        b.to_async(&client_rt).iter(|| async {
             let tasks: Vec<_> = many
                 .iter()
                 .map(|c| {
@@ -249,6 +262,63 @@ fn http_vs_in_process(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Whether the command line selects `http_direct_50`: no filter (free arguments other than
+/// option values), or one that names it.
+fn selects_http_direct() -> bool {
+    let free: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    free.iter().all(|a| a.parse::<f64>().is_ok())
+        || free.iter().any(|a| a.contains("http_direct_50"))
+}
+
+/// The ratio the issue sets a target for, with the requests it compares taken in turn (the
+/// order swapping every round), so a slow minute of this VM slows both sides alike: the
+/// in-process request, the same request over HTTP, and the transport alone. Medians.
+fn interleaved(
+    rt: &tokio::runtime::Runtime,
+    client_rt: &tokio::runtime::Runtime,
+    local: &InviteService,
+    client: &reqwest::Client,
+    url: &str,
+    url_echo: &str,
+) {
+    const ROUNDS: usize = 1000;
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    client_rt.block_on(async {
+        over_http(client, url_echo).await;
+        for round in 0..ROUNDS {
+            for k in 0..3 {
+                let which = (round + k) % 3;
+                let start = Instant::now();
+                match which {
+                    0 => {
+                        let local = local.clone();
+                        black_box(
+                            rt.spawn(async move { in_process(&local).await })
+                                .await
+                                .unwrap(),
+                        );
+                    }
+                    1 => drop(black_box(over_http(client, url).await)),
+                    _ => drop(black_box(over_http(client, url_echo).await)),
+                }
+                times[which].push(start.elapsed());
+            }
+        }
+    });
+    let [local_us, http_us, echo_us] = times.map(|mut t| {
+        t.sort_unstable();
+        t[t.len() / 2].as_secs_f64() * 1e6
+    });
+    println!(
+        "interleaved, {ROUNDS} rounds (medians): in-process {local_us:.1} µs; over HTTP \
+         {http_us:.1} µs = {:.3}x; the transport alone {echo_us:.1} µs",
+        http_us / local_us
+    );
 }
 
 criterion_group! {
