@@ -183,6 +183,7 @@ mod store;
 mod time;
 mod tokens;
 mod traced;
+mod unreadable;
 
 pub use access::{Access, AccessPath, ChangeFact, ErasureReport, MemberChange};
 pub use config::{ConfigError, DeliveryPolicy, InviteConfig, RetentionPolicy};
@@ -231,3 +232,4 @@ pub use store::{
 };
 pub use time::{Clock, SystemClock, Timestamp};
 pub use tokens::{AcceptToken, OsRandom, RandomSource, TokenHash};
+pub use unreadable::UnreadableRow;

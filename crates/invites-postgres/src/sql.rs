@@ -18,42 +18,8 @@ fn corrupt(column: &'static str) -> Error {
     Error::Corrupt { column }
 }
 
-/// A stored row this version cannot decode (a corrupt row, or one written by hand or by
-/// another version): its table, the column that failed and the row's id. Its text names the
-/// column and never the value, which may be personal data.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("stored row could not be read: column {table}.{column}")]
-pub(crate) struct Unreadable {
-    /// The table.
-    pub(crate) table: &'static str,
-    /// The column whose value could not be decoded.
-    pub(crate) column: &'static str,
-    /// The row's id (its `id` column), if it has one.
-    pub(crate) row: Option<Uuid>,
-}
-
-impl Unreadable {
-    /// Reports a row a read of many rows left out: a warning with the table, column and row id,
-    /// never the value.
-    pub(crate) fn report_skipped(&self) {
-        tracing::warn!(
-            table = self.table,
-            column = self.column,
-            row = ?self.row,
-            "left out a stored row this version cannot read"
-        );
-    }
-
-    /// Reports a due message the claim set aside (marked failed): the same fields.
-    pub(crate) fn report_set_aside(&self) {
-        tracing::warn!(
-            table = self.table,
-            column = self.column,
-            row = ?self.row,
-            "outbox: set aside a due message this version cannot read (marked failed)"
-        );
-    }
-}
+/// A stored row this version cannot decode: the core's type, which every backend reports alike.
+pub(crate) use invites_core::UnreadableRow as Unreadable;
 
 /// Decodes one row of `table` with `decode_row`: `Ok(Ok(value))`, `Ok(Err(unreadable))` when a
 /// stored value cannot be decoded, `Err` for any other failure.
@@ -66,7 +32,7 @@ pub(crate) fn decode<T>(
         Ok(value) => Ok(Ok(value)),
         Err(Error::Corrupt { column }) => Ok(Err(Unreadable {
             table,
-            column,
+            column: column.to_owned(),
             row: row.try_get::<_, Uuid>("id").ok(),
         })),
         Err(e) => Err(e),

@@ -17,43 +17,8 @@ pub(crate) fn corrupt(index: usize, ty: Type, what: String) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(index, ty, Box::new(Corrupt(what)))
 }
 
-/// A stored row this version cannot decode (a corrupt row, or one written by hand or by another
-/// version): its table, the column that failed and the row's id. Its text names the column and
-/// never the value, which may be personal data.
-#[derive(Clone, Debug, thiserror::Error)]
-#[error("stored row could not be read: column {table}.{column}")]
-pub(crate) struct Unreadable {
-    /// The table.
-    pub(crate) table: &'static str,
-    /// The column whose value could not be decoded.
-    pub(crate) column: String,
-    /// The first selected column as a UUID, if it is one: the row's id, or for a membership
-    /// table's rows (decoded by the snapshot) the target's or the organization's id.
-    pub(crate) row: Option<Uuid>,
-}
-
-impl Unreadable {
-    /// Reports a row a read of many rows left out: a warning with the table, column and row id,
-    /// never the value.
-    pub(crate) fn report_skipped(&self) {
-        tracing::warn!(
-            table = self.table,
-            column = %self.column,
-            row = ?self.row,
-            "left out a stored row this version cannot read"
-        );
-    }
-
-    /// Reports a due message the claim set aside (marked failed): the same fields.
-    pub(crate) fn report_set_aside(&self) {
-        tracing::warn!(
-            table = self.table,
-            column = %self.column,
-            row = ?self.row,
-            "outbox: set aside a due message this version cannot read (marked failed)"
-        );
-    }
-}
+/// A stored row this version cannot decode: the core's type, which every backend reports alike.
+pub(crate) use invites_core::UnreadableRow as Unreadable;
 
 /// The column index of a decoding error (a value this version cannot read); `None` for any
 /// other error (I/O, busy, a bad statement). The one list of what counts as an unreadable
