@@ -1,8 +1,9 @@
 //! What the observability costs with nothing installed (issue 21), counted in instructions:
 //! a fixed number of 50-target bulk invites, with no `tracing` subscriber and no `metrics`
-//! recorder, so that `perf stat -e instructions:u` over this process (every thread: the
-//! caller's, the runtime's, SQLite's writer and checkpoint threads) counts the work of exactly
-//! that many requests, plus a fixed setup that a run with zero requests measures.
+//! recorder, so that callgrind (or `perf stat -e instructions:u` where the VM exposes the
+//! counter; these do not) over this process, every thread (the caller's, the runtime's,
+//! SQLite's writer and checkpoint threads), counts the work of exactly that many requests,
+//! plus a fixed setup that a run with zero requests measures.
 //!
 //! Criterion's wall-clock medians of `direct_50` move by ±20 % between processes on these
 //! shared VMs, too much to see a 3 % difference between two builds; the instruction count of a
@@ -11,8 +12,8 @@
 //!
 //! ```sh
 //! cargo bench --features memory,sqlite --bench observe_cost --no-run
-//! perf stat -e instructions:u,task-clock target/release/deps/observe_cost-* sqlite-direct 2000
-//! perf stat -e instructions:u,task-clock target/release/deps/observe_cost-* sqlite-direct 0
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/deps/observe_cost-* sqlite-direct 300
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/deps/observe_cost-* sqlite-direct 0
 //! ```
 //!
 //! Modes: `memory-direct`, `sqlite-direct`, `sqlite-email`. The database is a fresh file in
