@@ -10,9 +10,8 @@
 //! `target/bench-data/access-v1.db`. Under `cargo test --bench access` (criterion's test mode,
 //! one iteration each) a tenth of it is built instead, in `access-v1-small.db`.
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
-use invites::core::{AccessStore, EmailMessage, MailError, TargetId};
+use invites::core::{AccessStore, TargetId};
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
 use rusqlite::{Connection, OptionalExtension};
@@ -22,16 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// A mailer that accepts everything and does nothing.
-#[derive(Debug)]
-struct NullMailer;
-
-#[async_trait]
-impl Mailer for NullMailer {
-    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
-        Ok(())
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::{NullMailer, bench_dir};
 
 const ORG: u128 = 0xA0;
 const SITES: u128 = 1000;
@@ -79,14 +71,6 @@ fn direct_sites(u: u128) -> impl Iterator<Item = u128> {
 /// The groups user `u` is a member of.
 fn groups_of(u: u128) -> impl Iterator<Item = u128> {
     (0..GROUPS_PER_USER).map(move |k| (u * 7 + k * 31) % GROUPS)
-}
-
-fn bench_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The database with `users` users, written once with plain SQL (after the store created the

@@ -5,33 +5,23 @@
 //! `target/bench-data/`), happens outside the timed loops; every timed iteration invites a new
 //! email, so it really inserts.
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use invites::core::{
-    AcceptToken, Clock, Email, EmailMessage, InvitationId, MailError, OrgRole, OsRandom,
-    RandomSource, SystemClock, User,
+    AcceptToken, Clock, Email, InvitationId, OrgRole, OsRandom, RandomSource, SystemClock, User,
 };
 use invites::memory::MemoryStore;
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
 use rusqlite::{Connection, OptionalExtension};
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// A mailer that accepts everything and does nothing.
-#[derive(Debug)]
-struct NullMailer;
-
-#[async_trait]
-impl Mailer for NullMailer {
-    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
-        Ok(())
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::{NullMailer, bench_dir};
 
 const ORG: u128 = 0xB0;
 const SITES: usize = 50;
@@ -44,26 +34,13 @@ fn site(i: usize) -> WebsiteId {
     WebsiteId(Uuid::from_u128(0x1_0000 + i as u128))
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// A never-seen email.
 fn fresh_email() -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("bench-{}-{n}@example.test", std::process::id())
+    fixture::fresh_email("bench")
 }
 
 async fn seed_sites(dir: &dyn Directory, count: usize) {
-    dir.create_organization(org(), "Bench").await.unwrap();
-    for i in 0..count {
-        dir.create_website(&Website {
-            id: site(i),
-            organization: org(),
-            name: format!("Site {i}"),
-            url: format!("https://s{i}.bench.test"),
-        })
-        .await
-        .unwrap();
-    }
+    fixture::seed_websites(dir, org(), (0..count).map(site)).await;
 }
 
 fn service(store: Arc<dyn MembershipStore>) -> InviteService {
@@ -106,14 +83,6 @@ async fn invite_all(
 
 fn all_sites() -> Vec<WebsiteId> {
     (0..SITES).map(site).collect()
-}
-
-fn bench_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A fresh database file with the bench organization and its websites.
@@ -553,7 +522,10 @@ fn sqlite_observed(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     };
     c.bench_function("direct_50_observed", |b| {
         static INTERLEAVED: std::sync::Once = std::sync::Once::new();
-        INTERLEAVED.call_once(|| observed_interleaved(rt, &svc, &memory, &sites));
+        // Only when measuring: `cargo test` runs each bench once, without `--bench`.
+        if std::env::args().any(|a| a == "--bench") {
+            INTERLEAVED.call_once(|| observed_interleaved(rt, &svc, &memory, &sites));
+        }
         install_operator_view();
         b.to_async(rt)
             .iter(|| async { black_box(invite_all(&svc, InviteMethod::Direct, &sites).await) })

@@ -24,26 +24,17 @@
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
 use invites::axum::{AuthError, InvitesApi, PrincipalResolver};
-use invites::core::{EmailMessage, MailError};
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// A mailer that accepts everything and does nothing (direct mode sends nothing anyway).
-#[derive(Debug)]
-struct NullMailer;
-
-#[async_trait]
-impl Mailer for NullMailer {
-    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
-        Ok(())
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::{NullMailer, bench_dir};
 
 /// Every request is the bench's global key.
 #[derive(Debug)]
@@ -88,14 +79,6 @@ fn body() -> String {
     )
 }
 
-fn bench_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 /// A service over a fresh database file holding the bench organization and its websites.
 async fn fresh_service(name: &str) -> InviteService {
     let path = bench_dir().join(format!("http-{name}-{}.db", std::process::id()));
@@ -103,18 +86,7 @@ async fn fresh_service(name: &str) -> InviteService {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
     let store = SqliteStore::open(&path).await.unwrap();
-    store.create_organization(org(), "Bench").await.unwrap();
-    for i in 0..SITES {
-        store
-            .create_website(&Website {
-                id: site(i),
-                organization: org(),
-                name: format!("Site {i}"),
-                url: format!("https://s{i}.bench.test"),
-            })
-            .await
-            .unwrap();
-    }
+    fixture::seed_websites(&store, org(), (0..SITES).map(site)).await;
     InviteService::new(
         Arc::new(store),
         Arc::new(NullMailer),
@@ -264,9 +236,13 @@ fn http_vs_in_process(c: &mut Criterion) {
     group.finish();
 }
 
-/// Whether the command line selects `http_direct_50`: no filter (free arguments other than
-/// option values), or one that names it.
+/// Whether the command line measures `http_direct_50`: a bench run (`--bench`; `cargo test`
+/// runs each bench once without it) with no filter (free arguments other than option values),
+/// or one that names it.
 fn selects_http_direct() -> bool {
+    if !std::env::args().any(|a| a == "--bench") {
+        return false;
+    }
     let free: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))

@@ -17,29 +17,20 @@
 //! ```
 //!
 //! Modes: `memory-direct`, `sqlite-direct`, `sqlite-email`. The database is a fresh file in
-//! `target/bench-data/`, deleted at the end.
+//! `target/bench-data/`, deleted at the end. To build it at an older commit, copy this file,
+//! `support/fixture.rs` and the `[[bench]]` entry there.
 
-use async_trait::async_trait;
-use invites::core::{EmailMessage, MailError};
 use invites::memory::MemoryStore;
 use invites::prelude::*;
 use invites::sqlite::SqliteStore;
 use std::hint::black_box;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 use uuid::Uuid;
 
-/// A mailer that accepts everything and does nothing.
-#[derive(Debug)]
-struct NullMailer;
-
-#[async_trait]
-impl Mailer for NullMailer {
-    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
-        Ok(())
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::NullMailer;
 
 const SITES: u128 = 50;
 
@@ -54,17 +45,7 @@ fn sites() -> Vec<WebsiteId> {
 }
 
 async fn seed(dir: &dyn Directory) {
-    dir.create_organization(org(), "Bench").await.unwrap();
-    for (i, id) in sites().into_iter().enumerate() {
-        dir.create_website(&Website {
-            id,
-            organization: org(),
-            name: format!("Site {i}"),
-            url: format!("https://s{i}.bench.test"),
-        })
-        .await
-        .unwrap();
-    }
+    fixture::seed_websites(dir, org(), sites()).await;
 }
 
 fn main() {
@@ -80,11 +61,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("bench-data");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("observe-cost-{}.db", std::process::id()));
+    let path = fixture::bench_dir().join(format!("observe-cost-{}.db", std::process::id()));
     let (store, method): (Arc<dyn MembershipStore>, _) = match mode.as_str() {
         "memory-direct" => {
             let store = MemoryStore::new();

@@ -23,9 +23,8 @@
 //! database on its own machine is, instead of on loopback with the bench. The bench prints
 //! the round trip it measured through the proxy.
 
-use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
-use invites::core::{Clock, EmailMessage, MailError, OsRandom, RandomSource, SystemClock};
+use invites::core::{Clock, OsRandom, RandomSource, SystemClock};
 use invites::postgres::PgStore;
 use invites::prelude::*;
 use invites_postgres::deadpool_postgres::tokio_postgres::{self, NoTls};
@@ -41,16 +40,9 @@ mod latency_proxy;
 use latency_proxy::LatencyProxy;
 use std::net::SocketAddr;
 
-/// A mailer that accepts everything and does nothing.
-#[derive(Debug)]
-struct NullMailer;
-
-#[async_trait]
-impl Mailer for NullMailer {
-    async fn send(&self, _: &EmailMessage) -> Result<(), MailError> {
-        Ok(())
-    }
-}
+#[path = "support/fixture.rs"]
+mod fixture;
+use fixture::NullMailer;
 
 const SITES: usize = 50;
 const CLIENTS: usize = 8;
@@ -67,12 +59,9 @@ fn all_sites() -> Vec<WebsiteId> {
     (0..SITES).map(site).collect()
 }
 
-static COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// A never-seen email.
 fn fresh_email() -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("bench-{}-{n}@example.test", std::process::id())
+    fixture::fresh_email("bench")
 }
 
 fn service(store: PgStore) -> InviteService {
@@ -408,21 +397,7 @@ fn all(c: &mut Criterion) {
     };
     let store = rt.block_on(async {
         let store = PgStore::connect(&bench_url).await.expect("connect");
-        store
-            .create_organization(org(), "Bench")
-            .await
-            .expect("org");
-        for i in 0..SITES {
-            store
-                .create_website(&Website {
-                    id: site(i),
-                    organization: org(),
-                    name: format!("Site {i}"),
-                    url: format!("https://s{i}.bench.test"),
-                })
-                .await
-                .expect("site");
-        }
+        fixture::seed_websites(&store, org(), all_sites()).await;
         store
     });
     let svc = service(store);
