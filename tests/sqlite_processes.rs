@@ -10,6 +10,7 @@
 
 use invites::core::*;
 use invites::sqlite::SqliteStore;
+use invites_testkit::workload::{self, pick};
 use invites_testkit::{SeededRandom, World};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -20,10 +21,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Overlap tests use 3 addresses (maximum contention); the crash loop uses 1000, so nearly
-/// every operation writes and a kill usually lands inside a write.
-fn email(n: usize) -> String {
-    format!("user{n}@example.test")
+/// Overlap tests use 3 addresses and 3 websites (maximum contention); the crash loop uses
+/// 1000 addresses and every website, so nearly every operation writes and a kill usually lands
+/// inside a write.
+fn random_request(rng: &SeededRandom, world: &World, pool: usize) -> BulkInviteRequest {
+    let websites = if pool <= 3 { 3 } else { world.websites.len() };
+    workload::random_request(rng, world, pool, websites)
 }
 
 /// One logged response of a child.
@@ -31,40 +34,6 @@ fn email(n: usize) -> String {
 struct Logged {
     email: String,
     response: BulkInviteResponse,
-}
-
-fn pick(rng: &SeededRandom, n: usize) -> usize {
-    let mut b = [0u8; 8];
-    rng.fill(&mut b);
-    (u64::from_le_bytes(b) % n as u64) as usize
-}
-
-/// A random request over the world: a few websites or a group, either mode, an email of the
-/// pool in random case.
-fn random_request(rng: &SeededRandom, world: &World, pool: usize) -> BulkInviteRequest {
-    let email = email(pick(rng, pool));
-    let email = if pick(rng, 2) == 0 {
-        email.to_uppercase()
-    } else {
-        email
-    };
-    let method = if pick(rng, 2) == 0 {
-        InviteMethod::Direct
-    } else {
-        InviteMethod::Email
-    };
-    if pick(rng, 5) == 0 {
-        return BulkInviteRequest::groups(
-            method,
-            &email,
-            [world.groups[pick(rng, world.groups.len())]],
-        );
-    }
-    let mut ids = BTreeSet::new();
-    for _ in 0..1 + pick(rng, 4) {
-        ids.insert(world.websites[pick(rng, if pool <= 3 { 3 } else { world.websites.len() })]);
-    }
-    BulkInviteRequest::websites(method, &email, ids)
 }
 
 fn service(store: SqliteStore) -> InviteService {

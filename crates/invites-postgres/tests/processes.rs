@@ -16,10 +16,11 @@
 use async_trait::async_trait;
 use invites_core::{
     BulkInviteRequest, BulkInviteResponse, DeliveryPolicy, EmailMessage, InviteConfig,
-    InviteMethod, InviteService, MailError, Mailer, OutcomeCode, RandomSource, TargetId, UserId,
+    InviteMethod, InviteService, MailError, Mailer, OutcomeCode, TargetId, UserId,
 };
 use invites_postgres::PgStore;
 use invites_postgres::testing::{TestDatabase, fresh_database, server_url};
+use invites_testkit::workload::{self, pick};
 use invites_testkit::{SeededRandom, World};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,8 +30,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn email(n: usize) -> String {
-    format!("user{n}@example.test")
+/// Overlap runs use a small pool of addresses and the first 4 websites; larger pools use
+/// every website.
+fn random_request(rng: &SeededRandom, world: &World, pool: usize) -> BulkInviteRequest {
+    let websites = if pool <= 10 { 4 } else { world.websites.len() };
+    workload::random_request(rng, world, pool, websites)
 }
 
 /// One logged response of a writer.
@@ -38,37 +42,6 @@ fn email(n: usize) -> String {
 struct Logged {
     email: String,
     response: BulkInviteResponse,
-}
-
-fn pick(rng: &SeededRandom, n: usize) -> usize {
-    let mut b = [0u8; 8];
-    rng.fill(&mut b);
-    usize::try_from(u64::from_le_bytes(b) % n as u64).expect("small")
-}
-
-/// A random request: 1 to 4 websites (of the first 4 when the email pool is small, for
-/// overlap) or a group, either mode, an email of the pool in random case.
-fn random_request(rng: &SeededRandom, world: &World, pool: usize) -> BulkInviteRequest {
-    let email = email(pick(rng, pool));
-    let email = if pick(rng, 2) == 0 {
-        email.to_uppercase()
-    } else {
-        email
-    };
-    let method = if pick(rng, 2) == 0 {
-        InviteMethod::Direct
-    } else {
-        InviteMethod::Email
-    };
-    if pick(rng, 5) == 0 {
-        return BulkInviteRequest::groups(method, &email, [world.groups[pick(rng, 2)]]);
-    }
-    let sites = if pool <= 10 { 4 } else { world.websites.len() };
-    let mut ids = BTreeSet::new();
-    for _ in 0..1 + pick(rng, 4) {
-        ids.insert(world.websites[pick(rng, sites)]);
-    }
-    BulkInviteRequest::websites(method, &email, ids)
 }
 
 /// A mailer whose "send" is a line with the message id appended to a file; or one that always

@@ -41,6 +41,7 @@ pub mod model;
 pub mod store_suite;
 pub mod strategies;
 pub mod unreadable;
+pub mod workload;
 
 pub use deterministic::{ManualClock, SeededRandom};
 pub use faulty_store::{Fault, FaultyStore};
