@@ -6,8 +6,9 @@
 //! ([`sqlite::SqliteStore`], SQLite compiled in), both on by default; the mail transports, off
 //! by default: `smtp` (`invites::smtp::SmtpMailer`, lettre) and `postmark`
 //! (`invites::postmark::PostmarkMailer`, Postmark's HTTP API), both on rustls with `ring`;
-//! `axum` (off by default), the HTTP API, `invites::axum`; and `postgres` (off by default),
-//! `invites::postgres::PgStore` for many app servers on one shared database.
+//! `axum` (off by default), the HTTP API, `invites::axum`; `postgres` (off by default),
+//! `invites::postgres::PgStore` for many app servers on one shared database; and `webhooks`
+//! (off by default), `invites::webhooks`: Standard Webhooks signatures and endpoint rules.
 //!
 //! ```
 //! use invites::prelude::*;
@@ -71,6 +72,13 @@ pub mod smtp {
 #[cfg(feature = "postmark")]
 pub mod postmark {
     pub use invites_postmark::*;
+}
+
+/// Webhooks (feature `webhooks`, off by default): [`invites_webhooks`], the Standard Webhooks
+/// signature and the rules for where a webhook may be sent.
+#[cfg(feature = "webhooks")]
+pub mod webhooks {
+    pub use invites_webhooks::*;
 }
 
 /// The PostgreSQL backend (feature `postgres`, off by default): for hosts that run many app

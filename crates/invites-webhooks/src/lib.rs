@@ -1,0 +1,41 @@
+//! Webhooks of the `invites` library, behind the facade's `webhooks` feature.
+//!
+//! What is here so far: the two parts of a webhook delivery that do not depend on where the
+//! events come from.
+//!
+//! - [`sign`]: the [Standard Webhooks](https://www.standardwebhooks.com/) signature. Every
+//!   delivery carries `webhook-id` (the same on each retry), `webhook-timestamp` (seconds since
+//!   the Unix epoch) and `webhook-signature`: `v1,` and the base64 HMAC-SHA256 of
+//!   `{id}.{timestamp}.{body}` keyed with the bytes of a `whsec_` secret ([`WebhookSecret`]),
+//!   one per secret the endpoint holds, separated by spaces, so a receiver verifies with either
+//!   secret while the host rotates them. Any Standard Webhooks library verifies it; the tests
+//!   check it with the Python reference library and pin the specification's test vector.
+//! - [`EndpointUrl`]: where a webhook may go. `https://` to public addresses only, unless the
+//!   host allows private networks ([`Reach::AllowPrivate`]); the addresses a name resolves to
+//!   are checked again at delivery ([`EndpointUrl::allows`]).
+//!
+//! The event log, the endpoints' registration and the delivery loop (at-least-once, in order
+//! per endpoint, the specification's retry schedule) build on these (issue 19; not yet here).
+
+mod destination;
+mod signing;
+
+pub use destination::{EndpointUrl, Reach, is_public};
+pub use signing::{SignedHeaders, WebhookSecret, sign};
+
+/// A webhook value that cannot be used: the field and the reason, never the value (a secret
+/// or a URL may be sensitive).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("webhook {field}: {reason}")]
+pub struct WebhookError {
+    /// The field: `secret`, `secrets`, `id` or `url`.
+    pub field: &'static str,
+    /// Why it cannot be used.
+    pub reason: &'static str,
+}
+
+impl WebhookError {
+    pub(crate) fn new(field: &'static str, reason: &'static str) -> Self {
+        Self { field, reason }
+    }
+}
