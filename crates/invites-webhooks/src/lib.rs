@@ -14,13 +14,20 @@
 //!   host allows private networks ([`Reach::AllowPrivate`]); the addresses a name resolves to
 //!   are checked again at delivery ([`EndpointUrl::allows`]).
 //!
+//! - [`WebhookSender`]: one attempt: a signed JSON `POST`, no redirects, a timeout, the answer
+//!   sorted into [`Attempt::Delivered`], [`Attempt::Gone`] (410: disable the endpoint) or
+//!   [`Attempt::Failed`] with the receiver's `Retry-After`; [`next_delay`] is the
+//!   specification's retry schedule.
+//!
 //! The event log, the endpoints' registration and the delivery loop (at-least-once, in order
-//! per endpoint, the specification's retry schedule) build on these (issue 19; not yet here).
+//! per endpoint, progress stored so a crash resumes) build on these (issue 19; not yet here).
 
 mod destination;
+mod sender;
 mod signing;
 
 pub use destination::{EndpointUrl, Reach, is_public};
+pub use sender::{Attempt, Failure, WebhookSender, next_delay};
 pub use signing::{SignedHeaders, WebhookSecret, sign};
 
 /// A webhook value that cannot be used: the field and the reason, never the value (a secret
@@ -28,7 +35,7 @@ pub use signing::{SignedHeaders, WebhookSecret, sign};
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("webhook {field}: {reason}")]
 pub struct WebhookError {
-    /// The field: `secret`, `secrets`, `id` or `url`.
+    /// The field: `secret`, `secrets`, `id`, `url`, `timeout` or `http_client`.
     pub field: &'static str,
     /// Why it cannot be used.
     pub reason: &'static str,

@@ -5,14 +5,13 @@
 //! (`.ci/steps/webhooks-python.sh` makes one). Without it the test prints one `skipped:` line,
 //! or fails when `INVITES_REQUIRE_SERVERS=1`.
 
+mod support;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use invites_core::{Clock, SystemClock};
 use invites_webhooks::{WebhookSecret, sign};
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-const PYTHON_VAR: &str = "INVITES_WEBHOOKS_PYTHON";
+use support::{now_secs, python};
 
 /// Reads cases as JSON lines on stdin; for each, verifies with every secret it names and
 /// prints `ok` or `refused` on one line. A receiver holds one secret, so each is tried alone.
@@ -33,20 +32,6 @@ for line in sys.stdin:
             results.append("refused")
     print(" ".join(results), flush=True)
 "#;
-
-fn python() -> Option<String> {
-    match std::env::var(PYTHON_VAR) {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ => {
-            assert!(
-                std::env::var("INVITES_REQUIRE_SERVERS").as_deref() != Ok("1"),
-                "INVITES_REQUIRE_SERVERS=1 but {PYTHON_VAR} is not set"
-            );
-            println!("skipped: set {PYTHON_VAR} to a Python with standardwebhooks");
-            None
-        }
-    }
-}
 
 struct Case {
     id: String,
@@ -92,8 +77,7 @@ fn verify_all(python: &str, cases: &[Case]) -> Vec<String> {
 #[test]
 fn the_reference_library_verifies_every_signature_and_refuses_altered_ones() {
     let Some(python) = python() else { return };
-    // The verifier refuses a timestamp more than five minutes from its own clock.
-    let now = u64::try_from(SystemClock.now().as_millis() / 1000).expect("after 1970");
+    let now = now_secs();
     let old = WebhookSecret::from_bytes((0u8..24).collect()).unwrap();
     let new = WebhookSecret::from_bytes((100u8..164).collect()).unwrap();
     let stranger = WebhookSecret::from_bytes(vec![9; 32]).unwrap();
