@@ -119,6 +119,8 @@ async fn worker_purges_on_its_interval() {
             batches: 1,
             invitations: 2,
             messages: 1,
+            // Ann's two invitation_created and email_sent, Bob's user_created and member_added.
+            events: 5,
         }
     );
     assert_eq!(totals.store_errors, 0);

@@ -180,6 +180,8 @@ pub struct ChangeMember {
     pub change: MemberChange,
     /// Now (decides which invitations are live).
     pub now: Timestamp,
+    /// The API key that asked, recorded on the events.
+    pub actor: Option<crate::ids::ApiKeyId>,
 }
 
 /// What [`decide_change`] decided for a membership change.

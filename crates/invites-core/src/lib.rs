@@ -165,6 +165,7 @@
 pub mod access;
 mod config;
 mod error;
+pub mod events;
 mod ids;
 mod invitee;
 mod limits;
@@ -188,6 +189,7 @@ mod unreadable;
 pub use access::{Access, AccessPath, ChangeFact, ErasureReport, MemberChange};
 pub use config::{ConfigError, DeliveryPolicy, InviteConfig, RetentionPolicy};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
+pub use events::{Event, EventContext, EventCursor, EventKind, EventPage, EventStore, NewEvent};
 pub use ids::{
     ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
     UserId, WebsiteId,
@@ -219,7 +221,7 @@ pub use service::{
     RequeueReport, ResendResponse, RevokeResponse,
 };
 pub use service::{
-    MemberChangeResponse, MemberOutcome, MemberPage, MemberView, WebsiteAccessPage,
+    MAX_EVENT_PAGE, MemberChangeResponse, MemberOutcome, MemberPage, MemberView, WebsiteAccessPage,
     WebsiteAccessView,
 };
 pub use store::{
@@ -227,8 +229,8 @@ pub use store::{
     CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory, Group,
     IdempotencyBegin, IdempotencyState, Inspect, InvitationFilter, InvitationQuery,
     InvitationRecord, InvitationStatus, InviteFact, MembershipRow, MessageStatus, NewBatch,
-    NewUser, OutboxMessage, PurgedBatches, RevokeFact, RotateBatch, RotateFact, Snapshot,
-    StoredStatus, TargetSlot, User, UserRef, Website,
+    NewUser, OutboxMessage, PurgedBatches, RevokeFact, RevokeInvitation, RotateBatch, RotateFact,
+    Snapshot, StoredStatus, TargetSlot, User, UserRef, Website,
 };
 pub use time::{Clock, SystemClock, Timestamp};
 pub use tokens::{AcceptToken, OsRandom, RandomSource, TokenHash};

@@ -7,13 +7,15 @@ use crate::access::{
     UserWebsiteRecord, UserWebsitesQuery,
 };
 use crate::error::StoreError;
+use crate::events::EventStore;
 use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId, WebsiteId};
 use crate::invitee::Email;
 use crate::observe::OutboxBacklog;
 use crate::store::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, BatchRecord, CreateInvitations,
     CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin, IdempotencyState, InvitationQuery,
-    InvitationRecord, OutboxMessage, PurgedBatches, RevokeFact, RotateBatch, RotateFact, User,
+    InvitationRecord, OutboxMessage, PurgedBatches, RevokeFact, RevokeInvitation, RotateBatch,
+    RotateFact, User,
 };
 use crate::time::Timestamp;
 use crate::tokens::TokenHash;
@@ -42,6 +44,9 @@ use std::sync::Arc;
 /// The facts of each target are read in the call's transaction *after* the earlier targets
 /// of the same call were applied (a user created for the first target is the user of the
 /// second).
+///
+/// Each write appends its events ([`events`](crate::events): at `cmd.now`, by `cmd.actor`)
+/// in the call's commit; a target unit that fails takes its events back with it.
 #[async_trait]
 pub trait BulkStore: Send + Sync + Debug + 'static {
     /// Direct mode. For each target on its own, fill [`AddFacts`](crate::rules::AddFacts)
@@ -88,7 +93,9 @@ pub trait BulkStore: Send + Sync + Debug + 'static {
 ///
 /// Each method is one atomic, serializable operation (see [`MembershipStore`]); a batch
 /// or invitation outside the caller's organization is `NotFound` (`accept_batch` is opened by
-/// a token, which is its own proof, and has no organization argument).
+/// a token, which is its own proof, and has no organization argument). Each appends its
+/// events ([`events`](crate::events)) in its commit: `accept_batch` at `cmd.now` with no
+/// actor (a token is not a key), the others at their `now` by their `actor`.
 #[async_trait]
 pub trait LifecycleStore: Send + Sync + Debug + 'static {
     /// Accept a batch. If the batch `cmd.batch_id` does not exist or its *current* token hash
@@ -108,16 +115,13 @@ pub trait LifecycleStore: Send + Sync + Debug + 'static {
     /// `Err` when the call as a whole failed; nothing of it is stored (the user included).
     async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError>;
 
-    /// Revoke one invitation of `organization`: read its stored status (none if missing or
-    /// in another organization) and apply [`decide_revoke`](crate::rules::decide_revoke).
+    /// Revoke one invitation of `cmd.organization`: read its stored status (none if missing
+    /// or in another organization) and apply [`decide_revoke`](crate::rules::decide_revoke).
+    /// On `Revoked`, the `invitation_revoked` event (at `cmd.now`, by `cmd.actor`).
     ///
     /// # Errors
     /// Storage failure; nothing changed.
-    async fn revoke_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-    ) -> Result<RevokeFact, StoreError>;
+    async fn revoke_invitation(&self, cmd: &RevokeInvitation) -> Result<RevokeFact, StoreError>;
 
     /// Resend. Read the batch of `cmd.organization` (none if missing or in another
     /// organization), count its renewable invitations
@@ -202,10 +206,14 @@ pub trait OutboxStore: Send + Sync + Debug + 'static {
     /// # Errors
     /// `Err(StoreError::Backend)` for an unknown message id (nothing written: the caller holds
     /// an id the store gave it, so a missing one is a fault); storage failure.
+    ///
+    /// A `Sent` or `Failed` record that applies writes the `email_sent` / `email_failed`
+    /// event at `now` in the message's organization.
     async fn record_delivery(
         &self,
         id: MessageId,
         update: DeliveryUpdate,
+        now: Timestamp,
     ) -> Result<(), StoreError>;
 
     /// Every outbox message of a batch, whatever its status, ordered by (created_at, id);
@@ -471,14 +479,21 @@ pub trait AccessStore: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     /// Storage failure; nothing changed.
-    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError>;
+    ///
+    /// Also clears the user's id from every stored event (the event stays, naming no one),
+    /// and writes `person_erased` at `now` in each organization it deleted something of.
+    async fn erase_person(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> Result<ErasureReport, StoreError>;
 }
 
 /// The whole storage port of [`InviteService`](crate::InviteService).
 ///
 /// This is what the service holds (one `Arc<dyn MembershipStore>` for the whole
-/// store). It has no methods of its own: it is the sum of five parts, each a trait with its
-/// own contract, and every type implementing the five is a `MembershipStore` (blanket impl):
+/// store). It has no methods of its own: it is the sum of seven parts, each a trait with its
+/// own contract, and every type implementing the seven is a `MembershipStore` (blanket impl):
 ///
 /// | trait | concern |
 /// |---|---|
@@ -487,6 +502,8 @@ pub trait AccessStore: Send + Sync + Debug + 'static {
 /// | [`OutboxStore`] | claiming, recording, listing and purging outbox messages |
 /// | [`IdempotencyStore`] | idempotency records, and purging the expired ones |
 /// | [`ReadStore`] | point reads and paginated lists |
+/// | [`AccessStore`] | access checks, member lists, membership changes, erasure |
+/// | [`EventStore`] | reading and purging the event log (written by the other parts' calls) |
 ///
 /// # Contract (every method)
 ///
@@ -514,14 +531,14 @@ pub trait AccessStore: Send + Sync + Debug + 'static {
 ///
 /// # Wrappers
 ///
-/// A wrapper (fault injection, tracing, metrics) implements the five traits by forwarding;
+/// A wrapper (fault injection, tracing, metrics) implements the seven traits by forwarding;
 /// mark each forwarding impl `#[deny(clippy::missing_trait_methods)]` so a method added later
 /// cannot be forgotten. `Arc<T>` and `Box<T>` forward already.
 ///
 /// The store suite of `invites-testkit` (`store_suite!`) checks every clause above that a
 /// test can observe; a new backend runs it with one line.
 pub trait MembershipStore:
-    BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore + AccessStore
+    BulkStore + LifecycleStore + OutboxStore + IdempotencyStore + ReadStore + AccessStore + EventStore
 {
 }
 
@@ -532,11 +549,12 @@ impl<T> MembershipStore for T where
         + IdempotencyStore
         + ReadStore
         + AccessStore
+        + EventStore
         + ?Sized
 {
 }
 
-/// Forwards the five parts through a smart pointer.
+/// Forwards six of the parts (events.rs forwards the seventh) through a smart pointer.
 macro_rules! forward_store {
     ($ty:ty) => {
         #[deny(clippy::missing_trait_methods)]
@@ -564,10 +582,9 @@ macro_rules! forward_store {
             }
             async fn revoke_invitation(
                 &self,
-                o: OrganizationId,
-                id: InvitationId,
+                cmd: &RevokeInvitation,
             ) -> Result<RevokeFact, StoreError> {
-                (**self).revoke_invitation(o, id).await
+                (**self).revoke_invitation(cmd).await
             }
             async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
                 (**self).rotate_batch(cmd).await
@@ -596,8 +613,9 @@ macro_rules! forward_store {
                 &self,
                 id: MessageId,
                 update: DeliveryUpdate,
+                now: Timestamp,
             ) -> Result<(), StoreError> {
-                (**self).record_delivery(id, update).await
+                (**self).record_delivery(id, update, now).await
             }
             async fn batch_messages(
                 &self,
@@ -724,8 +742,12 @@ macro_rules! forward_store {
             async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError> {
                 (**self).change_member(cmd).await
             }
-            async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
-                (**self).erase_person(email).await
+            async fn erase_person(
+                &self,
+                email: &Email,
+                now: Timestamp,
+            ) -> Result<ErasureReport, StoreError> {
+                (**self).erase_person(email, now).await
             }
         }
     };

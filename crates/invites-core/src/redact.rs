@@ -97,6 +97,7 @@ impl fmt::Debug for RotateBatch {
             message_due_at,
             not_sent_after,
             now,
+            actor,
         } = self;
         f.debug_struct("RotateBatch")
             .field("organization", organization)
@@ -108,6 +109,7 @@ impl fmt::Debug for RotateBatch {
             .field("message_due_at", message_due_at)
             .field("not_sent_after", not_sent_after)
             .field("now", now)
+            .field("actor", actor)
             .finish()
     }
 }

@@ -58,6 +58,8 @@ pub struct AddMembers {
     pub targets: Vec<TargetId>,
     /// The time of the request (membership `created_at`; decides which invitations are live).
     pub now: Timestamp,
+    /// The API key that made the request, recorded on its events.
+    pub actor: Option<ApiKeyId>,
 }
 
 /// What a store found or did for one target of [`AddMembers`].
@@ -128,6 +130,8 @@ pub struct CreateInvitations {
     pub expires_at: Timestamp,
     /// The time of the request.
     pub now: Timestamp,
+    /// The API key that made the request, recorded on its events.
+    pub actor: Option<ApiKeyId>,
 }
 
 /// What a store found or did for one target of [`CreateInvitations`].
@@ -507,6 +511,19 @@ pub enum RevokeFact {
     NotFound,
 }
 
+/// Revoke one invitation.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RevokeInvitation {
+    /// The caller's organization.
+    pub organization: OrganizationId,
+    /// The invitation.
+    pub id: InvitationId,
+    /// Now (the event's time).
+    pub now: Timestamp,
+    /// The API key that asked, recorded on the event.
+    pub actor: Option<ApiKeyId>,
+}
+
 /// Rotate a batch's token and queue a new message (resend).
 ///
 /// `Debug` prints the accept link as `[redacted]`.
@@ -530,6 +547,8 @@ pub struct RotateBatch {
     pub not_sent_after: Timestamp,
     /// Now.
     pub now: Timestamp,
+    /// The API key that made the request, recorded on its events.
+    pub actor: Option<ApiKeyId>,
 }
 
 /// What [`LifecycleStore::rotate_batch`](crate::LifecycleStore::rotate_batch) found or did.
@@ -659,6 +678,11 @@ pub struct Group {
 /// Creates what invites point at. Every backend implements it so hosts and tests can seed
 /// state. Ids are chosen by the caller, so seeding is reproducible and idempotent (creating
 /// an existing id with the same content is a no-op).
+///
+/// The creating calls write no event (the host makes them and knows of them). The removing
+/// and changing calls (`delete_website`, `remove_org_member`, `set_org_role`,
+/// `remove_website_from_group`, `delete_group`) take the time `at` and, when they change
+/// something, write their event ([`events`](crate::events)) in the same transaction.
 #[async_trait]
 pub trait Directory: Send + Sync + Debug + 'static {
     /// Create an organization.
@@ -704,7 +728,7 @@ pub trait Directory: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     /// Storage failure.
-    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError>;
+    async fn delete_website(&self, id: WebsiteId, at: Timestamp) -> Result<(), StoreError>;
     /// Take a user out of an organization (its website and group memberships stay: they are
     /// explicit grants of their own). Returns whether the user was a member.
     ///
@@ -714,6 +738,7 @@ pub trait Directory: Send + Sync + Debug + 'static {
         &self,
         organization: OrganizationId,
         user: UserId,
+        at: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Change an organization member's role. Returns whether the user is a member (a
     /// non-member is not added: that is [`add_org_member`](Directory::add_org_member)).
@@ -725,6 +750,7 @@ pub trait Directory: Send + Sync + Debug + 'static {
         organization: OrganizationId,
         user: UserId,
         role: OrgRole,
+        at: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Take a website out of a group: the group's members no longer reach it through the
     /// group. Returns whether it was in the group.
@@ -735,6 +761,7 @@ pub trait Directory: Send + Sync + Debug + 'static {
         &self,
         group: GroupId,
         website: WebsiteId,
+        at: Timestamp,
     ) -> Result<bool, StoreError>;
     /// Delete a group in one transaction, with its memberships, its website links and every
     /// invitation to it (as [`delete_website`](Directory::delete_website) does for a
@@ -742,7 +769,7 @@ pub trait Directory: Send + Sync + Debug + 'static {
     ///
     /// # Errors
     /// Storage failure; nothing changed.
-    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError>;
+    async fn delete_group(&self, id: GroupId, at: Timestamp) -> Result<bool, StoreError>;
 }
 
 /// An explicit membership row.

@@ -7,6 +7,7 @@ use crate::access::{
     UserWebsiteRecord, UserWebsitesQuery,
 };
 use crate::error::StoreError;
+use crate::events::{Event, EventStore};
 use crate::ids::{ApiKeyId, BatchId, InvitationId, MessageId, OrganizationId, UserId, WebsiteId};
 use crate::invitee::Email;
 use crate::observe::{self, OutboxBacklog};
@@ -17,7 +18,8 @@ use crate::port::{
 use crate::store::{
     AcceptBatch, AcceptOutcome, AddMembers, AddMembersOutcome, BatchRecord, CreateInvitations,
     CreateInvitationsOutcome, DeliveryUpdate, IdempotencyBegin, IdempotencyState, InvitationQuery,
-    InvitationRecord, OutboxMessage, PurgedBatches, RevokeFact, RotateBatch, RotateFact, User,
+    InvitationRecord, OutboxMessage, PurgedBatches, RevokeFact, RevokeInvitation, RotateBatch,
+    RotateFact, User,
 };
 use crate::time::Timestamp;
 use crate::tokens::TokenHash;
@@ -98,16 +100,8 @@ impl LifecycleStore for TracedStore {
     async fn accept_batch(&self, cmd: &AcceptBatch) -> Result<Option<AcceptOutcome>, StoreError> {
         traced!(self, "accept_batch", self.inner.accept_batch(cmd))
     }
-    async fn revoke_invitation(
-        &self,
-        o: OrganizationId,
-        id: InvitationId,
-    ) -> Result<RevokeFact, StoreError> {
-        traced!(
-            self,
-            "revoke_invitation",
-            self.inner.revoke_invitation(o, id)
-        )
+    async fn revoke_invitation(&self, cmd: &RevokeInvitation) -> Result<RevokeFact, StoreError> {
+        traced!(self, "revoke_invitation", self.inner.revoke_invitation(cmd))
     }
     async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
         traced!(self, "rotate_batch", self.inner.rotate_batch(cmd))
@@ -144,11 +138,12 @@ impl OutboxStore for TracedStore {
         &self,
         id: MessageId,
         update: DeliveryUpdate,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         traced!(
             self,
             "record_delivery",
-            self.inner.record_delivery(id, update)
+            self.inner.record_delivery(id, update, now)
         )
     }
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
@@ -284,7 +279,31 @@ impl AccessStore for TracedStore {
     async fn change_member(&self, cmd: &ChangeMember) -> Result<ChangeFact, StoreError> {
         traced!(self, "change_member", self.inner.change_member(cmd))
     }
-    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
-        traced!(self, "erase_person", self.inner.erase_person(email))
+    async fn erase_person(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> Result<ErasureReport, StoreError> {
+        traced!(self, "erase_person", self.inner.erase_person(email, now))
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl EventStore for TracedStore {
+    async fn read_events(
+        &self,
+        organization: OrganizationId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        traced!(
+            self,
+            "read_events",
+            self.inner.read_events(organization, after, limit)
+        )
+    }
+    async fn purge_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        traced!(self, "purge_events", self.inner.purge_events(before, limit))
     }
 }

@@ -9,10 +9,10 @@ use invites_core::access::{
 };
 use invites_core::rules::TargetAccess;
 use invites_core::{
-    AccessPath, AccessStore, Email, InvitationRecord, OrganizationId, StoreError, StoredStatus,
-    TargetId, UserId, WebsiteId,
+    AccessPath, AccessStore, Email, EventContext, InvitationRecord, NewEvent, OrganizationId,
+    StoreError, StoredStatus, TargetId, Timestamp, UserId, WebsiteId,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 impl State {
     /// Every path from `user` to `website` (of organization `org`).
@@ -144,12 +144,21 @@ impl AccessStore for MemoryStore {
             membership: s.memberships.get(&key).map(|(r, _)| *r),
             org_member: s.org_members.contains_key(&(cmd.organization, cmd.user)),
         };
+        let ctx = EventContext {
+            organization: cmd.organization,
+            actor: cmd.actor,
+            at: cmd.now,
+        };
         Ok(match decide_change(access, cmd.change) {
             ChangeDecision::Report(fact) => fact,
             ChangeDecision::Update(role) => {
                 let entry = s.memberships.get_mut(&key).expect("read above");
                 let from = entry.0;
                 entry.0 = role;
+                s.append_events(
+                    ctx,
+                    &[NewEvent::member_role_changed(cmd.target, cmd.user, role)],
+                );
                 ChangeFact::Updated { from }
             }
             ChangeDecision::Remove => {
@@ -162,9 +171,13 @@ impl AccessStore for MemoryStore {
                     .cloned()
                     .collect();
                 let revoked = revoked_by_removal(&candidates, cmd.now);
+                let mut events = vec![NewEvent::member_removed(cmd.target, cmd.user)];
                 for id in &revoked {
                     s.set_status(*id, StoredStatus::Revoked);
+                    let batch = s.invitations[id].batch_id;
+                    events.push(NewEvent::invitation_revoked(cmd.target, *id, batch));
                 }
+                s.append_events(ctx, &events);
                 ChangeFact::Removed {
                     role,
                     revoked: revoked.len(),
@@ -173,12 +186,32 @@ impl AccessStore for MemoryStore {
         })
     }
 
-    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+    async fn erase_person(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> Result<ErasureReport, StoreError> {
         let mut s = self.lock();
         let mut report = ErasureReport::default();
+        // The organizations the erasure deletes something of: each gets `person_erased`.
+        let mut touched = BTreeSet::new();
         if let Some(user) = s.users_by_email.remove(email) {
             s.users.remove(&user);
             report.user = Some(user);
+            for e in s.events.values_mut() {
+                if e.user == Some(user) {
+                    e.user = None;
+                }
+            }
+            for (t, _) in s.memberships.keys().filter(|(_, u)| *u == user) {
+                touched.extend(s.target_org(*t));
+            }
+            touched.extend(
+                s.org_members
+                    .keys()
+                    .filter(|(_, u)| *u == user)
+                    .map(|k| k.0),
+            );
             let before = s.memberships.len();
             s.memberships.retain(|(_, u), _| *u != user);
             report.memberships = (before - s.memberships.len()) as u64;
@@ -199,6 +232,7 @@ impl AccessStore for MemoryStore {
             .collect();
         for id in &invitations {
             if let Some(r) = s.invitations.remove(id) {
+                touched.insert(r.organization);
                 s.pending.remove(&(r.target, r.email));
             }
         }
@@ -211,15 +245,32 @@ impl AccessStore for MemoryStore {
             .collect();
         for id in &batches {
             if let Some(b) = s.batches.remove(id) {
+                touched.insert(b.organization);
                 s.tokens.remove(&b.token_hash);
             }
             s.batch_invitations.remove(id);
         }
         report.batches = batches.len() as u64;
+        touched.extend(
+            s.outbox
+                .values()
+                .filter(|m| &m.recipient == email || batches.contains(&m.batch_id))
+                .map(|m| m.organization),
+        );
         let before = s.outbox.len();
         s.outbox
             .retain(|_, m| &m.recipient != email && !batches.contains(&m.batch_id));
         report.messages = (before - s.outbox.len()) as u64;
+        for organization in touched {
+            s.append_events(
+                EventContext {
+                    organization,
+                    actor: None,
+                    at: now,
+                },
+                &[NewEvent::person_erased()],
+            );
+        }
         Ok(report)
     }
 }

@@ -4,9 +4,9 @@
 use crate::{MemoryStore, conflict};
 use async_trait::async_trait;
 use invites_core::{
-    Directory, Group, GroupId, Inspect, InvitationId, InvitationRecord, MembershipRow, OrgRole,
-    OrganizationId, OutboxMessage, Snapshot, StoreError, TargetId, User, UserId, Website,
-    WebsiteId,
+    Directory, EventContext, Group, GroupId, Inspect, InvitationId, InvitationRecord,
+    MembershipRow, NewEvent, OrgRole, OrganizationId, OutboxMessage, Snapshot, StoreError,
+    TargetId, Timestamp, User, UserId, Website, WebsiteId,
 };
 
 #[async_trait]
@@ -96,11 +96,14 @@ impl Directory for MemoryStore {
         Ok(())
     }
 
-    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
+    async fn delete_website(&self, id: WebsiteId, at: Timestamp) -> Result<(), StoreError> {
         let mut s = self.lock();
-        s.websites.remove(&id);
+        let removed = s.websites.remove(&id);
         s.group_websites.retain(|(_, w)| *w != id);
         s.drop_target(TargetId::Website(id));
+        if let Some(w) = removed {
+            s.append_events(ctx(w.organization, at), &[NewEvent::website_deleted(id)]);
+        }
         Ok(())
     }
 
@@ -108,12 +111,14 @@ impl Directory for MemoryStore {
         &self,
         organization: OrganizationId,
         user: UserId,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .lock()
-            .org_members
-            .remove(&(organization, user))
-            .is_some())
+        let mut s = self.lock();
+        let was = s.org_members.remove(&(organization, user)).is_some();
+        if was {
+            s.append_events(ctx(organization, at), &[NewEvent::org_member_removed(user)]);
+        }
+        Ok(was)
     }
 
     async fn set_org_role(
@@ -121,31 +126,57 @@ impl Directory for MemoryStore {
         organization: OrganizationId,
         user: UserId,
         role: OrgRole,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        Ok(match s.org_members.get_mut(&(organization, user)) {
-            Some(r) => {
-                *r = role;
-                true
-            }
-            None => false,
-        })
+        let changed = match s.org_members.get_mut(&(organization, user)) {
+            Some(r) => std::mem::replace(r, role) != role,
+            None => return Ok(false),
+        };
+        if changed {
+            s.append_events(
+                ctx(organization, at),
+                &[NewEvent::org_member_role_changed(user, role)],
+            );
+        }
+        Ok(true)
     }
 
     async fn remove_website_from_group(
         &self,
         group: GroupId,
         website: WebsiteId,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(self.lock().group_websites.remove(&(group, website)))
+        let mut s = self.lock();
+        let was = s.group_websites.remove(&(group, website));
+        if let Some(org) = s.groups.get(&group).map(|g| g.organization).filter(|_| was) {
+            s.append_events(
+                ctx(org, at),
+                &[NewEvent::website_removed_from_group(group, website)],
+            );
+        }
+        Ok(was)
     }
 
-    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
+    async fn delete_group(&self, id: GroupId, at: Timestamp) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        let existed = s.groups.remove(&id).is_some();
+        let removed = s.groups.remove(&id);
         s.group_websites.retain(|(g, _)| *g != id);
         s.drop_target(TargetId::Group(id));
-        Ok(existed)
+        if let Some(g) = &removed {
+            s.append_events(ctx(g.organization, at), &[NewEvent::group_deleted(id)]);
+        }
+        Ok(removed.is_some())
+    }
+}
+
+/// The events of a Directory call: no API key.
+fn ctx(organization: OrganizationId, at: Timestamp) -> EventContext {
+    EventContext {
+        organization,
+        actor: None,
+        at,
     }
 }
 

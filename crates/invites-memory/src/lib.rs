@@ -48,11 +48,12 @@ use invites_core::rules::{
 };
 use invites_core::{
     AcceptBatch, AcceptOutcome, AddFact, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
-    BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Email, Group,
-    GroupId, IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationId, InvitationQuery,
-    InvitationRecord, InviteFact, MessageId, MessageStatus, OrgRole, OrganizationId, OutboxMessage,
-    PurgedBatches, RevokeFact, Role, RotateBatch, RotateFact, StoreError, StoredStatus, TargetId,
-    Timestamp, TokenHash, User, UserId, UserRef, Website, WebsiteId,
+    BatchRecord, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Email, Event,
+    EventContext, Group, GroupId, IdempotencyBegin, IdempotencyState, InvitationFilter,
+    InvitationId, InvitationQuery, InvitationRecord, InviteFact, MessageId, MessageStatus,
+    NewEvent, OrgRole, OrganizationId, OutboxMessage, PurgedBatches, RevokeFact, RevokeInvitation,
+    Role, RotateBatch, RotateFact, StoreError, StoredStatus, TargetId, Timestamp, TokenHash, User,
+    UserId, UserRef, Website, WebsiteId,
 };
 use invites_core::{BulkStore, IdempotencyStore, LifecycleStore, OutboxStore, ReadStore};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -60,6 +61,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 mod access;
 mod directory;
+mod events;
 mod retention;
 
 #[derive(Clone, Debug)]
@@ -90,9 +92,23 @@ struct State {
     tokens: HashMap<TokenHash, BatchId>,
     outbox: BTreeMap<MessageId, OutboxMessage>,
     idempotency: HashMap<(OrganizationId, ApiKeyId, String), StoredIdempotency>,
+    /// The last event position given out per organization (kept when events are purged).
+    event_seq: BTreeMap<OrganizationId, u64>,
+    /// The event log by (organization, position).
+    events: BTreeMap<(OrganizationId, u64), Event>,
 }
 
 impl State {
+    /// Appends a call's events at the organization's next positions.
+    fn append_events(&mut self, ctx: EventContext, events: &[NewEvent]) {
+        let seq = self.event_seq.entry(ctx.organization).or_insert(0);
+        for e in events {
+            *seq += 1;
+            self.events
+                .insert((ctx.organization, *seq), e.at_position(&ctx, *seq));
+        }
+    }
+
     fn target_org(&self, t: TargetId) -> Option<OrganizationId> {
         match t {
             TargetId::Website(w) => self.websites.get(&w).map(|w| w.organization),
@@ -254,6 +270,7 @@ impl BulkStore for MemoryStore {
         });
         let org_member = s.is_org_member(cmd.organization, user.map(|u| u.id));
         let mut targets = Vec::with_capacity(cmd.targets.len());
+        let mut events = Vec::new();
         for &t in &cmd.targets {
             // A user this call created has no membership among the other (distinct) targets.
             let known = user.filter(|u| !u.created).map(|u| u.id);
@@ -277,16 +294,28 @@ impl BulkStore for MemoryStore {
                             first_name: cmd.new_user.first_name.clone(),
                             last_name: cmd.new_user.last_name.clone(),
                         });
+                        events.push(NewEvent::user_created(u.id));
                     }
                     s.memberships.insert((t, u.id), (cmd.role, cmd.now));
+                    events.push(NewEvent::member_added(t, u.id, cmd.role));
                     if let Some(inv) = supersede {
                         s.set_status(inv, StoredStatus::Superseded);
+                        let batch = s.invitations[&inv].batch_id;
+                        events.push(NewEvent::invitation_superseded(t, inv, batch));
                     }
                     AddFact::Added
                 }
             };
             targets.push(Ok(fact));
         }
+        s.append_events(
+            EventContext {
+                organization: cmd.organization,
+                actor: cmd.actor,
+                at: cmd.now,
+            },
+            &events,
+        );
         Ok(AddMembersOutcome { user, targets })
     }
 
@@ -299,6 +328,7 @@ impl BulkStore for MemoryStore {
         let org_member = s.is_org_member(cmd.organization, user);
         let mut batch_created = false;
         let mut targets = Vec::with_capacity(cmd.targets.len());
+        let mut events = Vec::new();
         for &(t, inv_id) in &cmd.targets {
             let facts = InviteFacts {
                 access: s.access(cmd.organization, user, org_member, t),
@@ -339,6 +369,12 @@ impl BulkStore for MemoryStore {
                         },
                     );
                     s.pending.insert((t, cmd.email.clone()), inv_id);
+                    events.push(NewEvent::invitation_created(
+                        t,
+                        inv_id,
+                        cmd.batch.id,
+                        cmd.role,
+                    ));
                     s.batch_invitations
                         .entry(cmd.batch.id)
                         .or_default()
@@ -359,6 +395,14 @@ impl BulkStore for MemoryStore {
                 cmd.now,
             ));
         }
+        s.append_events(
+            EventContext {
+                organization: cmd.organization,
+                actor: cmd.actor,
+                at: cmd.now,
+            },
+            &events,
+        );
         Ok(CreateInvitationsOutcome {
             existing_user: user,
             targets,
@@ -376,9 +420,11 @@ impl LifecycleStore for MemoryStore {
         if batch.token_hash != cmd.token_hash {
             return Ok(None);
         }
+        let mut events = Vec::new();
         let user = match s.users_by_email.get(&batch.email).copied() {
             Some(id) => UserRef { id, created: false },
             None => {
+                events.push(NewEvent::user_created(cmd.new_user.id));
                 s.insert_user(User {
                     id: cmd.new_user.id,
                     email: batch.email.clone(),
@@ -411,9 +457,16 @@ impl LifecycleStore for MemoryStore {
                     fact,
                     create_membership,
                 } => {
+                    events.push(NewEvent::invitation_accepted(
+                        inv.target,
+                        inv.id,
+                        inv.batch_id,
+                        user.id,
+                    ));
                     if create_membership {
                         s.memberships
                             .insert((inv.target, user.id), (inv.role, cmd.now));
+                        events.push(NewEvent::member_added(inv.target, user.id, inv.role));
                     }
                     s.set_status(inv.id, StoredStatus::Accepted);
                     fact
@@ -422,24 +475,38 @@ impl LifecycleStore for MemoryStore {
             let current = s.invitation(inv.id).expect("exists");
             invitations.push((current, Ok(fact)));
         }
+        s.append_events(
+            EventContext {
+                organization: batch.organization,
+                actor: None,
+                at: cmd.now,
+            },
+            &events,
+        );
         Ok(Some(AcceptOutcome { user, invitations }))
     }
 
-    async fn revoke_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-    ) -> Result<RevokeFact, StoreError> {
+    async fn revoke_invitation(&self, cmd: &RevokeInvitation) -> Result<RevokeFact, StoreError> {
         let mut s = self.lock();
-        let status = s
+        let found = s
             .invitations
-            .get(&id)
-            .filter(|i| i.organization == organization)
-            .map(|i| i.status);
-        Ok(match rules::decide_revoke(status) {
+            .get(&cmd.id)
+            .filter(|i| i.organization == cmd.organization)
+            .map(|i| (i.status, i.target, i.batch_id));
+        Ok(match rules::decide_revoke(found.map(|f| f.0)) {
             RevokeDecision::Report(fact) => fact,
             RevokeDecision::Revoke => {
-                s.set_status(id, StoredStatus::Revoked);
+                s.set_status(cmd.id, StoredStatus::Revoked);
+                if let Some((_, target, batch)) = found {
+                    s.append_events(
+                        EventContext {
+                            organization: cmd.organization,
+                            actor: cmd.actor,
+                            at: cmd.now,
+                        },
+                        &[NewEvent::invitation_revoked(target, cmd.id, batch)],
+                    );
+                }
                 RevokeFact::Revoked
             }
         })
@@ -494,6 +561,14 @@ impl LifecycleStore for MemoryStore {
             cmd.message_due_at,
             cmd.now,
         ));
+        s.append_events(
+            EventContext {
+                organization: cmd.organization,
+                actor: cmd.actor,
+                at: cmd.now,
+            },
+            &[NewEvent::batch_resent(cmd.batch_id, cmd.message_id)],
+        );
         Ok(RotateFact::Rotated {
             renewed: renew.len(),
         })
@@ -538,6 +613,7 @@ impl OutboxStore for MemoryStore {
         &self,
         id: MessageId,
         update: DeliveryUpdate,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         let mut s = self.lock();
         let Some(m) = s.outbox.get_mut(&id) else {
@@ -546,6 +622,16 @@ impl OutboxStore for MemoryStore {
         if !rules::delivery_record_applies(m.status) {
             return Ok(());
         }
+        let ctx = EventContext {
+            organization: m.organization,
+            actor: None,
+            at: now,
+        };
+        let event = match update {
+            DeliveryUpdate::Sent { .. } => Some(NewEvent::email_sent(m.batch_id, id)),
+            DeliveryUpdate::Failed { .. } => Some(NewEvent::email_failed(m.batch_id, id)),
+            _ => None,
+        };
         match update {
             DeliveryUpdate::Deferred {
                 attempts,
@@ -582,6 +668,9 @@ impl OutboxStore for MemoryStore {
                 m.attempts = attempts;
                 m.accept_url = None;
             }
+        }
+        if let Some(event) = event {
+            s.append_events(ctx, &[event]);
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! mode), set-based, with a savepoint-per-target slow path (see the crate docs).
 
 use crate::error::Error;
+use crate::events::{self, EventRows};
 use crate::pipeline::{PipelinedTx, pipelined};
 use crate::sql::{
     INSERT_QUEUED_MESSAGE, LOCK_EMAIL, execute, ids_of_kind, locked_query, name_param, opt_role,
@@ -14,9 +15,9 @@ use invites_core::rules::{
     self, AddDecision, AddFacts, InviteDecision, InviteFacts, PendingInvitation, TargetAccess,
 };
 use invites_core::{
-    AddFact, AddMembers, AddMembersOutcome, CreateInvitations, CreateInvitationsOutcome, Email,
-    InvitationId, InviteFact, OrganizationId, StoreError, StoredStatus, TargetId, TargetKind,
-    TargetSlot, UserId, UserRef,
+    AddFact, AddMembers, AddMembersOutcome, BatchId, CreateInvitations, CreateInvitationsOutcome,
+    Email, EventContext, InvitationId, InviteFact, NewEvent, OrganizationId, StoreError,
+    StoredStatus, TargetId, TargetKind, TargetSlot, UserId, UserRef,
 };
 use tokio_postgres::types::ToSql;
 
@@ -32,7 +33,7 @@ WITH u AS MATERIALIZED (
     FROM {schema}.users u WHERE u.email = $4
 ),
 p AS MATERIALIZED (
-    SELECT i.id, i.target_kind, i.target_id, i.expires_at
+    SELECT i.id, i.batch_id, i.target_kind, i.target_id, i.expires_at
     FROM {schema}.invitations i WHERE i.email = $4 AND i.status = 'pending'
 )
 SELECT t.ord,
@@ -48,7 +49,8 @@ SELECT t.ord,
        u.id AS user_id,
        COALESCE(u.org_member, false) AS org_member,
        p.id AS pending_id,
-       p.expires_at AS pending_expires_at
+       p.expires_at AS pending_expires_at,
+       p.batch_id AS pending_batch_id
 FROM unnest($1::text[], $2::uuid[]) WITH ORDINALITY AS t(kind, id, ord)
 LEFT JOIN u ON true
 LEFT JOIN p ON p.target_kind = t.kind AND p.target_id = t.id
@@ -58,6 +60,8 @@ ORDER BY t.ord";
 struct TargetFacts {
     access: TargetAccess,
     pending: Option<PendingInvitation>,
+    /// The batch of the pending invitation (for `invitation_superseded`).
+    pending_batch: Option<BatchId>,
 }
 
 /// The user with the email (if any) and the facts of every target, in order.
@@ -123,6 +127,7 @@ async fn read_facts(
                 org_member: crate::sql::boolean(row, "org_member")?,
             },
             pending,
+            pending_batch: opt_uuid(row, "pending_batch_id")?.map(BatchId),
         });
     }
     Ok(Facts { user, targets: out })
@@ -314,27 +319,47 @@ async fn add_fast(
         tx.commit().await?;
         return Ok(Commit::Answered(outcome));
     };
+    let mut new_events = Vec::new();
+    if user.created {
+        new_events.push(NewEvent::user_created(user.id));
+    }
+    for ((target, decision), target_facts) in cmd.targets.iter().zip(&decisions).zip(&facts.targets)
+    {
+        if let AddDecision::Add { supersede } = decision {
+            new_events.extend(add_events(
+                *target,
+                user.id,
+                cmd,
+                supersede.zip(target_facts.pending_batch),
+            ));
+        }
+    }
+    let rows = EventRows::new(&add_context(cmd), &new_events);
+    let event_params = rows.as_ref().map(EventRows::params);
     let insert = tx.prepare(&store.q(ADD_FAST)).await?;
+    let append = tx.prepare(&store.q(events::APPEND)).await?;
     let (websites, groups) = (
         ids_of_kind(&added, TargetKind::Website),
         ids_of_kind(&added, TargetKind::Group),
     );
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &user.id.0,
+        &cmd.email.as_str(),
+        &name_param(&cmd.new_user.first_name),
+        &name_param(&cmd.new_user.last_name),
+        &user.created,
+        &cmd.role.as_str(),
+        &cmd.now.as_millis(),
+        &websites,
+        &groups,
+        &supersede,
+    ];
     let done = tx
-        .execute_and_commit(
-            &insert,
-            &[
-                &user.id.0,
-                &cmd.email.as_str(),
-                &name_param(&cmd.new_user.first_name),
-                &name_param(&cmd.new_user.last_name),
-                &user.created,
-                &cmd.role.as_str(),
-                &cmd.now.as_millis(),
-                &websites,
-                &groups,
-                &supersede,
-            ],
-        )
+        .execute_all_and_commit([
+            None,
+            Some((&insert, &params)),
+            event_params.as_ref().map(|p| (&append, &p[..])),
+        ])
         .await;
     after_commit(done, tx.commit_unanswered(), outcome, || {
         Written::members(
@@ -347,6 +372,26 @@ async fn add_fast(
             groups,
         )
     })
+}
+
+/// The context of an add's events: its organization, actor and time.
+fn add_context(cmd: &AddMembers) -> EventContext {
+    events::context(cmd.organization, cmd.actor, cmd.now)
+}
+
+/// The events of one added target (after `user_created`, when the call created the user):
+/// `member_added`, then `invitation_superseded` for the pending invitation (and its batch) it
+/// superseded.
+fn add_events(
+    target: TargetId,
+    user: UserId,
+    cmd: &AddMembers,
+    superseded: Option<(InvitationId, BatchId)>,
+) -> impl Iterator<Item = NewEvent> {
+    std::iter::once(NewEvent::member_added(target, user, cmd.role)).chain(
+        superseded
+            .map(|(invitation, batch)| NewEvent::invitation_superseded(target, invitation, batch)),
+    )
 }
 
 /// Runs `unit` in a savepoint: released on success; rolled back to on a statement error,
@@ -388,7 +433,9 @@ async fn add_slow(
     let decisions = decide_adds(&facts);
     let mut user = facts.user.map(|id| UserRef { id, created: false });
     let mut slots: Vec<TargetSlot<AddFact>> = Vec::with_capacity(decisions.len());
-    for (target, decision) in cmd.targets.iter().zip(&decisions) {
+    let mut new_events = Vec::new();
+    for ((target, decision), target_facts) in cmd.targets.iter().zip(&decisions).zip(&facts.targets)
+    {
         let AddDecision::Add { supersede } = decision else {
             slots.push(Ok(add_slot(decision)));
             continue;
@@ -432,14 +479,25 @@ async fn add_slow(
             Ok(())
         })
         .await?;
-        if done.is_ok() && create {
-            user = Some(UserRef {
-                id: user_id,
-                created: true,
-            });
+        if done.is_ok() {
+            if create {
+                user = Some(UserRef {
+                    id: user_id,
+                    created: true,
+                });
+                new_events.push(NewEvent::user_created(user_id));
+            }
+            new_events.extend(add_events(
+                *target,
+                user_id,
+                cmd,
+                supersede.zip(target_facts.pending_batch),
+            ));
         }
         slots.push(done.map(|()| AddFact::Added));
     }
+    // After the last unit: only the units that succeeded contribute events.
+    events::append(store, tx, &add_context(cmd), &new_events).await?;
     Ok(AddMembersOutcome {
         user,
         targets: slots,
@@ -488,6 +546,16 @@ fn decide_invites(facts: &Facts, cmd: &CreateInvitations) -> Vec<InviteDecision>
             })
         })
         .collect()
+}
+
+/// The context of an invite's events: its organization, actor and time.
+fn invite_context(cmd: &CreateInvitations) -> EventContext {
+    events::context(cmd.organization, cmd.actor, cmd.now)
+}
+
+/// The event of one invited target.
+fn invite_event(cmd: &CreateInvitations, target: TargetId, invitation: InvitationId) -> NewEvent {
+    NewEvent::invitation_created(target, invitation, cmd.batch.id, cmd.role)
 }
 
 fn invite_slot(decision: &InviteDecision) -> InviteFact {
@@ -550,12 +618,14 @@ async fn invite_fast(
     let mut invitations = Vec::new();
     let mut kinds = Vec::new();
     let mut target_ids = Vec::new();
+    let mut new_events = Vec::new();
     for (&(target, invitation), decision) in cmd.targets.iter().zip(&decisions) {
         if let InviteDecision::Invite { replace: r } = decision {
             replace.extend(r.map(|id| id.0));
             invitations.push(invitation.0);
             kinds.push(target.kind().as_str());
             target_ids.push(target.uuid());
+            new_events.push(invite_event(cmd, target, invitation));
         }
     }
     let outcome = CreateInvitationsOutcome {
@@ -567,6 +637,9 @@ async fn invite_fast(
         return Ok(Commit::Answered(outcome));
     }
     let insert = tx.prepare(&store.q(INVITE_FAST)).await?;
+    let append = tx.prepare(&store.q(events::APPEND)).await?;
+    let rows = EventRows::new(&invite_context(cmd), &new_events);
+    let event_params = rows.as_ref().map(EventRows::params);
     let params: [&(dyn ToSql + Sync); 15] = [
         &cmd.batch.id.0,
         &cmd.organization.0,
@@ -584,18 +657,22 @@ async fn invite_fast(
         &kinds,
         &target_ids,
     ];
-    let done = if replace.is_empty() {
-        tx.execute_and_commit(&insert, &params).await.map(drop)
+    // The expired pending rows must be `replaced` before their successors are inserted (one
+    // pending row per target and email); the events go last: up to three statements and the
+    // commit, pipelined.
+    let expire = if replace.is_empty() {
+        None
     } else {
-        // The expired pending rows must be `replaced` before their successors are
-        // inserted (one pending row per target and email): two statements and the
-        // commit, pipelined.
-        let expire = tx.prepare(&store.q(REPLACE_EXPIRED)).await?;
-        let expire_params: [&(dyn ToSql + Sync); 1] = [&replace];
-        tx.execute_two_and_commit((&expire, &expire_params), (&insert, &params))
-            .await
-            .map(drop)
+        Some(tx.prepare(&store.q(REPLACE_EXPIRED)).await?)
     };
+    let expire_params: [&(dyn ToSql + Sync); 1] = [&replace];
+    let done = tx
+        .execute_all_and_commit([
+            expire.as_ref().map(|e| (e, &expire_params[..])),
+            Some((&insert, &params)),
+            event_params.as_ref().map(|p| (&append, &p[..])),
+        ])
+        .await;
     after_commit(done, tx.commit_unanswered(), outcome, || {
         Written::invitations(&cmd.email, cmd.batch.id, invitations)
     })
@@ -618,6 +695,7 @@ async fn invite_slow(
     let decisions = decide_invites(&facts, cmd);
     let mut batch_stored = false;
     let mut slots: Vec<TargetSlot<InviteFact>> = Vec::with_capacity(decisions.len());
+    let mut new_events = Vec::new();
     for (&(target, invitation), decision) in cmd.targets.iter().zip(&decisions) {
         let InviteDecision::Invite { replace } = decision else {
             slots.push(Ok(invite_slot(decision)));
@@ -684,9 +762,12 @@ async fn invite_slow(
         .await?;
         if done.is_ok() {
             batch_stored = true;
+            new_events.push(invite_event(cmd, target, invitation));
         }
         slots.push(done.map(|()| InviteFact::Invited));
     }
+    // After the last unit: only the units that succeeded contribute events.
+    events::append(store, tx, &invite_context(cmd), &new_events).await?;
     Ok(CreateInvitationsOutcome {
         existing_user: facts.user,
         targets: slots,

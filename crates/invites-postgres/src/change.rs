@@ -4,6 +4,7 @@
 //! erasure of the same person run one after the other.
 
 use crate::error::Error;
+use crate::events;
 use crate::sql::{
     INVITATION_SELECT, LOCK_EMAIL, Params, boolean, decode_one, email, execute,
     invitation_from_row, locked_query, opt_role, query,
@@ -13,7 +14,7 @@ use invites_core::access::{
     ChangeDecision, ChangeFact, ChangeMember, decide_change, revoked_by_removal,
 };
 use invites_core::rules::TargetAccess;
-use invites_core::{InvitationRecord, TargetKind};
+use invites_core::{InvitationRecord, NewEvent, TargetKind};
 use uuid::Uuid;
 
 /// The facts of (target `$1` in organization `$2`, user `$3`): whether the target is in the
@@ -64,6 +65,7 @@ pub(crate) async fn change_member(
 ) -> Result<ChangeFact, Error> {
     let kind = cmd.target.kind();
     let target = cmd.target.uuid();
+    let ctx = events::context(cmd.organization, cmd.actor, cmd.now);
     transaction!(store, |tx| {
         // A user's email never changes: read it, then take its lock and read the facts
         // (pipelined: the facts are read once the lock is held).
@@ -102,6 +104,13 @@ pub(crate) async fn change_member(
                     &[&target, &cmd.user.0, &role.as_str()],
                 )
                 .await?;
+                events::append(
+                    store,
+                    &tx,
+                    &ctx,
+                    &[NewEvent::member_role_changed(cmd.target, cmd.user, role)],
+                )
+                .await?;
                 ChangeFact::Updated {
                     from: access.membership.ok_or(Error::Corrupt {
                         column: "member_role",
@@ -131,13 +140,25 @@ pub(crate) async fn change_member(
                 .iter()
                 .map(|row| decode_one("invitations", row, invitation_from_row).map(|(r, _)| r))
                 .collect::<Result<_, _>>()?;
-                let revoked: Vec<Uuid> = revoked_by_removal(&candidates, cmd.now)
-                    .into_iter()
-                    .map(|id| id.0)
-                    .collect();
+                let revoked_ids = revoked_by_removal(&candidates, cmd.now);
+                let revoked: Vec<Uuid> = revoked_ids.iter().map(|id| id.0).collect();
                 if !revoked.is_empty() {
                     execute(&tx, &store.q(REVOKE), &[&revoked]).await?;
                 }
+                // `member_removed`, then `invitation_revoked` per revoked invitation, in
+                // `revoked_by_removal` order.
+                let mut new_events = vec![NewEvent::member_removed(cmd.target, cmd.user)];
+                for id in &revoked_ids {
+                    let batch = candidates
+                        .iter()
+                        .find(|c| c.id == *id)
+                        .ok_or(Error::Corrupt {
+                            column: "invitations.id",
+                        })?
+                        .batch_id;
+                    new_events.push(NewEvent::invitation_revoked(cmd.target, *id, batch));
+                }
+                events::append(store, &tx, &ctx, &new_events).await?;
                 ChangeFact::Removed {
                     role,
                     revoked: revoked.len(),

@@ -1,14 +1,15 @@
 //! [`Directory`](invites_core::Directory) and [`Inspect`](invites_core::Inspect) operations.
 
 use crate::error::Error;
+use crate::events;
 use crate::sql::{
     INVITATION_SELECT, LOCK_EMAIL, OUTBOX_COLUMNS, USER_COLUMNS, decode_all, email, execute,
     invitation_from_row, message_from_row, name_param, query, tag, text, ts, user_from_row, uuid,
 };
 use crate::{PgStore, transaction};
 use invites_core::{
-    BatchId, Group, GroupId, MembershipRow, OrgRole, OrganizationId, Role, Snapshot, TargetKind,
-    User, UserId, Website, WebsiteId,
+    BatchId, Group, GroupId, MembershipRow, NewEvent, OrgRole, OrganizationId, Role, Snapshot,
+    TargetKind, Timestamp, User, UserId, Website, WebsiteId,
 };
 
 async fn organization_exists(
@@ -261,20 +262,53 @@ pub(crate) async fn add_org_member(
     })
 }
 
-pub(crate) async fn delete_website(store: &PgStore, id: WebsiteId) -> Result<(), Error> {
+/// Appends the one event of a Directory change (no actor) in `tx`, when `organization` says
+/// the change happened there.
+async fn append_change(
+    store: &PgStore,
+    tx: &deadpool_postgres::Transaction<'_>,
+    organization: Option<uuid::Uuid>,
+    at: Timestamp,
+    event: NewEvent,
+) -> Result<(), Error> {
+    if let Some(organization) = organization {
+        let ctx = events::context(OrganizationId(organization), None, at);
+        events::append(store, tx, &ctx, &[event]).await?;
+    }
+    Ok(())
+}
+
+/// The organization in the first row's `organization_id`, if any row.
+fn organization_of(rows: &[tokio_postgres::Row]) -> Result<Option<uuid::Uuid>, Error> {
+    Ok(rows
+        .first()
+        .map(|row| crate::sql::opt_uuid(row, "organization_id"))
+        .transpose()?
+        .flatten())
+}
+
+/// One statement, its memberships, group links and invitations with it; `website_deleted`
+/// when there was a website.
+pub(crate) async fn delete_website(
+    store: &PgStore,
+    id: WebsiteId,
+    at: Timestamp,
+) -> Result<(), Error> {
     transaction!(store, |tx| {
-        execute(
+        let rows = query(
             &tx,
             &store.q(
                 "WITH m AS (DELETE FROM {schema}.website_members WHERE website_id = $1), \
                       g AS (DELETE FROM {schema}.group_websites WHERE website_id = $1), \
                       i AS (DELETE FROM {schema}.invitations \
                             WHERE target_kind = 'website' AND target_id = $1) \
-                 DELETE FROM {schema}.websites WHERE id = $1",
+                 DELETE FROM {schema}.websites WHERE id = $1 RETURNING organization_id",
             ),
             &[&id.0],
         )
         .await?;
+        let organization = organization_of(&rows)?;
+        append_change(store, &tx, organization, at, NewEvent::website_deleted(id)).await?;
         tx.commit().await?;
         Ok(())
     })
@@ -284,6 +318,7 @@ pub(crate) async fn remove_org_member(
     store: &PgStore,
     organization: OrganizationId,
     user: UserId,
+    at: Timestamp,
 ) -> Result<bool, Error> {
     transaction!(store, |tx| {
         let removed = execute(
@@ -293,27 +328,47 @@ pub(crate) async fn remove_org_member(
             &[&organization.0, &user.0],
         )
         .await?;
+        let changed = (removed > 0).then_some(organization.0);
+        append_change(store, &tx, changed, at, NewEvent::org_member_removed(user)).await?;
         tx.commit().await?;
         Ok(removed > 0)
     })
 }
 
+/// Whether the user is a member; the role is written, with its event, only when it changes.
 pub(crate) async fn set_org_role(
     store: &PgStore,
     organization: OrganizationId,
     user: UserId,
     role: OrgRole,
+    at: Timestamp,
 ) -> Result<bool, Error> {
     transaction!(store, |tx| {
-        let changed = execute(
+        let rows = query(
             &tx,
-            &store.q("UPDATE {schema}.org_members SET role = $3 \
-                 WHERE organization_id = $1 AND user_id = $2"),
-            &[&organization.0, &user.0, &role.as_str()],
+            &store.q("SELECT role FROM {schema}.org_members \
+                 WHERE organization_id = $1 AND user_id = $2 FOR UPDATE"),
+            &[&organization.0, &user.0],
         )
         .await?;
+        let Some(row) = rows.first() else {
+            return Ok(false);
+        };
+        // A role this version cannot read is changed like any other.
+        let current = text(row, "role")?;
+        if current != role.as_str() {
+            execute(
+                &tx,
+                &store.q("UPDATE {schema}.org_members SET role = $3 \
+                     WHERE organization_id = $1 AND user_id = $2"),
+                &[&organization.0, &user.0, &role.as_str()],
+            )
+            .await?;
+            let event = NewEvent::org_member_role_changed(user, role);
+            append_change(store, &tx, Some(organization.0), at, event).await?;
+        }
         tx.commit().await?;
-        Ok(changed > 0)
+        Ok(true)
     })
 }
 
@@ -321,37 +376,52 @@ pub(crate) async fn remove_website_from_group(
     store: &PgStore,
     group: GroupId,
     website: WebsiteId,
+    at: Timestamp,
 ) -> Result<bool, Error> {
     transaction!(store, |tx| {
-        let removed = execute(
+        let rows = query(
             &tx,
-            &store.q("DELETE FROM {schema}.group_websites WHERE group_id = $1 AND website_id = $2"),
+            &store.q(
+                "DELETE FROM {schema}.group_websites gw WHERE group_id = $1 AND website_id = $2 \
+                 RETURNING (SELECT g.organization_id FROM {schema}.groups g \
+                            WHERE g.id = gw.group_id) AS organization_id",
+            ),
             &[&group.0, &website.0],
         )
         .await?;
+        let organization = organization_of(&rows)?;
+        let event = NewEvent::website_removed_from_group(group, website);
+        append_change(store, &tx, organization, at, event).await?;
         tx.commit().await?;
-        Ok(removed > 0)
+        Ok(!rows.is_empty())
     })
 }
 
 /// One statement, as [`delete_website`]: the group's memberships, its website links and its
-/// invitations go with it (their batches stay, as the other invitations of a batch do).
-pub(crate) async fn delete_group(store: &PgStore, id: GroupId) -> Result<bool, Error> {
+/// invitations go with it (their batches stay, as the other invitations of a batch do);
+/// `group_deleted` when there was a group.
+pub(crate) async fn delete_group(
+    store: &PgStore,
+    id: GroupId,
+    at: Timestamp,
+) -> Result<bool, Error> {
     transaction!(store, |tx| {
-        let deleted = execute(
+        let rows = query(
             &tx,
             &store.q(
                 "WITH m AS (DELETE FROM {schema}.group_members WHERE group_id = $1), \
                       w AS (DELETE FROM {schema}.group_websites WHERE group_id = $1), \
                       i AS (DELETE FROM {schema}.invitations \
                             WHERE target_kind = 'group' AND target_id = $1) \
-                 DELETE FROM {schema}.groups WHERE id = $1",
+                 DELETE FROM {schema}.groups WHERE id = $1 RETURNING organization_id",
             ),
             &[&id.0],
         )
         .await?;
+        let organization = organization_of(&rows)?;
+        append_change(store, &tx, organization, at, NewEvent::group_deleted(id)).await?;
         tx.commit().await?;
-        Ok(deleted > 0)
+        Ok(!rows.is_empty())
     })
 }
 

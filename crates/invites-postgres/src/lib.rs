@@ -97,6 +97,24 @@
 //! idempotency response naming the user: the outbox and idempotency parts are scans of
 //! those tables (no index holds a recipient or a response's text), the rest index probes.
 //!
+//! # The event log
+//!
+//! Every write appends its events (`invites_core::events`) in its own transaction, after its
+//! other writes, as its last statement before the `COMMIT`: it increments the counter
+//! `organizations.event_seq` by the number of events (`UPDATE … RETURNING`, which holds the
+//! organization row's lock until the commit) and inserts the events at the positions it got
+//! (migration 7). A concurrent writer of the same organization waits for that lock and then
+//! reads the committed counter, so each organization's positions are 1, 2, 3, … with no gap,
+//! in commit order: a reader of `read_events` that resumes after the last position it
+//! processed never misses an event and never sees one twice. The bulk paths send the event
+//! insert in the same round trip as their writes and `COMMIT` (one statement more per call,
+//! not per event), so the lock is held for the time the server runs it. A savepoint unit that
+//! fails leaves none of its events; a call that changes nothing takes no lock and writes
+//! none. An erasure clears the user's id from every event (by the partial index on
+//! `events.user_id`) and appends `person_erased` to each organization it deleted something
+//! of, locking their rows in ascending id order. `purge_events` deletes the oldest events
+//! first; the counters stay, so positions are never reused.
+//!
 //! # Schema and migrations
 //!
 //! [`PgOptions::schema`] puts the tables in a schema of the host's choice (default `public`).
@@ -146,6 +164,9 @@
 //! - `list_invitations`: the row is left out, and the page is filled up from the rows after
 //!   it, so a page is short only at the end of the list and the cursor stays right.
 //! - `batch_messages` and `Inspect::snapshot`: the row is left out.
+//! - `read_events`: an event whose kind (or target) this version cannot read is left out (its
+//!   organization named as the row), and the page is filled up from the events after it, so a
+//!   page is short only at the end of the log and a reader is never stuck before it.
 //! - `get_batch`, `find_batch_by_token` and `accept_batch`: a batch is one unit, so if its row
 //!   or one of its invitations cannot be decoded, that batch alone is
 //!   [`StoreError::Incompatible`] (an accept never skips an invitation unseen, an email never
@@ -182,6 +203,7 @@ mod change;
 mod directory;
 mod erase;
 mod error;
+mod events;
 mod lifecycle;
 mod migrate;
 mod outbox;

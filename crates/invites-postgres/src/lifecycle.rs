@@ -2,6 +2,7 @@
 //! idempotency records.
 
 use crate::error::Error;
+use crate::events;
 use crate::sql::{
     INVITATION_SELECT, LOCK_EMAIL, USER_COLUMNS, batch_invitations, batch_where, boolean, bytes32,
     decode, decode_one, email, execute, invitation_from_row, locked_query, name_param, opt_text,
@@ -16,8 +17,9 @@ use invites_core::rules::{
 use invites_core::{
     AcceptBatch, AcceptFact, AcceptOutcome, ApiKeyId, BatchId, BatchRecord, Email,
     IdempotencyBegin, IdempotencyState, InvitationFilter, InvitationId, InvitationQuery,
-    InvitationRecord, OrganizationId, RevokeFact, Role, RotateBatch, RotateFact, StoredStatus,
-    TargetId, TargetKind, TargetSlot, Timestamp, TokenHash, User, UserId, UserRef,
+    InvitationRecord, NewEvent, OrganizationId, RevokeFact, RevokeInvitation, Role, RotateBatch,
+    RotateFact, StoredStatus, TargetId, TargetKind, TargetSlot, Timestamp, TokenHash, User, UserId,
+    UserRef,
 };
 use std::collections::HashMap;
 
@@ -387,6 +389,24 @@ async fn accept(
         .collect();
 
     let mut results = Vec::with_capacity(invitations.len());
+    // `user_created` when created, then per accepted invitation `invitation_accepted` and
+    // `member_added` when it created the membership (the slow path: of the units that
+    // succeeded), appended after the writes.
+    let mut new_events = Vec::new();
+    if user.created {
+        new_events.push(NewEvent::user_created(user.id));
+    }
+    let accept_events = |record: &InvitationRecord, create_membership: bool| {
+        std::iter::once(NewEvent::invitation_accepted(
+            record.target,
+            record.id,
+            record.batch_id,
+            user.id,
+        ))
+        .chain(
+            create_membership.then(|| NewEvent::member_added(record.target, user.id, record.role)),
+        )
+    };
     if !slow {
         let mut accepted = Vec::new();
         let (mut w_ids, mut w_roles, mut g_ids, mut g_roles) = (vec![], vec![], vec![], vec![]);
@@ -396,6 +416,7 @@ async fn accept(
             } = decision
             {
                 accepted.push(record.id.0);
+                new_events.extend(accept_events(record, *create_membership));
                 if *create_membership {
                     let (ids, roles) = match record.target.kind() {
                         TargetKind::Website => (&mut w_ids, &mut w_roles),
@@ -468,6 +489,7 @@ async fn accept(
                     .await?;
                     if done.is_ok() {
                         record.status = StoredStatus::Accepted;
+                        new_events.extend(accept_events(&record, create_membership));
                     }
                     done.map(|()| fact)
                 }
@@ -475,6 +497,9 @@ async fn accept(
             results.push((record, slot));
         }
     }
+    // A token is not a key: no actor.
+    let ctx = events::context(organization, None, cmd.now);
+    events::append(store, tx, &ctx, &new_events).await?;
     Ok(Some(AcceptOutcome {
         user,
         invitations: results,
@@ -486,15 +511,17 @@ async fn accept(
 
 pub(crate) async fn revoke_invitation(
     store: &PgStore,
-    organization: OrganizationId,
-    id: InvitationId,
+    cmd: &RevokeInvitation,
 ) -> Result<RevokeFact, Error> {
+    let id = cmd.id;
     transaction!(store, |tx| {
         let rows = query(
             &tx,
-            &store.q("SELECT status FROM {schema}.invitations \
-                 WHERE id = $1 AND organization_id = $2 FOR UPDATE"),
-            &[&id.0, &organization.0],
+            &store.q(
+                "SELECT status, target_kind, target_id, batch_id FROM {schema}.invitations \
+                 WHERE id = $1 AND organization_id = $2 FOR UPDATE",
+            ),
+            &[&id.0, &cmd.organization.0],
         )
         .await?;
         let status = rows
@@ -504,10 +531,21 @@ pub(crate) async fn revoke_invitation(
         let fact = match rules::decide_revoke(status) {
             RevokeDecision::Report(fact) => fact,
             RevokeDecision::Revoke => {
+                let row = rows.first().ok_or(Error::Corrupt { column: "status" })?;
+                let target =
+                    tag(row, "target_kind", TargetKind::parse)?.with_id(uuid(row, "target_id")?);
+                let batch = BatchId(uuid(row, "batch_id")?);
                 execute(
                     &tx,
                     &store.q(crate::bulk::SET_STATUS),
                     &[&id.0, &StoredStatus::Revoked.as_str()],
+                )
+                .await?;
+                events::append(
+                    store,
+                    &tx,
+                    &events::context(cmd.organization, cmd.actor, cmd.now),
+                    &[NewEvent::invitation_revoked(target, id, batch)],
                 )
                 .await?;
                 RevokeFact::Revoked
@@ -601,6 +639,13 @@ pub(crate) async fn rotate_batch(store: &PgStore, cmd: &RotateBatch) -> Result<R
                 )
                 .await?;
                 let renewed: i64 = rows.first().map_or(Ok(0), |r| r.try_get("renewed"))?;
+                events::append(
+                    store,
+                    &tx,
+                    &events::context(cmd.organization, cmd.actor, cmd.now),
+                    &[NewEvent::batch_resent(cmd.batch_id, cmd.message_id)],
+                )
+                .await?;
                 RotateFact::Rotated {
                     renewed: usize::try_from(renewed).unwrap_or(0),
                 }

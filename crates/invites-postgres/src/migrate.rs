@@ -15,6 +15,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_pending_by_email.sql"),
     include_str!("../migrations/0005_email_lists_through_batches.sql"),
     include_str!("../migrations/0006_access_reads.sql"),
+    include_str!("../migrations/0007_events.sql"),
 ];
 
 /// Key of the advisory lock that serialises migrations of one schema: a fixed class plus a

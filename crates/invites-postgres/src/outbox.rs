@@ -4,7 +4,9 @@ use crate::error::Error;
 use crate::sql::{OUTBOX_COLUMNS, decode, decode_all, execute, message_from_row, query};
 use crate::{PgStore, transaction};
 use invites_core::rules;
-use invites_core::{BatchId, DeliveryUpdate, MessageId, MessageStatus, OutboxMessage, Timestamp};
+use invites_core::{
+    BatchId, DeliveryUpdate, EventKind, MessageId, MessageStatus, OutboxMessage, Timestamp,
+};
 
 /// Claims due messages in ONE statement: the rows are picked and locked by the inner
 /// `SELECT … FOR UPDATE SKIP LOCKED` (a row another deliverer is claiming right now is
@@ -88,13 +90,33 @@ fn applicable_statuses() -> Vec<&'static str> {
     .collect()
 }
 
+/// `update` (an `UPDATE … RETURNING organization_id, batch_id` of one message, `$1` its id)
+/// with its event: when it changed the message, the organization's counter is incremented
+/// (its row locked until the statement's implicit commit) and the event `kind` inserted at
+/// the new position, at `$now`. One statement; it returns the number of events inserted,
+/// which is the number of messages changed.
+fn with_event(update: &str, kind: EventKind, now: &str) -> String {
+    format!(
+        "WITH m AS ({update}), \
+         seq AS (UPDATE {{schema}}.organizations o SET event_seq = o.event_seq + 1 \
+                 FROM m WHERE o.id = m.organization_id \
+                 RETURNING o.id, o.event_seq, m.batch_id) \
+         INSERT INTO {{schema}}.events (organization_id, position, kind, at, batch_id, message_id) \
+         SELECT id, event_seq, '{kind}', {now}, batch_id, $1 FROM seq",
+        kind = kind.as_str()
+    )
+}
+
 /// One conditional statement: the record is written only if the message is still in a status
 /// it applies to; otherwise (a resend cancelled it, another deliverer recorded it) the row is
-/// left as it is. A message that does not exist at all is an error.
+/// left as it is. A message that does not exist at all is an error. A `Sent` or `Failed`
+/// record that applies writes its event (`email_sent`, `email_failed`, at `now`, no actor) in
+/// the same statement ([`with_event`]).
 pub(crate) async fn record_delivery(
     store: &PgStore,
     id: MessageId,
     update: &DeliveryUpdate,
+    now: Timestamp,
 ) -> Result<(), Error> {
     let client = store.client().await?;
     let applies = applicable_statuses();
@@ -102,11 +124,19 @@ pub(crate) async fn record_delivery(
         match update {
             DeliveryUpdate::Sent { attempts } => execute(
                 &client,
-                &store.q(
+                &store.q(&with_event(
                     "UPDATE {schema}.outbox SET status = 'sent', attempts = $2, accept_url = NULL \
-                     WHERE id = $1 AND status = ANY($3::text[])",
-                ),
-                &[&id.0, &attempts_param(*attempts), &applies],
+                     WHERE id = $1 AND status = ANY($3::text[]) \
+                     RETURNING organization_id, batch_id",
+                    EventKind::EmailSent,
+                    "$4::bigint",
+                )),
+                &[
+                    &id.0,
+                    &attempts_param(*attempts),
+                    &applies,
+                    &now.as_millis(),
+                ],
             )
             .await?,
             DeliveryUpdate::Retry {
@@ -132,11 +162,20 @@ pub(crate) async fn record_delivery(
             }
             DeliveryUpdate::Failed { attempts, error } => execute(
                 &client,
-                &store.q(
+                &store.q(&with_event(
                     "UPDATE {schema}.outbox SET status = 'failed', attempts = $2, last_error = $3, \
-                     accept_url = NULL WHERE id = $1 AND status = ANY($4::text[])",
-                ),
-                &[&id.0, &attempts_param(*attempts), error, &applies],
+                     accept_url = NULL WHERE id = $1 AND status = ANY($4::text[]) \
+                     RETURNING organization_id, batch_id",
+                    EventKind::EmailFailed,
+                    "$5::bigint",
+                )),
+                &[
+                    &id.0,
+                    &attempts_param(*attempts),
+                    error,
+                    &applies,
+                    &now.as_millis(),
+                ],
             )
             .await?,
             DeliveryUpdate::Cancelled { attempts } => {

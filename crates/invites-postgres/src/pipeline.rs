@@ -82,38 +82,25 @@ impl PipelinedTx {
         crate::sql::locked_query(self.client(), Some(BEGIN), lock, query).await
     }
 
-    /// Runs `statement`, then commits: one round trip. `Ok` only when both succeeded.
-    pub(crate) async fn execute_and_commit(
+    /// Runs the statements in order (a `None` is skipped), then commits: one round trip.
+    /// `Ok` only when all of them and the `COMMIT` succeeded. The bulk writes send their rows,
+    /// then their events (`crate::events`, the organization's counter taken last), then the
+    /// `COMMIT`: the counter's lock is held for the time the server runs the event insert.
+    pub(crate) async fn execute_all_and_commit(
         &mut self,
-        statement: &Statement,
-        params: &Params<'_>,
-    ) -> Result<u64, Error> {
+        statements: [Option<(&Statement, &Params<'_>)>; 3],
+    ) -> Result<(), Error> {
         let client = self.client();
-        let (rows, ()) = tokio::try_join!(
-            client.execute(statement, params),
+        let [first, second, third] = statements;
+        let ((), (), (), ()) = tokio::try_join!(
+            execute_some(client, first),
+            execute_some(client, second),
+            execute_some(client, third),
             client.batch_execute("COMMIT")
         )
         .map_err(|e| self.commit_failed(e))?;
         self.open = false;
-        Ok(rows)
-    }
-
-    /// Runs `first`, then `second`, then commits: one round trip. `Ok` only when all three
-    /// succeeded.
-    pub(crate) async fn execute_two_and_commit(
-        &mut self,
-        first: (&Statement, &Params<'_>),
-        second: (&Statement, &Params<'_>),
-    ) -> Result<(u64, u64), Error> {
-        let client = self.client();
-        let (a, b, ()) = tokio::try_join!(
-            client.execute(first.0, first.1),
-            client.execute(second.0, second.1),
-            client.batch_execute("COMMIT")
-        )
-        .map_err(|e| self.commit_failed(e))?;
-        self.open = false;
-        Ok((a, b))
+        Ok(())
     }
 
     /// Commits: one round trip.
@@ -131,6 +118,17 @@ impl PipelinedTx {
             self.open = false;
         }
         // Drop: back to the pool if closed, out of it otherwise.
+    }
+}
+
+/// Runs `statement` if there is one (sent when first polled).
+async fn execute_some(
+    client: &Object,
+    statement: Option<(&Statement, &Params<'_>)>,
+) -> Result<(), tokio_postgres::Error> {
+    match statement {
+        Some((statement, params)) => client.execute(statement, params).await.map(drop),
+        None => Ok(()),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The store ports of `invites-core`, implemented by [`PgStore`]: each method maps this
 //! crate's error to a [`StoreError`] and calls the operation's module.
 
-use crate::{PgStore, access, backlog, bulk, change, directory, erase, lifecycle, outbox, purge};
+use crate::{
+    PgStore, access, backlog, bulk, change, directory, erase, events, lifecycle, outbox, purge,
+};
 use async_trait::async_trait;
 use invites_core::access::{
     AccessFacts, ChangeFact, ChangeMember, ErasureReport, MemberQuery, MemberRecord,
@@ -11,10 +13,11 @@ use invites_core::observe::OutboxBacklog;
 use invites_core::{
     AcceptBatch, AcceptOutcome, AccessStore, AddMembers, AddMembersOutcome, ApiKeyId, BatchId,
     BatchRecord, BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory,
-    Email, Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect,
-    InvitationId, InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole,
-    OrganizationId, OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch,
-    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    Email, Event, EventStore, Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore,
+    Inspect, InvitationId, InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole,
+    OrganizationId, OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact,
+    RevokeInvitation, RotateBatch, RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User,
+    UserId, Website, WebsiteId,
 };
 
 #[deny(clippy::missing_trait_methods)]
@@ -98,8 +101,9 @@ impl OutboxStore for PgStore {
         &self,
         id: MessageId,
         update: DeliveryUpdate,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        Ok(outbox::record_delivery(self, id, &update).await?)
+        Ok(outbox::record_delivery(self, id, &update, now).await?)
     }
 
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
@@ -128,12 +132,8 @@ impl LifecycleStore for PgStore {
         Ok(lifecycle::accept_batch(self, cmd).await?)
     }
 
-    async fn revoke_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-    ) -> Result<RevokeFact, StoreError> {
-        Ok(lifecycle::revoke_invitation(self, organization, id).await?)
+    async fn revoke_invitation(&self, cmd: &RevokeInvitation) -> Result<RevokeFact, StoreError> {
+        Ok(lifecycle::revoke_invitation(self, cmd).await?)
     }
 
     async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
@@ -224,16 +224,17 @@ impl Directory for PgStore {
         Ok(directory::add_org_member(self, organization, user, role).await?)
     }
 
-    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
-        Ok(directory::delete_website(self, id).await?)
+    async fn delete_website(&self, id: WebsiteId, at: Timestamp) -> Result<(), StoreError> {
+        Ok(directory::delete_website(self, id, at).await?)
     }
 
     async fn remove_org_member(
         &self,
         organization: OrganizationId,
         user: UserId,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(directory::remove_org_member(self, organization, user).await?)
+        Ok(directory::remove_org_member(self, organization, user, at).await?)
     }
 
     async fn set_org_role(
@@ -241,20 +242,22 @@ impl Directory for PgStore {
         organization: OrganizationId,
         user: UserId,
         role: OrgRole,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(directory::set_org_role(self, organization, user, role).await?)
+        Ok(directory::set_org_role(self, organization, user, role, at).await?)
     }
 
     async fn remove_website_from_group(
         &self,
         group: GroupId,
         website: WebsiteId,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        Ok(directory::remove_website_from_group(self, group, website).await?)
+        Ok(directory::remove_website_from_group(self, group, website, at).await?)
     }
 
-    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
-        Ok(directory::delete_group(self, id).await?)
+    async fn delete_group(&self, id: GroupId, at: Timestamp) -> Result<bool, StoreError> {
+        Ok(directory::delete_group(self, id, at).await?)
     }
 }
 
@@ -284,8 +287,29 @@ impl AccessStore for PgStore {
         Ok(change::change_member(self, cmd).await?)
     }
 
-    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
-        Ok(erase::erase_person(self, email).await?)
+    async fn erase_person(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> Result<ErasureReport, StoreError> {
+        Ok(erase::erase_person(self, email, now).await?)
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl EventStore for PgStore {
+    async fn read_events(
+        &self,
+        organization: OrganizationId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        Ok(events::read_events(self, organization, after, limit).await?)
+    }
+
+    async fn purge_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        Ok(events::purge_events(self, before, limit).await?)
     }
 }
 

@@ -252,6 +252,7 @@ async fn scenario<B: MembershipStore + Directory + Inspect>(store: Arc<B>) -> Ve
         user,
         change,
         now: h.clock.now(),
+        actor: None,
     };
     for (label, cmd) in [
         (
@@ -317,34 +318,49 @@ async fn scenario<B: MembershipStore + Directory + Inspect>(store: Arc<B>) -> Ve
     log.note(
         "remove site 1 from group 0",
         store
-            .remove_website_from_group(w.groups[0], w.websites[1])
+            .remove_website_from_group(w.groups[0], w.websites[1], h.clock.now())
             .await,
     );
     log.note(
         "remove site 1 from group 0 again",
         store
-            .remove_website_from_group(w.groups[0], w.websites[1])
+            .remove_website_from_group(w.groups[0], w.websites[1], h.clock.now())
             .await,
     );
     log.note(
         "cy org admin",
-        store.set_org_role(w.org, cy, OrgRole::Admin).await,
+        store
+            .set_org_role(w.org, cy, OrgRole::Admin, h.clock.now())
+            .await,
     );
     log.note(
         "ann org admin",
-        store.set_org_role(w.org, ann, OrgRole::Admin).await,
+        store
+            .set_org_role(w.org, ann, OrgRole::Admin, h.clock.now())
+            .await,
     );
     reads(&mut log, "middle", &*store, &w, &users).await;
-    log.note("cy leaves", store.remove_org_member(w.org, cy).await);
-    log.note("cy leaves again", store.remove_org_member(w.org, cy).await);
-    log.note("delete group 1", store.delete_group(w.groups[1]).await);
+    log.note(
+        "cy leaves",
+        store.remove_org_member(w.org, cy, h.clock.now()).await,
+    );
+    log.note(
+        "cy leaves again",
+        store.remove_org_member(w.org, cy, h.clock.now()).await,
+    );
+    log.note(
+        "delete group 1",
+        store.delete_group(w.groups[1], h.clock.now()).await,
+    );
     log.note(
         "delete group 1 again",
-        store.delete_group(w.groups[1]).await,
+        store.delete_group(w.groups[1], h.clock.now()).await,
     );
     log.note(
         "delete unknown group",
-        store.delete_group(GroupId(Uuid::from_u128(0xdeaf))).await,
+        store
+            .delete_group(GroupId(Uuid::from_u128(0xdeaf)), h.clock.now())
+            .await,
     );
     reads(&mut log, "after", &*store, &w, &users).await;
     log.note(
@@ -358,7 +374,7 @@ async fn scenario<B: MembershipStore + Directory + Inspect>(store: Arc<B>) -> Ve
         "dee@acme.test",
     ] {
         let report = store
-            .erase_person(&Email::parse(address).expect("email"))
+            .erase_person(&Email::parse(address).expect("email"), h.clock.now())
             .await
             .expect("erase");
         log.note(format_args!("erase {address}"), report);

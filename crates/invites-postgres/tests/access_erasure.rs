@@ -5,8 +5,8 @@
 //! skips (one line) without `INVITES_PG_URL`.
 
 use invites_core::{
-    BulkInviteRequest, Directory, Email, InvitationFilter, InviteMethod, MailerMode, OrgRole,
-    OutcomeCode, Principal, Role, TargetId,
+    BulkInviteRequest, Clock, Directory, Email, InvitationFilter, InviteMethod, MailerMode,
+    OrgRole, OutcomeCode, Principal, Role, TargetId,
 };
 use invites_postgres::testing::{fresh_database, server_url};
 use invites_testkit::{Harness, World};
@@ -81,6 +81,7 @@ async fn scan(client: &Client, needles: &Needles) -> Vec<String> {
         "batches",
         "outbox",
         "idempotency",
+        "events",
     ] {
         assert!(tables.contains(expected), "the scan misses {expected}");
     }
@@ -211,7 +212,7 @@ async fn after_erasure_no_column_of_any_table_holds_the_person() {
     // In the other organization: an invitation whose message stays queued (the mailer
     // fails) ... after the user left it again, so the invitation can be made.
     store
-        .remove_org_member(world.other_org, user)
+        .remove_org_member(world.other_org, user, h.clock.now())
         .await
         .expect("leave");
     h.mailer.set_mode(MailerMode::FailTransient);

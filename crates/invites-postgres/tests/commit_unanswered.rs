@@ -296,6 +296,7 @@ async fn a_commit_still_in_doubt_after_the_wait_is_an_unknown_outcome() {
         role: Role::Viewer,
         targets: vec![TargetId::Website(world.websites[0])],
         now: Timestamp::from_millis(1_700_000_000_000),
+        actor: None,
     };
     let started = Instant::now();
     let result = store.add_members(&cmd).await;

@@ -501,3 +501,144 @@ fn sigkill_loses_nothing_and_never_lies() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The event log across processes (issue 19): 4 writer processes (each its own pool, each
+/// delivering its own mail: `email_sent` events from `record_delivery`) write overlapping bulk
+/// requests in one organization while this process follows `read_events` by cursor, in small
+/// pages. The reader receives every event exactly once, at positions 1..N with no gap; N is
+/// the organization's counter and the number of stored events; every logged `added` is one
+/// `member_added`, every logged `invited` one `invitation_created`, every sent message one
+/// `email_sent`.
+#[test]
+fn four_writer_processes_and_a_cursor_reader_see_every_event_once() {
+    use invites_core::{Event, EventKind, EventStore};
+    let Some(url) =
+        server_url("postgres four_writer_processes_and_a_cursor_reader_see_every_event_once")
+    else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let db = rt.block_on(fresh_database(&url));
+    let store = rt.block_on(db.store());
+    let world = rt.block_on(World::seed(&store));
+    let dir = temp_dir("pg-event-readers");
+    let logs: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("writer{i}.log"))).collect();
+    let sends: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("sends{i}.log"))).collect();
+    let mut writers: Vec<Child> = logs
+        .iter()
+        .zip(&sends)
+        .enumerate()
+        .map(|(i, (log, sends))| {
+            spawn(&ChildSpec {
+                role: "writer",
+                url: &db.url,
+                log: Some(log),
+                sends: Some(sends),
+                stop: None,
+                seed: 900 + i as u64,
+                ops: 60,
+                pool: 8,
+            })
+        })
+        .collect();
+    let mut seen: Vec<Event> = Vec::new();
+    let read = |seen: &mut Vec<Event>| {
+        let cursor = seen.last().map_or(0, |e| e.position);
+        let page = rt
+            .block_on(store.read_events(world.org, cursor, 9))
+            .expect("read_events");
+        for (i, e) in page.iter().enumerate() {
+            assert_eq!(
+                e.position,
+                cursor + 1 + i as u64,
+                "gap or repeat after {cursor}"
+            );
+        }
+        let n = page.len();
+        seen.extend(page);
+        n
+    };
+    let mut reads = 0;
+    loop {
+        let running = writers
+            .iter_mut()
+            .map(|w| w.try_wait().expect("try_wait"))
+            .filter(Option::is_none)
+            .count();
+        if running == 0 {
+            break;
+        }
+        read(&mut seen);
+        reads += 1;
+        std::thread::sleep(Duration::from_millis(3)); // polling the children's progress
+    }
+    for mut w in writers {
+        assert!(w.wait().expect("wait").success(), "a writer failed");
+    }
+    let during = seen.len();
+    while read(&mut seen) > 0 {}
+
+    let n = seen.len() as u64;
+    let positions: Vec<u64> = seen.iter().map(|e| e.position).collect();
+    assert_eq!(positions, (1..=n).collect::<Vec<_>>());
+    let client = rt.block_on(db.connect());
+    let org = world.org.0;
+    let counter: i64 = rt
+        .block_on(client.query_one("SELECT event_seq FROM organizations WHERE id = $1", &[&org]))
+        .expect("counter")
+        .get(0);
+    let stored: i64 = rt
+        .block_on(client.query_one(
+            "SELECT count(*) FROM events WHERE organization_id = $1",
+            &[&org],
+        ))
+        .expect("count")
+        .get(0);
+    assert_eq!((counter, stored), (n as i64, n as i64));
+    assert_eq!(
+        seen,
+        rt.block_on(store.read_events(world.org, 0, 1_000_000))
+            .expect("all")
+    );
+
+    let logged: Vec<Logged> = logs.iter().flat_map(|l| read_log(l)).collect();
+    assert_eq!(logged.len(), 240, "every request completed");
+    let count = |kind: EventKind, pred: &dyn Fn(&Event) -> bool| {
+        seen.iter().filter(|e| e.kind == kind && pred(e)).count()
+    };
+    let (mut added, mut invited) = (0, 0);
+    for result in logged.iter().flat_map(|l| &l.response.results) {
+        match result.code {
+            OutcomeCode::Added => {
+                added += 1;
+                let user = result.user_id.expect("user");
+                let n = count(EventKind::MemberAdded, &|e| {
+                    e.target == Some(result.target()) && e.user == Some(user)
+                });
+                assert_eq!(n, 1, "added {:?} for {user}: {n} events", result.target());
+            }
+            OutcomeCode::Invited => {
+                invited += 1;
+                let id = result.invite_id.expect("invite id");
+                let n = count(EventKind::InvitationCreated, &|e| e.invitation == Some(id));
+                assert_eq!(n, 1, "invitation {id}: {n} events");
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(count(EventKind::MemberAdded, &|_| true), added);
+    assert_eq!(count(EventKind::InvitationCreated, &|_| true), invited);
+    let sent: i64 = rt
+        .block_on(client.query_one("SELECT count(*) FROM outbox WHERE status = 'sent'", &[]))
+        .expect("sent")
+        .get(0);
+    assert_eq!(count(EventKind::EmailSent, &|_| true) as i64, sent);
+    eprintln!(
+        "4 writer processes: {n} events ({during} read during the writes, in {reads} reads), \
+         {added} added, {invited} invited, {sent} sent"
+    );
+    assert!(during > 0, "the reader read nothing while the writers ran");
+}

@@ -1,9 +1,12 @@
 //! [`BulkStore`](invites_core::BulkStore): `add_members` and `create_invitations`. Both run inside
 //! a transaction the connection thread opened, possibly shared with other writes (group commit, see
-//! `worker`), and write only inside their per-target savepoints.
+//! `worker`), and write only inside their per-target savepoints, but for their events: each
+//! unit that succeeds adds its events to the call's list, which is appended after the last
+//! unit (a unit that fails adds none).
 
 use crate::columns::name_param;
 use crate::error::Error;
+use crate::events::append;
 use crate::facts::{
     existing_targets, memberships_among, pending_invitations_among, user_with_org_access,
 };
@@ -14,8 +17,8 @@ use invites_core::rules::{
     self, AddDecision, AddFacts, InviteDecision, InviteFacts, PendingInvitation, TargetAccess,
 };
 use invites_core::{
-    AddMembers, AddMembersOutcome, CreateInvitations, CreateInvitationsOutcome, StoredStatus,
-    TargetId, UserRef,
+    AddMembers, AddMembersOutcome, CreateInvitations, CreateInvitationsOutcome, EventContext,
+    NewEvent, StoredStatus, TargetId, UserRef,
 };
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
@@ -50,6 +53,7 @@ fn add_members_with(
     };
 
     let mut slots = Vec::with_capacity(cmd.targets.len());
+    let mut events = Vec::new();
     for &target in &cmd.targets {
         let facts = AddFacts {
             access: TargetAccess {
@@ -57,14 +61,17 @@ fn add_members_with(
                 membership: memberships.get(&target).copied(),
                 org_member,
             },
-            pending: pending.get(&target).map(|&(id, _)| id),
+            pending: pending.get(&target).map(|&(id, _, _)| id),
         };
         let superseded = match rules::decide_add(&facts) {
             AddDecision::Report(fact) => {
                 slots.push(Ok(fact));
                 continue;
             }
-            AddDecision::Add { supersede } => supersede,
+            // With the superseded invitation's batch, for its event.
+            AddDecision::Add { supersede } => {
+                supersede.and_then(|id| pending.get(&target).map(|&(_, _, batch)| (id, batch)))
+            }
         };
         let create_user = user.is_none();
         let user_id = user.map_or(cmd.new_user.id, |u| u.id);
@@ -82,7 +89,7 @@ fn add_members_with(
             insert_membership(c, target, user_id, cmd.role, cmd.now)?;
             // The pending invitation for (target, email), live or expired, can no longer be
             // accepted or renewed by a resend.
-            if let Some(id) = superseded {
+            if let Some((id, _)) = superseded {
                 set_invitation_status(c, id, StoredStatus::Superseded)?;
             }
             Ok(())
@@ -94,6 +101,11 @@ fn add_members_with(
                         id: user_id,
                         created: true,
                     });
+                    events.push(NewEvent::user_created(user_id));
+                }
+                events.push(NewEvent::member_added(target, user_id, cmd.role));
+                if let Some((id, batch)) = superseded {
+                    events.push(NewEvent::invitation_superseded(target, id, batch));
                 }
                 memberships.insert(target, cmd.role);
                 slots.push(Ok(invites_core::AddFact::Added));
@@ -101,6 +113,12 @@ fn add_members_with(
             Err(e) => slots.push(Err(e.into())),
         }
     }
+    let ctx = EventContext {
+        organization: cmd.organization,
+        actor: cmd.actor,
+        at: cmd.now,
+    };
+    append(tx, &ctx, &events)?;
     Ok(AddMembersOutcome {
         user,
         targets: slots,
@@ -138,6 +156,7 @@ fn create_invitations_with(
 
     let mut batch_stored = false;
     let mut slots = Vec::with_capacity(cmd.targets.len());
+    let mut events = Vec::new();
     for &(target, invitation) in &cmd.targets {
         let facts = InviteFacts {
             access: TargetAccess {
@@ -147,7 +166,7 @@ fn create_invitations_with(
             },
             pending: pending
                 .get(&target)
-                .map(|&(id, expires_at)| PendingInvitation { id, expires_at }),
+                .map(|&(id, expires_at, _)| PendingInvitation { id, expires_at }),
             now: cmd.now,
         };
         let replaced = match rules::decide_invite(&facts) {
@@ -210,12 +229,24 @@ fn create_invitations_with(
         match done {
             Ok(()) => {
                 batch_stored = true;
-                pending.insert(target, (invitation, cmd.expires_at));
+                pending.insert(target, (invitation, cmd.expires_at, cmd.batch.id));
+                events.push(NewEvent::invitation_created(
+                    target,
+                    invitation,
+                    cmd.batch.id,
+                    cmd.role,
+                ));
                 slots.push(Ok(invites_core::InviteFact::Invited));
             }
             Err(e) => slots.push(Err(e.into())),
         }
     }
+    let ctx = EventContext {
+        organization: cmd.organization,
+        actor: cmd.actor,
+        at: cmd.now,
+    };
+    append(tx, &ctx, &events)?;
     Ok(CreateInvitationsOutcome {
         existing_user,
         targets: slots,

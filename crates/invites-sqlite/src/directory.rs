@@ -2,11 +2,12 @@
 
 use crate::columns::{decode_all, get_email, get_org_role, get_role, get_ts, get_uuid, name_param};
 use crate::error::Error;
+use crate::events::append;
 use crate::outbox::{OUTBOX_COLUMNS, message_from_row};
 use crate::reads::{INVITATION_SELECT, USER_COLUMNS, invitation_from_row, user_from_row};
 use invites_core::{
-    BatchId, Group, GroupId, MembershipRow, OrgRole, OrganizationId, Snapshot, TargetKind, User,
-    UserId, Website, WebsiteId,
+    BatchId, EventContext, Group, GroupId, MembershipRow, NewEvent, OrgRole, OrganizationId,
+    Snapshot, TargetKind, Timestamp, User, UserId, Website, WebsiteId,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
@@ -214,9 +215,44 @@ pub(crate) fn add_org_member(
     Ok(())
 }
 
-pub(crate) fn delete_website(conn: &mut Connection, id: WebsiteId) -> Result<(), Error> {
+/// The organization `sql` selects for the row `id` (a website or a group); `None` without it.
+fn organization_of(
+    conn: &Connection,
+    sql: &str,
+    id: &[u8; 16],
+) -> Result<Option<OrganizationId>, Error> {
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row([id], |row| Ok(OrganizationId(get_uuid(row, 0)?)))
+        .optional()?)
+}
+
+const WEBSITE_ORGANIZATION: &str = "SELECT organization_id FROM websites WHERE id = ?1";
+const GROUP_ORGANIZATION: &str = "SELECT organization_id FROM groups WHERE id = ?1";
+
+/// The events of a Directory call: no API key.
+fn directory_event(
+    conn: &Connection,
+    organization: OrganizationId,
+    at: Timestamp,
+    event: NewEvent,
+) -> Result<(), Error> {
+    let ctx = EventContext {
+        organization,
+        actor: None,
+        at,
+    };
+    append(conn, &ctx, &[event])
+}
+
+pub(crate) fn delete_website(
+    conn: &mut Connection,
+    website: WebsiteId,
+    at: Timestamp,
+) -> Result<(), Error> {
     let tx = immediate(conn)?;
-    let id = id.0.as_bytes();
+    let id = website.0.as_bytes();
+    let organization = organization_of(&tx, WEBSITE_ORGANIZATION, id)?;
     tx.prepare_cached("DELETE FROM website_members WHERE website_id = ?1")?
         .execute([id])?;
     tx.prepare_cached("DELETE FROM group_websites WHERE website_id = ?1")?
@@ -225,33 +261,29 @@ pub(crate) fn delete_website(conn: &mut Connection, id: WebsiteId) -> Result<(),
         .execute([id])?;
     tx.prepare_cached("DELETE FROM websites WHERE id = ?1")?
         .execute([id])?;
+    if let Some(organization) = organization {
+        directory_event(&tx, organization, at, NewEvent::website_deleted(website))?;
+    }
     tx.commit()?;
     Ok(())
-}
-
-/// Runs one statement with `values` in its own `BEGIN IMMEDIATE` transaction; returns whether
-/// it changed a row.
-fn change_one(
-    conn: &mut Connection,
-    sql: &str,
-    values: impl rusqlite::Params,
-) -> Result<bool, Error> {
-    let tx = immediate(conn)?;
-    let changed = tx.prepare_cached(sql)?.execute(values)?;
-    tx.commit()?;
-    Ok(changed > 0)
 }
 
 pub(crate) fn remove_org_member(
     conn: &mut Connection,
     organization: OrganizationId,
     user: UserId,
+    at: Timestamp,
 ) -> Result<bool, Error> {
-    change_one(
-        conn,
-        "DELETE FROM org_members WHERE organization_id = ?1 AND user_id = ?2",
-        params![organization.0.as_bytes(), user.0.as_bytes()],
-    )
+    let tx = immediate(conn)?;
+    let removed = tx
+        .prepare_cached("DELETE FROM org_members WHERE organization_id = ?1 AND user_id = ?2")?
+        .execute(params![organization.0.as_bytes(), user.0.as_bytes()])?
+        > 0;
+    if removed {
+        directory_event(&tx, organization, at, NewEvent::org_member_removed(user))?;
+        tx.commit()?;
+    }
+    Ok(removed)
 }
 
 pub(crate) fn set_org_role(
@@ -259,30 +291,74 @@ pub(crate) fn set_org_role(
     organization: OrganizationId,
     user: UserId,
     role: OrgRole,
+    at: Timestamp,
 ) -> Result<bool, Error> {
-    // SQLite counts a matched row as changed even when the role was already `role`.
-    change_one(
-        conn,
-        "UPDATE org_members SET role = ?3 WHERE organization_id = ?1 AND user_id = ?2",
-        params![organization.0.as_bytes(), user.0.as_bytes(), role.as_str()],
-    )
+    let tx = immediate(conn)?;
+    let key = params![organization.0.as_bytes(), user.0.as_bytes()];
+    // Compared as stored: a tag this version cannot read is a change too.
+    let current: Option<String> = tx
+        .prepare_cached("SELECT role FROM org_members WHERE organization_id = ?1 AND user_id = ?2")?
+        .query_row(key, |row| row.get(0))
+        .optional()?;
+    match current {
+        None => Ok(false),
+        Some(current) if current == role.as_str() => Ok(true),
+        Some(_) => {
+            tx.prepare_cached(
+                "UPDATE org_members SET role = ?3 WHERE organization_id = ?1 AND user_id = ?2",
+            )?
+            .execute(params![
+                organization.0.as_bytes(),
+                user.0.as_bytes(),
+                role.as_str()
+            ])?;
+            directory_event(
+                &tx,
+                organization,
+                at,
+                NewEvent::org_member_role_changed(user, role),
+            )?;
+            tx.commit()?;
+            Ok(true)
+        }
+    }
 }
 
 pub(crate) fn remove_website_from_group(
     conn: &mut Connection,
     group: GroupId,
     website: WebsiteId,
+    at: Timestamp,
 ) -> Result<bool, Error> {
-    change_one(
-        conn,
-        "DELETE FROM group_websites WHERE group_id = ?1 AND website_id = ?2",
-        params![group.0.as_bytes(), website.0.as_bytes()],
-    )
+    let tx = immediate(conn)?;
+    let removed = tx
+        .prepare_cached("DELETE FROM group_websites WHERE group_id = ?1 AND website_id = ?2")?
+        .execute(params![group.0.as_bytes(), website.0.as_bytes()])?
+        > 0;
+    if !removed {
+        return Ok(false);
+    }
+    // A link names an existing group (foreign key).
+    if let Some(organization) = organization_of(&tx, GROUP_ORGANIZATION, group.0.as_bytes())? {
+        directory_event(
+            &tx,
+            organization,
+            at,
+            NewEvent::website_removed_from_group(group, website),
+        )?;
+    }
+    tx.commit()?;
+    Ok(true)
 }
 
-pub(crate) fn delete_group(conn: &mut Connection, id: GroupId) -> Result<bool, Error> {
+pub(crate) fn delete_group(
+    conn: &mut Connection,
+    group: GroupId,
+    at: Timestamp,
+) -> Result<bool, Error> {
     let tx = immediate(conn)?;
-    let id = id.0.as_bytes();
+    let id = group.0.as_bytes();
+    let organization = organization_of(&tx, GROUP_ORGANIZATION, id)?;
     tx.prepare_cached("DELETE FROM group_members WHERE group_id = ?1")?
         .execute([id])?;
     tx.prepare_cached("DELETE FROM group_websites WHERE group_id = ?1")?
@@ -293,6 +369,9 @@ pub(crate) fn delete_group(conn: &mut Connection, id: GroupId) -> Result<bool, E
         .prepare_cached("DELETE FROM groups WHERE id = ?1")?
         .execute([id])?
         > 0;
+    if let (true, Some(organization)) = (existed, organization) {
+        directory_event(&tx, organization, at, NewEvent::group_deleted(group))?;
+    }
     tx.commit()?;
     Ok(existed)
 }

@@ -7,7 +7,7 @@ use crate::columns::{
 };
 use crate::error::Error;
 use invites_core::{
-    Email, InvitationId, OrganizationId, Role, TargetId, TargetKind, Timestamp, UserId,
+    BatchId, Email, InvitationId, OrganizationId, Role, TargetId, TargetKind, Timestamp, UserId,
 };
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -74,13 +74,14 @@ pub(crate) fn memberships_among(
     Ok(found)
 }
 
-/// The stored-pending invitations for `email` among `targets`: target -> (id, expires_at).
+/// The stored-pending invitations for `email` among `targets`: target -> (id, expires_at,
+/// batch).
 /// The partial unique index guarantees at most one per target.
 pub(crate) fn pending_invitations_among(
     conn: &Connection,
     email: &Email,
     targets: &[TargetId],
-) -> Result<HashMap<TargetId, (InvitationId, Timestamp)>, Error> {
+) -> Result<HashMap<TargetId, (InvitationId, Timestamp, BatchId)>, Error> {
     let mut found = HashMap::new();
     // Most requests are for an address with no pending invitation at all: one look at the
     // address's invitations (by email) spares the per-target lookups below, which land on a
@@ -99,7 +100,7 @@ pub(crate) fn pending_invitations_among(
             continue;
         }
         let sql = format!(
-            "SELECT target_id, id, expires_at FROM invitations \
+            "SELECT target_id, id, expires_at, batch_id FROM invitations \
              WHERE status = 'pending' AND email = ?1 AND target_kind = ?2 AND target_id IN ({})",
             placeholders(3, ids.len())
         );
@@ -114,7 +115,11 @@ pub(crate) fn pending_invitations_among(
         while let Some(row) = rows.next()? {
             found.insert(
                 kind.with_id(get_uuid(row, 0)?),
-                (InvitationId(get_uuid(row, 1)?), get_ts(row, 2)?),
+                (
+                    InvitationId(get_uuid(row, 1)?),
+                    get_ts(row, 2)?,
+                    BatchId(get_uuid(row, 3)?),
+                ),
             );
         }
     }

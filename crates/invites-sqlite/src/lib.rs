@@ -1,6 +1,6 @@
 //! SQLite storage for the invites library: [`SqliteStore`] implements
-//! [`MembershipStore`](invites_core::MembershipStore), [`Directory`] and [`Inspect`] over one SQLite file (or an in-memory
-//! database).
+//! [`MembershipStore`](invites_core::MembershipStore) (the event log included), [`Directory`]
+//! and [`Inspect`] over one SQLite file (or an in-memory database).
 //!
 //! ```
 //! use invites_core::{Directory, Inspect, OrganizationId, Website, WebsiteId};
@@ -102,7 +102,8 @@
 //!
 //! The behaviour of every port method (atomicity, what "not found" returns, concurrency) is
 //! the contract on the traits in `invites_core` ([`BulkStore`], [`LifecycleStore`],
-//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`], [`AccessStore`]); this crate reads
+//! [`OutboxStore`], [`IdempotencyStore`], [`ReadStore`], [`AccessStore`],
+//! [`EventStore`](invites_core::EventStore)); this crate reads
 //! the facts in its transactions and applies `invites_core::rules` and
 //! `invites_core::access`, and runs the store suite of `invites-testkit`.
 //!
@@ -130,6 +131,31 @@
 //!   id with other content, a missing organization (or user, for `add_org_member`) and a
 //!   cross-organization `add_website_to_group` are errors ([`StoreError::Backend`]).
 //!   `create_user` returns the id of the user that already has the email, if any.
+//! - The removing and changing calls write their event only when they changed a row:
+//!   `set_org_role` to the role a member has already changes nothing (a stored role this
+//!   version cannot read is changed, with its event); `delete_website` of an unknown website
+//!   writes none.
+//!
+//! # Events
+//!
+//! Every write appends its events (`invites_core::events`) in its own transaction, as its
+//! last step before the commit, as one row: one `UPDATE` moves the organization's counter
+//! (`organizations.event_seq`, migration 5) on by the call's number of events, then one
+//! `INSERT` stores them all in `event_groups` (positions `first_position..=last_position`,
+//! the time, the actor, and the events in a versioned binary form), keyed by (organization,
+//! last position), with one `event_users` row per distinct user they name. Whoever moves
+//! a counter holds the write lock until its commit, so positions are gap-free and in commit
+//! order per organization, across connections and processes. A bulk write collects the
+//! events of its per-target units as they succeed (a unit that fails adds none) and appends
+//! them after the last unit; in a group commit, a write's events are in its own savepoint
+//! and go if it is undone. An event that cannot be stored fails its write, which then leaves
+//! nothing. Events hold ids, roles and times only; `erase_person` rewrites every group that
+//! names the user (found by `event_users`) with the user's id cleared, and writes
+//! `person_erased` in each organization it deleted something of. `purge_events` deletes
+//! whole groups, oldest first (by `event_groups_by_at`), so it may delete a few more than
+//! its limit, and never touches the counters. `read_events` walks one range of the groups'
+//! unique index, read like `access_paths` (on the calling thread, with a read connection,
+//! for a store on a file).
 //!
 //! # Rows this version cannot read
 //!
@@ -146,6 +172,11 @@
 //! - `list_invitations`: the row is left out, and the page is filled up from the rows after
 //!   it, so a page is short only at the end of the list and the cursor stays right.
 //! - `batch_messages` and `Inspect::snapshot`: the row is left out.
+//! - `read_events`: a group of events this version cannot decode (another version byte,
+//!   truncated data) is left out and the page filled up from the groups after it, as
+//!   `list_invitations` does; a reader sees a gap in positions there, as after a purge, and
+//!   is never stuck behind the row. `erase_person` deletes such a group when it names the
+//!   erased user (it cannot clear the id inside it).
 //! - `get_batch`, `find_batch_by_token` and `accept_batch`: a batch is one unit, so if its row
 //!   or one of its invitations cannot be decoded, that batch alone is
 //!   [`StoreError::Incompatible`] (an accept never skips an invitation unseen, an email never
@@ -172,6 +203,8 @@ mod checkpoint;
 mod columns;
 mod directory;
 mod error;
+mod event_codec;
+mod events;
 mod facts;
 mod idempotency;
 mod lifecycle;
@@ -200,8 +233,9 @@ use invites_core::{
     BatchRecord, BulkStore, CreateInvitations, CreateInvitationsOutcome, DeliveryUpdate, Directory,
     Email, Group, GroupId, IdempotencyBegin, IdempotencyState, IdempotencyStore, Inspect,
     InvitationId, InvitationQuery, InvitationRecord, LifecycleStore, MessageId, OrgRole,
-    OrganizationId, OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact, RotateBatch,
-    RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User, UserId, Website, WebsiteId,
+    OrganizationId, OutboxMessage, OutboxStore, PurgedBatches, ReadStore, RevokeFact,
+    RevokeInvitation, RotateBatch, RotateFact, Snapshot, StoreError, Timestamp, TokenHash, User,
+    UserId, Website, WebsiteId,
 };
 use rusqlite::Connection;
 use std::fmt;
@@ -421,12 +455,9 @@ impl LifecycleStore for SqliteStore {
         self.run(move |c| lifecycle::accept_batch(c, &cmd)).await
     }
 
-    async fn revoke_invitation(
-        &self,
-        organization: OrganizationId,
-        id: InvitationId,
-    ) -> Result<RevokeFact, StoreError> {
-        self.run(move |c| lifecycle::revoke_invitation(c, organization, id))
+    async fn revoke_invitation(&self, cmd: &RevokeInvitation) -> Result<RevokeFact, StoreError> {
+        let cmd = *cmd;
+        self.run(move |c| lifecycle::revoke_invitation(c, &cmd))
             .await
     }
 
@@ -461,8 +492,9 @@ impl OutboxStore for SqliteStore {
         &self,
         id: MessageId,
         update: DeliveryUpdate,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.write(move |c| outbox::record_delivery(c, id, &update))
+        self.write(move |c| outbox::record_delivery(c, id, &update, now))
             .await
     }
 
@@ -629,16 +661,18 @@ impl Directory for SqliteStore {
             .await
     }
 
-    async fn delete_website(&self, id: WebsiteId) -> Result<(), StoreError> {
-        self.run(move |c| directory::delete_website(c, id)).await
+    async fn delete_website(&self, id: WebsiteId, at: Timestamp) -> Result<(), StoreError> {
+        self.run(move |c| directory::delete_website(c, id, at))
+            .await
     }
 
     async fn remove_org_member(
         &self,
         organization: OrganizationId,
         user: UserId,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.run(move |c| directory::remove_org_member(c, organization, user))
+        self.run(move |c| directory::remove_org_member(c, organization, user, at))
             .await
     }
 
@@ -647,8 +681,9 @@ impl Directory for SqliteStore {
         organization: OrganizationId,
         user: UserId,
         role: OrgRole,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.run(move |c| directory::set_org_role(c, organization, user, role))
+        self.run(move |c| directory::set_org_role(c, organization, user, role, at))
             .await
     }
 
@@ -656,13 +691,14 @@ impl Directory for SqliteStore {
         &self,
         group: GroupId,
         website: WebsiteId,
+        at: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.run(move |c| directory::remove_website_from_group(c, group, website))
+        self.run(move |c| directory::remove_website_from_group(c, group, website, at))
             .await
     }
 
-    async fn delete_group(&self, id: GroupId) -> Result<bool, StoreError> {
-        self.run(move |c| directory::delete_group(c, id)).await
+    async fn delete_group(&self, id: GroupId, at: Timestamp) -> Result<bool, StoreError> {
+        self.run(move |c| directory::delete_group(c, id, at)).await
     }
 }
 
@@ -702,9 +738,14 @@ impl AccessStore for SqliteStore {
         self.run(move |c| changes::change_member(c, &cmd)).await
     }
 
-    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+    async fn erase_person(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> Result<ErasureReport, StoreError> {
         let email = email.clone();
-        self.run(move |c| changes::erase_person(c, &email)).await
+        self.run(move |c| changes::erase_person(c, &email, now))
+            .await
     }
 }
 

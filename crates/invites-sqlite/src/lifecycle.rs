@@ -1,8 +1,9 @@
 //! [`LifecycleStore`](invites_core::LifecycleStore): accept, revoke and rotate, each in its own
-//! `BEGIN IMMEDIATE` transaction.
+//! `BEGIN IMMEDIATE` transaction, which appends the call's events last, before its commit.
 
-use crate::columns::{get_bool, get_email, get_ts, get_uuid};
+use crate::columns::{get_bool, get_email, get_kind, get_ts, get_uuid};
 use crate::error::Error;
+use crate::events::append;
 use crate::facts::{memberships_among, user_with_org_access};
 use crate::outbox::{QueuedMessage, insert_queued_message};
 use crate::reads::batch_invitations;
@@ -12,8 +13,8 @@ use invites_core::rules::{
     self, AcceptDecision, AcceptFacts, RevokeDecision, RotateDecision, RotateFacts, TargetAccess,
 };
 use invites_core::{
-    AcceptBatch, AcceptOutcome, InvitationId, OrganizationId, RevokeFact, RotateBatch, RotateFact,
-    StoredStatus, TargetId, UserRef,
+    AcceptBatch, AcceptOutcome, BatchId, EventContext, NewEvent, OrganizationId, RevokeFact,
+    RevokeInvitation, RotateBatch, RotateFact, StoredStatus, TargetId, UserRef,
 };
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -41,6 +42,7 @@ pub(crate) fn accept_batch(
     }
     let invitations = batch_invitations(&tx, cmd.batch_id)?;
 
+    let mut events = Vec::new();
     let user = match user_with_org_access(&tx, &email, organization)? {
         Some((id, _)) => {
             tx.prepare_cached(
@@ -58,6 +60,7 @@ pub(crate) fn accept_batch(
                 &cmd.new_user.first_name,
                 &cmd.new_user.last_name,
             )?;
+            events.push(NewEvent::user_created(cmd.new_user.id));
             UserRef {
                 id: cmd.new_user.id,
                 created: true,
@@ -102,8 +105,15 @@ pub(crate) fn accept_batch(
                 })?;
                 if done.is_ok() {
                     record.status = StoredStatus::Accepted;
+                    events.push(NewEvent::invitation_accepted(
+                        record.target,
+                        record.id,
+                        record.batch_id,
+                        user.id,
+                    ));
                     if create_membership {
                         memberships.insert(record.target, record.role);
+                        events.push(NewEvent::member_added(record.target, user.id, record.role));
                     }
                 }
                 done.map(|()| fact).map_err(Into::into)
@@ -111,6 +121,13 @@ pub(crate) fn accept_batch(
         };
         results.push((record, fact));
     }
+    // A token is not a key: no actor.
+    let ctx = EventContext {
+        organization,
+        actor: None,
+        at: cmd.now,
+    };
+    append(&tx, &ctx, &events)?;
     tx.commit()?;
     Ok(Some(AcceptOutcome {
         user,
@@ -120,20 +137,41 @@ pub(crate) fn accept_batch(
 
 pub(crate) fn revoke_invitation(
     conn: &mut Connection,
-    organization: OrganizationId,
-    id: InvitationId,
+    cmd: &RevokeInvitation,
 ) -> Result<RevokeFact, Error> {
     let tx = immediate(conn)?;
-    let status = tx
-        .prepare_cached("SELECT status FROM invitations WHERE id = ?1 AND organization_id = ?2")?
-        .query_row(params![id.0.as_bytes(), organization.0.as_bytes()], |row| {
-            crate::columns::get_invitation_status(row, 0)
-        })
+    let found = tx
+        .prepare_cached(
+            "SELECT status, target_kind, target_id, batch_id FROM invitations \
+             WHERE id = ?1 AND organization_id = ?2",
+        )?
+        .query_row(
+            params![cmd.id.0.as_bytes(), cmd.organization.0.as_bytes()],
+            |row| {
+                Ok((
+                    crate::columns::get_invitation_status(row, 0)?,
+                    get_kind(row, 1)?.with_id(get_uuid(row, 2)?),
+                    BatchId(get_uuid(row, 3)?),
+                ))
+            },
+        )
         .optional()?;
-    match rules::decide_revoke(status) {
-        RevokeDecision::Report(fact) => Ok(fact),
-        RevokeDecision::Revoke => {
-            set_invitation_status(&tx, id, StoredStatus::Revoked)?;
+    match (rules::decide_revoke(found.map(|f| f.0)), found) {
+        (RevokeDecision::Report(fact), _) => Ok(fact),
+        // `decide_revoke` revokes only an invitation it was given.
+        (RevokeDecision::Revoke, None) => Ok(RevokeFact::NotFound),
+        (RevokeDecision::Revoke, Some((_, target, batch))) => {
+            set_invitation_status(&tx, cmd.id, StoredStatus::Revoked)?;
+            let ctx = EventContext {
+                organization: cmd.organization,
+                actor: cmd.actor,
+                at: cmd.now,
+            };
+            append(
+                &tx,
+                &ctx,
+                &[NewEvent::invitation_revoked(target, cmd.id, batch)],
+            )?;
             tx.commit()?;
             Ok(RevokeFact::Revoked)
         }
@@ -202,6 +240,16 @@ pub(crate) fn rotate_batch(conn: &mut Connection, cmd: &RotateBatch) -> Result<R
             due_at: cmd.message_due_at,
             now: cmd.now,
         },
+    )?;
+    let ctx = EventContext {
+        organization: cmd.organization,
+        actor: cmd.actor,
+        at: cmd.now,
+    };
+    append(
+        &tx,
+        &ctx,
+        &[NewEvent::batch_resent(cmd.batch_id, cmd.message_id)],
     )?;
     tx.commit()?;
     Ok(RotateFact::Rotated { renewed })

@@ -5,9 +5,11 @@ use crate::columns::{
     decode, decode_all, get_email, get_message_status, get_ts, get_u32, get_uuid, sql_limit,
 };
 use crate::error::Error;
+use crate::events::append;
 use crate::txn::immediate;
 use invites_core::{
-    BatchId, DeliveryUpdate, Email, MessageId, OrganizationId, OutboxMessage, Timestamp,
+    BatchId, DeliveryUpdate, Email, EventContext, MessageId, NewEvent, OrganizationId,
+    OutboxMessage, Timestamp,
 };
 use rusqlite::{Connection, Row, params};
 
@@ -115,11 +117,14 @@ pub(crate) fn claim_due_messages(
 }
 
 /// Runs inside a transaction the worker opened (see `worker`, group commit). One statement:
-/// an unknown id is an error that wrote nothing.
+/// an unknown id is an error that wrote nothing. A `Sent` or `Failed` record that applied
+/// appends its event (`email_sent` / `email_failed`, at `now`, no actor) in the message's
+/// organization.
 pub(crate) fn record_delivery(
     conn: &Connection,
     message: MessageId,
     update: &DeliveryUpdate,
+    now: Timestamp,
 ) -> Result<(), Error> {
     let id = message.0.as_bytes();
     let changed = match update {
@@ -155,8 +160,29 @@ pub(crate) fn record_delivery(
         if !exists {
             return Err(Error::Missing(format!("no outbox message {message}")));
         }
+        return Ok(());
     }
-    Ok(())
+    let event: fn(BatchId, MessageId) -> NewEvent = match update {
+        DeliveryUpdate::Sent { .. } => NewEvent::email_sent,
+        DeliveryUpdate::Failed { .. } => NewEvent::email_failed,
+        DeliveryUpdate::Retry { .. }
+        | DeliveryUpdate::Cancelled { .. }
+        | DeliveryUpdate::Deferred { .. } => return Ok(()),
+    };
+    let (organization, batch) = conn
+        .prepare_cached("SELECT organization_id, batch_id FROM outbox WHERE id = ?1")?
+        .query_row([id], |row| {
+            Ok((
+                OrganizationId(get_uuid(row, 0)?),
+                BatchId(get_uuid(row, 1)?),
+            ))
+        })?;
+    let ctx = EventContext {
+        organization,
+        actor: None,
+        at: now,
+    };
+    append(conn, &ctx, &[event(batch, message)])
 }
 
 /// The messages of a batch; a row this version cannot decode is left out (and reported), so

@@ -1,8 +1,10 @@
 //! The purge ([`LifecycleStore::purge_batches`](invites_core::LifecycleStore::purge_batches),
 //! [`OutboxStore::purge_messages`](invites_core::OutboxStore::purge_messages),
-//! [`IdempotencyStore::purge_idempotency`](invites_core::IdempotencyStore::purge_idempotency)):
+//! [`IdempotencyStore::purge_idempotency`](invites_core::IdempotencyStore::purge_idempotency),
+//! [`EventStore::purge_events`](invites_core::EventStore::purge_events)):
 //! bounded deletes by cutoff, each one `BEGIN IMMEDIATE` transaction of at most `limit` rows,
-//! oldest first along the indexes of migration 3. The predicates are the SQL form of
+//! oldest first along the indexes of migrations 3 and 5 (events: whole groups, see
+//! [`purge_events`]). The predicates are the SQL form of
 //! `invites_core::rules::{batch_is_purgeable, message_is_purgeable, idempotency_is_expired}`
 //! (written out on each), with the unfinished message statuses taken from
 //! `rules::message_is_finished`.
@@ -98,6 +100,50 @@ pub(crate) fn purge_idempotency(
     bounded_delete(conn, PURGEABLE_IDEMPOTENCY, expired_before, limit)
 }
 
+/// Deletes whole groups of events (the events of one call, see `events`) with `at < before`,
+/// oldest first, until at least `limit` events went or none is left, in one `BEGIN
+/// IMMEDIATE` transaction; how many events went (the last group can take it past `limit`).
+/// The organizations' counters are not touched, so positions are never given out again.
+pub(crate) fn purge_events(
+    conn: &mut Connection,
+    before: Timestamp,
+    limit: usize,
+) -> Result<u64, Error> {
+    if limit == 0 {
+        return Ok(0);
+    }
+    let tx = immediate(conn)?;
+    // Every group holds at least one event: `limit` groups are enough.
+    let groups: Vec<([u8; 16], i64, i64)> = tx
+        .prepare_cached(PURGEABLE_EVENT_GROUPS)?
+        .query_map(params![before.as_millis(), sql_limit(limit)], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut deleted = 0u64;
+    for (organization, last, first) in &groups {
+        let key = params![organization, last];
+        tx.prepare_cached(crate::events::DELETE_GROUP)?
+            .execute(key)?;
+        tx.prepare_cached(crate::events::DELETE_GROUP_USERS)?
+            .execute(key)?;
+        // The group's events (its positions); one for a row whose positions are out of order.
+        deleted += u64::try_from(last.saturating_sub(*first))
+            .unwrap_or(0)
+            .saturating_add(1);
+        if deleted >= limit as u64 {
+            break;
+        }
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+/// The groups of events with `at < ?1`, oldest first (ties by organization and last
+/// position: the order of `event_groups_by_at`), at most `?2`.
+const PURGEABLE_EVENT_GROUPS: &str = "SELECT organization_id, last_position, first_position \
+    FROM event_groups WHERE at < ?1 ORDER BY at, organization_id, last_position LIMIT ?2";
+
 /// Up to `?2` idempotency records created strictly before `?1`
 /// (`rules::idempotency_is_expired`), oldest first.
 const PURGEABLE_IDEMPOTENCY: &str = "DELETE FROM idempotency \
@@ -147,6 +193,7 @@ mod tests {
             (DEAD_BATCHES.as_str(), "batches_by_last_sent"),
             (PURGEABLE_MESSAGES.as_str(), "outbox_by_next_attempt"),
             (PURGEABLE_IDEMPOTENCY, "idempotency_by_created"),
+            (PURGEABLE_EVENT_GROUPS, "event_groups_by_at"),
         ] {
             let steps = plan(&conn, sql);
             assert!(

@@ -4,7 +4,8 @@
 //! taken out of groups, groups deleted, the clock moving) on both, every answer compared, and
 //! at checkpoints every access read compared: `access_paths` for every (user, website) pair,
 //! every member list and every user's website list walked page by page with small and large
-//! pages, with and without a website allowlist, in both organizations.
+//! pages, with and without a website allowlist, in both organizations; and both organizations'
+//! event logs, event for event.
 
 mod common;
 
@@ -170,6 +171,7 @@ impl Scenario {
                     user,
                     change,
                     now: self.memory.harness.clock.now(),
+                    actor: None,
                 };
                 let m = self
                     .memory
@@ -214,15 +216,17 @@ impl Scenario {
             }
             8 => {
                 let org = self.rng.pick(&[self.world.org, self.world.other_org]);
-                let m = self.memory.backend.remove_org_member(org, user).await;
-                let s = self.sqlite.backend.remove_org_member(org, user).await;
+                let at = self.memory.harness.clock.now();
+                let m = self.memory.backend.remove_org_member(org, user, at).await;
+                let s = self.sqlite.backend.remove_org_member(org, user, at).await;
                 assert_eq!(m.expect("memory"), s.expect("sqlite"), "{context}");
             }
             9 => {
                 let org = self.rng.pick(&[self.world.org, self.world.other_org]);
                 let role = self.rng.org_role();
-                let m = self.memory.backend.set_org_role(org, user, role).await;
-                let s = self.sqlite.backend.set_org_role(org, user, role).await;
+                let at = self.memory.harness.clock.now();
+                let m = self.memory.backend.set_org_role(org, user, role, at).await;
+                let s = self.sqlite.backend.set_org_role(org, user, role, at).await;
                 assert_eq!(m.expect("memory"), s.expect("sqlite"), "{context}");
             }
             10 | 11 => {
@@ -243,15 +247,16 @@ impl Scenario {
             12 | 13 => {
                 let group = self.rng.pick(&self.groups);
                 let website = self.rng.pick(&self.websites);
+                let at = self.memory.harness.clock.now();
                 let m = self
                     .memory
                     .backend
-                    .remove_website_from_group(group, website)
+                    .remove_website_from_group(group, website, at)
                     .await;
                 let s = self
                     .sqlite
                     .backend
-                    .remove_website_from_group(group, website)
+                    .remove_website_from_group(group, website, at)
                     .await;
                 assert_eq!(m.expect("memory"), s.expect("sqlite"), "{context}");
             }
@@ -260,8 +265,9 @@ impl Scenario {
                 if self.rng.below(4) == 0 {
                     let i = self.rng.below(self.world.groups.len());
                     let gone = self.world.groups[i];
-                    let m = self.memory.backend.delete_group(gone).await;
-                    let s = self.sqlite.backend.delete_group(gone).await;
+                    let at = self.memory.harness.clock.now();
+                    let m = self.memory.backend.delete_group(gone, at).await;
+                    let s = self.sqlite.backend.delete_group(gone, at).await;
                     assert_eq!(m.expect("memory"), s.expect("sqlite"), "{context}");
                     let fresh = GroupId(Uuid::from_u128(0x9000 + step as u128));
                     let group = Group {
@@ -316,6 +322,10 @@ impl Scenario {
             }
         }
         for organization in [self.world.org, self.world.other_org] {
+            // The event log: the same events, at the same positions, field for field.
+            let a = all_events(&*m, organization).await;
+            let b = all_events(&*s, organization).await;
+            assert_eq!(a, b, "step {step}: events of {organization}");
             for target in self.targets() {
                 for limit in [1, 3, 500] {
                     let a = member_pages(&*m, organization, target, limit).await;
@@ -344,6 +354,23 @@ impl Scenario {
                     }
                 }
             }
+        }
+    }
+}
+
+/// An organization's whole event log, read with the cursor in pages of 7.
+async fn all_events(store: &dyn Backend, organization: OrganizationId) -> Vec<Event> {
+    let mut events: Vec<Event> = Vec::new();
+    loop {
+        let after = events.last().map_or(0, |e| e.position);
+        let page = store
+            .read_events(organization, after, 7)
+            .await
+            .expect("read_events");
+        let full = page.len() == 7;
+        events.extend(page);
+        if !full {
+            return events;
         }
     }
 }
@@ -440,6 +467,31 @@ async fn sqlite_answers_every_access_read_and_change_as_the_memory_store() {
     let m = scenario.memory.backend.snapshot().await.expect("memory");
     let s = scenario.sqlite.backend.snapshot().await.expect("sqlite");
     assert_eq!(m, s, "final state");
+    // Every kind of event the scenario's calls write was written, at gap-free positions.
+    let mut kinds = BTreeSet::new();
+    for organization in [scenario.world.org, scenario.world.other_org] {
+        let log = all_events(&*scenario.sqlite.backend, organization).await;
+        assert!(
+            log.iter()
+                .zip(1..)
+                .all(|(e, position)| e.position == position),
+            "gap-free positions"
+        );
+        kinds.extend(log.iter().map(|e| e.kind));
+    }
+    for kind in [
+        EventKind::MemberAdded,
+        EventKind::UserCreated,
+        EventKind::InvitationCreated,
+        EventKind::MemberRoleChanged,
+        EventKind::MemberRemoved,
+        EventKind::OrgMemberRemoved,
+        EventKind::OrgMemberRoleChanged,
+        EventKind::WebsiteRemovedFromGroup,
+        EventKind::GroupDeleted,
+    ] {
+        assert!(kinds.contains(&kind), "never wrote {kind}: {kinds:?}");
+    }
     // The scenario reached every outcome of a change and every kind of path. (A removal that
     // revokes a live invitation needs a member with a pending invitation to the same target,
     // which the service never makes: `membership_changes.rs` plants one.)

@@ -76,6 +76,7 @@ async fn a_removal_revokes_the_live_invitations_to_the_target_only() {
         user,
         change: MemberChange::Remove,
         now: h.clock.now(),
+        actor: None,
     };
     assert_eq!(
         backend.change_member(&cmd).await.expect("remove"),
@@ -150,7 +151,12 @@ async fn deleting_a_group_takes_its_memberships_links_and_invitations_with_it() 
         .expect("website");
     assert_eq!(paths.paths.len(), 1);
 
-    assert!(backend.delete_group(g0).await.expect("delete"));
+    assert!(
+        backend
+            .delete_group(g0, h.clock.now())
+            .await
+            .expect("delete")
+    );
     let after = backend.snapshot().await.expect("snapshot");
     let mut expected = before.clone();
     expected
@@ -189,7 +195,12 @@ async fn deleting_a_group_takes_its_memberships_links_and_invitations_with_it() 
             .map(|p| p.len()),
         Some(1)
     );
-    assert!(!backend.delete_group(g0).await.expect("delete again"));
+    assert!(
+        !backend
+            .delete_group(g0, h.clock.now())
+            .await
+            .expect("delete again")
+    );
     // Taking a website out of a group: its members no longer reach it.
     let reach = |paths: Option<access::AccessFacts>| paths.expect("website").paths.len();
     assert_eq!(
@@ -203,13 +214,13 @@ async fn deleting_a_group_takes_its_memberships_links_and_invitations_with_it() 
     );
     assert!(
         backend
-            .remove_website_from_group(g1, world.websites[2])
+            .remove_website_from_group(g1, world.websites[2], h.clock.now())
             .await
             .expect("unlink")
     );
     assert!(
         !backend
-            .remove_website_from_group(g1, world.websites[2])
+            .remove_website_from_group(g1, world.websites[2], h.clock.now())
             .await
             .expect("unlink")
     );

@@ -157,13 +157,9 @@ impl LifecycleStore for FaultyStore {
         self.inner.accept_batch(cmd).await
     }
 
-    async fn revoke_invitation(
-        &self,
-        o: OrganizationId,
-        id: InvitationId,
-    ) -> Result<RevokeFact, StoreError> {
+    async fn revoke_invitation(&self, cmd: &RevokeInvitation) -> Result<RevokeFact, StoreError> {
         self.other()?;
-        self.inner.revoke_invitation(o, id).await
+        self.inner.revoke_invitation(cmd).await
     }
 
     async fn rotate_batch(&self, cmd: &RotateBatch) -> Result<RotateFact, StoreError> {
@@ -198,9 +194,10 @@ impl OutboxStore for FaultyStore {
         &self,
         id: MessageId,
         update: DeliveryUpdate,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
         self.other()?;
-        self.inner.record_delivery(id, update).await
+        self.inner.record_delivery(id, update, now).await
     }
 
     async fn batch_messages(&self, batch: BatchId) -> Result<Vec<OutboxMessage>, StoreError> {
@@ -353,8 +350,31 @@ impl AccessStore for FaultyStore {
         self.inner.change_member(cmd).await
     }
 
-    async fn erase_person(&self, email: &Email) -> Result<ErasureReport, StoreError> {
+    async fn erase_person(
+        &self,
+        email: &Email,
+        now: Timestamp,
+    ) -> Result<ErasureReport, StoreError> {
         self.other()?;
-        self.inner.erase_person(email).await
+        self.inner.erase_person(email, now).await
+    }
+}
+
+#[deny(clippy::missing_trait_methods)]
+#[async_trait]
+impl EventStore for FaultyStore {
+    async fn read_events(
+        &self,
+        organization: OrganizationId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.other()?;
+        self.inner.read_events(organization, after, limit).await
+    }
+
+    async fn purge_events(&self, before: Timestamp, limit: usize) -> Result<u64, StoreError> {
+        self.other()?;
+        self.inner.purge_events(before, limit).await
     }
 }

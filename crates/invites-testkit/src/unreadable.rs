@@ -614,7 +614,7 @@ impl Queued {
     /// When a message is claimed again.
     pub async fn nothing_comes_back(&self, backend: &dyn Backend, now: Timestamp) {
         backend
-            .record_delivery(self.healthy(), DeliveryUpdate::Sent { attempts: 2 })
+            .record_delivery(self.healthy(), DeliveryUpdate::Sent { attempts: 2 }, now)
             .await
             .expect("record");
         let later = now.plus(Duration::from_secs(86_400));

@@ -300,6 +300,7 @@ impl InviteService {
             user,
             change,
             now: self.now(),
+            actor: Some(principal.key_id),
         };
         let new_role = match change {
             MemberChange::SetRole(role) => Some(role),
@@ -329,7 +330,7 @@ impl InviteService {
     pub async fn erase_person(&self, email: &str) -> Result<ErasureReport, InviteError> {
         let email = Email::parse(email)
             .map_err(|e| InviteError::validation(ErrorCode::InvalidEmail, "email", e.reason()))?;
-        Ok(self.store.erase_person(&email).await?)
+        Ok(self.store.erase_person(&email, self.now()).await?)
     }
 }
 

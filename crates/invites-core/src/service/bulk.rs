@@ -113,6 +113,7 @@ impl InviteService {
             },
             role: req.role,
             targets: allowed,
+            actor: Some(principal.key_id),
             now,
         };
         let (user, results) = if cmd.targets.is_empty() {
@@ -208,6 +209,7 @@ impl InviteService {
                 message_due_at: now.plus(self.config.delivery.lease),
             },
             expires_at: now.plus(self.config.invitation_ttl),
+            actor: Some(principal.key_id),
             now,
         };
         let (user, results, invited) = if cmd.targets.is_empty() {

@@ -36,6 +36,11 @@ pub(super) struct PauseState {
 const REQUEUE_PAGE: usize = 100;
 
 impl InviteService {
+    /// Records a delivery outcome at the clock's now (the time of its event, if any).
+    async fn record(&self, id: MessageId, update: DeliveryUpdate) -> Result<(), StoreError> {
+        self.store.record_delivery(id, update, self.now()).await
+    }
+
     /// Delivers a freshly stored message; the response reports `sent` only when the mailer
     /// accepted it.
     ///
@@ -145,7 +150,7 @@ impl InviteService {
                     };
                     (update, Delivered::Failed)
                 };
-                self.store.record_delivery(message.id, update).await?;
+                self.record(message.id, update).await?;
                 Ok((delivered, true))
             }
         }
@@ -167,15 +172,14 @@ impl InviteService {
                 "not sent: {} attempts ended without an outcome (the process stopped mid-send)",
                 attempt - 1
             );
-            self.store
-                .record_delivery(
-                    message.id,
-                    DeliveryUpdate::Failed {
-                        attempts: attempt - 1,
-                        error,
-                    },
-                )
-                .await?;
+            self.record(
+                message.id,
+                DeliveryUpdate::Failed {
+                    attempts: attempt - 1,
+                    error,
+                },
+            )
+            .await?;
             return Ok(Delivered::Failed);
         }
         let batch = match self
@@ -190,15 +194,14 @@ impl InviteService {
             Err(e @ StoreError::Incompatible { .. }) => {
                 note_dropped("deliver: batch cannot be read", &e);
                 crate::observe::set_aside();
-                self.store
-                    .record_delivery(
-                        message.id,
-                        DeliveryUpdate::Failed {
-                            attempts: attempt - 1,
-                            error: format!("not sent: {e}"),
-                        },
-                    )
-                    .await?;
+                self.record(
+                    message.id,
+                    DeliveryUpdate::Failed {
+                        attempts: attempt - 1,
+                        error: format!("not sent: {e}"),
+                    },
+                )
+                .await?;
                 return Ok(Delivered::Failed);
             }
             Err(e) => return Err(e),
@@ -207,14 +210,13 @@ impl InviteService {
             .as_ref()
             .and_then(|b| self.render(b, message, self.now()));
         let Some(rendered) = rendered else {
-            self.store
-                .record_delivery(
-                    message.id,
-                    DeliveryUpdate::Cancelled {
-                        attempts: attempt - 1,
-                    },
-                )
-                .await?;
+            self.record(
+                message.id,
+                DeliveryUpdate::Cancelled {
+                    attempts: attempt - 1,
+                },
+            )
+            .await?;
             return Ok(Delivered::Cancelled);
         };
         let result = self.mailer.send(&rendered).await;
@@ -222,24 +224,22 @@ impl InviteService {
         let update = match result {
             Ok(()) => {
                 self.resume_delivery();
-                self.store
-                    .record_delivery(message.id, DeliveryUpdate::Sent { attempts: attempt })
+                self.record(message.id, DeliveryUpdate::Sent { attempts: attempt })
                     .await?;
                 return Ok(Delivered::Sent);
             }
             Err(e) if e.is_misconfigured() => {
                 // The sender's fault, not this message's: the attempt does not count.
                 let until = self.pause_delivery(now, &e);
-                self.store
-                    .record_delivery(
-                        message.id,
-                        DeliveryUpdate::Retry {
-                            attempts: attempt - 1,
-                            next_attempt_at: until,
-                            error: e.to_string(),
-                        },
-                    )
-                    .await?;
+                self.record(
+                    message.id,
+                    DeliveryUpdate::Retry {
+                        attempts: attempt - 1,
+                        next_attempt_at: until,
+                        error: e.to_string(),
+                    },
+                )
+                .await?;
                 return Ok(Delivered::Paused);
             }
             Err(e) if e.is_retryable() && attempt < max_attempts => {
@@ -263,7 +263,7 @@ impl InviteService {
             DeliveryUpdate::Retry { .. } => Delivered::Retry,
             _ => Delivered::Failed,
         };
-        self.store.record_delivery(message.id, update).await?;
+        self.record(message.id, update).await?;
         Ok(delivered)
     }
 
@@ -442,7 +442,7 @@ impl InviteService {
                 next_attempt_at: due_at,
                 leased_until,
             };
-            match self.store.record_delivery(message.id, update).await {
+            match self.record(message.id, update).await {
                 Ok(()) => n += 1,
                 Err(e) => note_dropped("deliver: put back", &e),
             }
@@ -524,6 +524,7 @@ impl InviteService {
             message_due_at: now,
             not_sent_after: now,
             now,
+            actor: None,
         };
         Ok(matches!(
             self.store.rotate_batch(&cmd).await?,

@@ -10,7 +10,7 @@ use crate::principal::Principal;
 use crate::response::EmailReport;
 use crate::store::{
     BatchRecord, InvitationFilter, InvitationQuery, InvitationRecord, MessageStatus, OutboxMessage,
-    RevokeFact, RotateBatch, RotateFact,
+    RevokeFact, RevokeInvitation, RotateBatch, RotateFact,
 };
 use crate::time::Timestamp;
 use crate::tokens::AcceptToken;
@@ -49,7 +49,12 @@ impl InviteService {
         }
         match self
             .store
-            .revoke_invitation(principal.organization, id)
+            .revoke_invitation(&RevokeInvitation {
+                organization: principal.organization,
+                id,
+                now: self.now(),
+                actor: Some(principal.key_id),
+            })
             .await?
         {
             RevokeFact::Revoked => Ok(RevokeResponse {
@@ -125,6 +130,7 @@ impl InviteService {
             message_due_at: now.plus(self.config.delivery.lease),
             not_sent_after: now.minus(self.config.resend_interval),
             now,
+            actor: Some(principal.key_id),
         };
         match self.store.rotate_batch(&cmd).await? {
             RotateFact::Rotated { renewed } => {

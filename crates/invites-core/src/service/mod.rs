@@ -7,6 +7,7 @@ mod accept;
 mod access;
 mod bulk;
 mod delivery;
+mod events;
 mod idempotency;
 mod manage;
 mod observed;
@@ -19,6 +20,7 @@ pub use access::{
     MemberChangeResponse, MemberOutcome, MemberPage, MemberView, WebsiteAccessPage,
     WebsiteAccessView,
 };
+pub use events::MAX_EVENT_PAGE;
 pub use views::{
     AcceptResponse, AcceptResult, BatchView, DeliveryPause, DeliveryReport, InvitationPage,
     InvitationPreview, InvitationView, MessageView, PreviewItem, PurgeReport, RequeueReport,

@@ -177,9 +177,11 @@ impl Observed for PurgeReport {
         span.record("invitations", self.invitations);
         span.record("messages", self.messages);
         span.record("idempotency_records", self.idempotency_records);
+        span.record("events", self.events);
         observe::purged("batches", self.batches);
         observe::purged("invitations", self.invitations);
         observe::purged("messages", self.messages);
         observe::purged("idempotency_records", self.idempotency_records);
+        observe::purged("events", self.events);
     }
 }

@@ -36,7 +36,9 @@ impl InviteService {
     /// than the idempotency time to live; dead batches (every invitation expired, nothing
     /// queued) last touched more than [`RetentionPolicy::history`](crate::RetentionPolicy::history)
     /// ago, with their invitations and messages; and finished outbox messages as old, except
-    /// the newest of each kept batch. Users and memberships are never deleted.
+    /// the newest of each kept batch; events older than the history window (a reader that
+    /// falls further behind than that sees a gap in positions). Users and memberships are
+    /// never deleted.
     ///
     /// The cutoffs come from the service clock at the start of the call. The store is asked
     /// in calls of at most [`RetentionPolicy::batch_size`](crate::RetentionPolicy::batch_size)
@@ -54,6 +56,7 @@ impl InviteService {
             invitations,
             messages,
             idempotency_records,
+            events,
             outcome,
             duration_seconds
         )
@@ -96,6 +99,13 @@ impl InviteService {
             },
             |n| *n,
             |n| report.idempotency_records += n,
+        )
+        .await?;
+        drain(
+            limit,
+            || self.store.purge_events(cutoffs.history_before, limit),
+            |n| *n,
+            |n| report.events += n,
         )
         .await?;
         Ok(report)

@@ -70,6 +70,8 @@ pub struct PurgeReport {
     pub invitations: u64,
     /// Outbox messages: finished ones of kept batches, plus those of the dead batches.
     pub messages: u64,
+    /// Events older than the history window.
+    pub events: u64,
 }
 
 impl PurgeReport {
@@ -79,11 +81,12 @@ impl PurgeReport {
         self.batches += other.batches;
         self.invitations += other.invitations;
         self.messages += other.messages;
+        self.events += other.events;
     }
 
     /// Rows deleted in all.
     pub fn total(&self) -> u64 {
-        self.idempotency_records + self.batches + self.invitations + self.messages
+        self.idempotency_records + self.batches + self.invitations + self.messages + self.events
     }
 }
 

@@ -78,7 +78,7 @@ async fn a_write_that_fails_after_writing_leaves_nothing_and_the_rest_of_its_gro
     });
     let s = f.store.clone();
     let sent = tokio::spawn(async move {
-        s.record_delivery(message, DeliveryUpdate::Sent { attempts: 1 })
+        s.record_delivery(message, DeliveryUpdate::Sent { attempts: 1 }, T0)
             .await
     });
     // Writes a row, then a statement of it fails (a duplicate primary key): the first row
@@ -243,7 +243,7 @@ async fn writes_undone_when_sqlite_rolls_back_their_transaction_run_again_and_co
     });
     let s = f.store.clone();
     let sent = tokio::spawn(async move {
-        s.record_delivery(message, DeliveryUpdate::Sent { attempts: 1 })
+        s.record_delivery(message, DeliveryUpdate::Sent { attempts: 1 }, T0)
             .await
     });
     let s = f.store.clone();

@@ -107,6 +107,7 @@ fn add(email_: &str, user: u128, targets: &[TargetId], now: Timestamp) -> AddMem
         role: Role::Admin,
         targets: targets.to_vec(),
         now,
+        actor: None,
     }
 }
 
@@ -132,6 +133,7 @@ fn invite(email_: &str, seed: u128, targets: &[TargetId], now: Timestamp) -> Cre
         },
         expires_at: Timestamp::from_millis(now.as_millis() + 7 * DAY),
         now,
+        actor: None,
     }
 }
 
@@ -518,8 +520,12 @@ async fn queued_writes_share_a_transaction_and_each_keeps_its_own_outcome() {
     // Fails without writing (no such message).
     let s = f.store.clone();
     let unknown = tokio::spawn(async move {
-        s.record_delivery(MessageId(id(0xbad)), DeliveryUpdate::Sent { attempts: 1 })
-            .await
+        s.record_delivery(
+            MessageId(id(0xbad)),
+            DeliveryUpdate::Sent { attempts: 1 },
+            T0,
+        )
+        .await
     });
     // One target fails (the trigger), the request itself succeeds.
     let s = f.store.clone();
@@ -885,6 +891,7 @@ async fn removing_a_membership_revokes_the_live_invitation_to_the_same_target() 
             user: ann,
             change: MemberChange::Remove,
             now: T0,
+            actor: None,
         })
         .await
         .unwrap();

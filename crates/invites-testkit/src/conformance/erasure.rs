@@ -28,17 +28,27 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
         access_of(&h, bob, ws[0]).await,
         reach(Role::Admin, &[direct(Role::Viewer), org(OrgRole::Admin)])
     );
-    assert!(backend.remove_org_member(w.org, bob).await.expect("remove"));
+    assert!(
+        backend
+            .remove_org_member(w.org, bob, h.clock.now())
+            .await
+            .expect("remove")
+    );
     assert_eq!(access_of(&h, bob, ws[1]).await, None);
     assert_eq!(
         access_of(&h, bob, ws[0]).await,
         reach(Role::Viewer, &[direct(Role::Viewer)]),
         "the explicit membership stays"
     );
-    assert!(!backend.remove_org_member(w.org, bob).await.expect("again"));
     assert!(
         !backend
-            .remove_org_member(w.other_org, w.org_admin)
+            .remove_org_member(w.org, bob, h.clock.now())
+            .await
+            .expect("again")
+    );
+    assert!(
+        !backend
+            .remove_org_member(w.other_org, w.org_admin, h.clock.now())
             .await
             .expect("another organization")
     );
@@ -52,7 +62,7 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
 
     assert!(
         backend
-            .set_org_role(w.org, w.org_admin, OrgRole::Viewer)
+            .set_org_role(w.org, w.org_admin, OrgRole::Viewer, h.clock.now())
             .await
             .expect("set role")
     );
@@ -62,7 +72,7 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
     );
     assert!(
         backend
-            .set_org_role(w.org, w.org_admin, OrgRole::Owner)
+            .set_org_role(w.org, w.org_admin, OrgRole::Owner, h.clock.now())
             .await
             .expect("set role")
     );
@@ -73,13 +83,13 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
     let before = snapshot(&backend).await;
     assert!(
         !backend
-            .set_org_role(w.org, w.existing_user, OrgRole::Admin)
+            .set_org_role(w.org, w.existing_user, OrgRole::Admin, h.clock.now())
             .await
             .expect("set role")
     );
     assert!(
         !backend
-            .set_org_role(w.other_org, w.org_admin, OrgRole::Admin)
+            .set_org_role(w.other_org, w.org_admin, OrgRole::Admin, h.clock.now())
             .await
             .expect("set role")
     );
@@ -97,7 +107,7 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
     );
     assert!(
         backend
-            .remove_website_from_group(gs[0], ws[1])
+            .remove_website_from_group(gs[0], ws[1], h.clock.now())
             .await
             .expect("unlink")
     );
@@ -114,13 +124,13 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
     assert!(members.items.iter().all(|m| m.user_id != carol));
     assert!(
         !backend
-            .remove_website_from_group(gs[0], ws[1])
+            .remove_website_from_group(gs[0], ws[1], h.clock.now())
             .await
             .expect("again")
     );
     assert!(
         !backend
-            .remove_website_from_group(gs[1], ws[0])
+            .remove_website_from_group(gs[1], ws[0], h.clock.now())
             .await
             .expect("never in it")
     );
@@ -135,7 +145,12 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
     assert_eq!(pending_to_g0, 1);
     assert!(access_of(&h, dave, ws[2]).await.is_some());
 
-    assert!(backend.delete_group(gs[1]).await.expect("delete"));
+    assert!(
+        backend
+            .delete_group(gs[1], h.clock.now())
+            .await
+            .expect("delete")
+    );
     let s = snapshot(&backend).await;
     assert!(
         !s.memberships.iter().any(|m| m.target == grp(gs[1])),
@@ -177,10 +192,15 @@ pub async fn directory_changes_change_access(backend: Arc<dyn Backend>) {
         "the invitation to the other group stays"
     );
     assert_eq!(stored_pending(&s, grp(gs[0]), "frank@new.test"), 1);
-    assert!(!backend.delete_group(gs[1]).await.expect("again"));
     assert!(
         !backend
-            .delete_group(missing_group())
+            .delete_group(gs[1], h.clock.now())
+            .await
+            .expect("again")
+    );
+    assert!(
+        !backend
+            .delete_group(missing_group(), h.clock.now())
             .await
             .expect("unknown")
     );

@@ -375,6 +375,7 @@ pub async fn formatted_values_never_show_a_live_token(backend: Arc<dyn Backend>)
         batch: new_batch.clone(),
         expires_at: row.next_attempt_at,
         now: row.created_at,
+        actor: None,
     };
     let rotate = RotateBatch {
         organization: world.org,
@@ -386,6 +387,7 @@ pub async fn formatted_values_never_show_a_live_token(backend: Arc<dyn Backend>)
         message_due_at: row.next_attempt_at,
         not_sent_after: row.created_at,
         now: row.created_at,
+        actor: None,
     };
     let batch_email = BatchEmail {
         to: email("ann@new.test"),

@@ -27,6 +27,7 @@ mod delivery;
 mod direct;
 mod email;
 mod erasure;
+mod events;
 mod hostile;
 mod idempotency;
 mod manage;
@@ -42,6 +43,7 @@ pub use delivery::*;
 pub use direct::*;
 pub use email::*;
 pub use erasure::*;
+pub use events::*;
 pub use hostile::*;
 pub use idempotency::*;
 pub use manage::*;
@@ -78,6 +80,8 @@ macro_rules! conformance_suite {
             scoped_key_forbidden_per_target,
             failing_target_is_internal_error_only,
             failing_batch_is_all_internal_error,
+            events_are_read_by_cursor_and_name_no_one,
+            failed_requests_leave_no_event,
             groups_are_targets,
             validation_rejections_change_nothing,
             group_ids_need_global_key,
@@ -172,6 +176,7 @@ mod tests {
             include_str!("direct.rs"),
             include_str!("email.rs"),
             include_str!("erasure.rs"),
+            include_str!("events.rs"),
             include_str!("hostile.rs"),
             include_str!("idempotency.rs"),
             include_str!("manage.rs"),

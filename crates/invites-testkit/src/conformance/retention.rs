@@ -139,6 +139,16 @@ async fn dead_batches(backend: Arc<dyn Backend>, policy: RetentionPolicy) {
         "stored until the purge"
     );
     let before = snapshot(&backend).await;
+    // Events go once older than the history window (30 days): those of days 0 to 7.
+    let cutoff = h.clock.now().minus(30 * DAY);
+    let log = h
+        .service
+        .events(w.org, None, 1000)
+        .await
+        .expect("events")
+        .events;
+    let old_events = log.iter().filter(|e| e.at < cutoff).count() as u64;
+    assert!(old_events > 0 && old_events < log.len() as u64, "{log:?}");
     let report = h.service.purge_expired().await.expect("purge");
     assert_eq!(
         report,
@@ -147,6 +157,7 @@ async fn dead_batches(backend: Arc<dyn Backend>, policy: RetentionPolicy) {
             batches: 1,
             invitations: 1,
             messages: 3,
+            events: old_events,
         },
         "bob's batch with its message, and ann's two older messages"
     );
@@ -155,6 +166,18 @@ async fn dead_batches(backend: Arc<dyn Backend>, policy: RetentionPolicy) {
         PurgeReport::default(),
         "a second purge finds nothing"
     );
+    let kept = h
+        .service
+        .events(w.org, None, 1000)
+        .await
+        .expect("events")
+        .events;
+    assert_eq!(
+        kept.as_slice(),
+        &log[log.len() - kept.len()..],
+        "the newest events stay as they were"
+    );
+    assert_eq!(kept.len() as u64, log.len() as u64 - old_events);
 
     let view = h
         .service

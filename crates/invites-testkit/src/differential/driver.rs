@@ -4,6 +4,10 @@
 use super::context::Step;
 use super::*;
 
+/// The page size the differential run reads event logs with: small, so the cursor is
+/// followed across pages.
+const EVENT_PAGE: usize = 7;
+
 /// Runs ops on one backend through `InviteService`.
 #[derive(Clone, Debug)]
 pub struct Driver {
@@ -69,6 +73,33 @@ impl Driver {
         answers
     }
 
+    /// The event log of each organization of the world, read through the service in pages
+    /// of [`EVENT_PAGE`] by following the cursor.
+    ///
+    /// # Panics
+    /// If a read fails.
+    pub async fn events(&self) -> Vec<Event> {
+        let mut all = Vec::new();
+        for org in [self.world.org, self.world.other_org] {
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = self
+                    .harness
+                    .service
+                    .events(org, cursor.as_deref(), EVENT_PAGE)
+                    .await
+                    .expect("events");
+                let n = page.events.len();
+                all.extend(page.events);
+                cursor = Some(page.next);
+                if n < EVENT_PAGE {
+                    break;
+                }
+            }
+        }
+        all
+    }
+
     /// The backend's snapshot.
     ///
     /// # Panics
@@ -114,7 +145,10 @@ impl Driver {
                 Outcome::Done
             }
             Step::DeleteWebsite(w) => {
-                self.backend.delete_website(*w).await.expect("delete");
+                self.backend
+                    .delete_website(*w, self.harness.clock.now())
+                    .await
+                    .expect("delete");
                 Outcome::Done
             }
             Step::DeliverDue => Outcome::Deliver(reduce(svc.deliver_due().await)),
@@ -196,7 +230,7 @@ impl Driver {
                 let user = self.user(email).await;
                 Outcome::Directory(
                     self.backend
-                        .remove_org_member(*organization, user)
+                        .remove_org_member(*organization, user, self.harness.clock.now())
                         .await
                         .ok(),
                 )
@@ -209,7 +243,7 @@ impl Driver {
                 let user = self.user(email).await;
                 Outcome::Directory(
                     self.backend
-                        .set_org_role(*organization, user, *role)
+                        .set_org_role(*organization, user, *role, self.harness.clock.now())
                         .await
                         .ok(),
                 )
@@ -223,11 +257,16 @@ impl Driver {
             ),
             Step::RemoveWebsiteFromGroup { group, website } => Outcome::Directory(
                 self.backend
-                    .remove_website_from_group(*group, *website)
+                    .remove_website_from_group(*group, *website, self.harness.clock.now())
                     .await
                     .ok(),
             ),
-            Step::DeleteGroup(g) => Outcome::Directory(self.backend.delete_group(*g).await.ok()),
+            Step::DeleteGroup(g) => Outcome::Directory(
+                self.backend
+                    .delete_group(*g, self.harness.clock.now())
+                    .await
+                    .ok(),
+            ),
             Step::Erase(email) => Outcome::Erase(reduce(svc.erase_person(email).await)),
             Step::MembersOf {
                 principal,
@@ -308,6 +347,13 @@ impl ModelDriver {
         let snapshot = self.model.snapshot();
         self.ctx.observe(&step, &outcome, &sent, &snapshot);
         outcome
+    }
+
+    /// The model's event log of each organization of the world (as [`Driver::events`]).
+    pub fn events(&self, world: &World) -> Vec<Event> {
+        let mut all = self.model.events(world.org);
+        all.extend(self.model.events(world.other_org));
+        all
     }
 
     /// The model's `access` of every pair.

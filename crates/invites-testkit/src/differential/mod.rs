@@ -272,7 +272,7 @@ pub struct Divergence {
     pub step: Option<usize>,
     /// The op, printed.
     pub op: String,
-    /// What disagreed: `"outcome"`, `"mail"`, `"snapshot"` or `"access"`.
+    /// What disagreed: `"outcome"`, `"mail"`, `"snapshot"`, `"events"` or `"access"`.
     pub what: &'static str,
     /// The model's side, printed.
     pub expected: String,
@@ -294,7 +294,8 @@ impl std::error::Error for Divergence {}
 
 /// Runs `ops` on the model and on every backend (each must be empty; it is seeded with the
 /// [`World`] here), with [`DIFFERENTIAL_SEED`]. After every op the answers, the messages the
-/// mailer accepted and the snapshots must be equal (errors compared by code), and so must
+/// mailer accepted, the snapshots and the event logs (read by cursor) must be equal (errors
+/// compared by code; invariant 11), and so must
 /// `access` of every user and website of the world: all of them after seeding, after every
 /// directory change and after the last op, the ones an op changed after any other op
 /// (invariant 14).
@@ -368,6 +369,14 @@ pub async fn run_differential(
                 "snapshot",
                 &model.model.snapshot(),
                 &d.snapshot().await,
+            )?;
+            compare(
+                name,
+                Some(i),
+                &op_text,
+                "events",
+                &model.events(&world),
+                &d.events().await,
             )?;
             if !pairs.is_empty() {
                 let actual = d.access(&pairs).await;

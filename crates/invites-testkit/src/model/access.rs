@@ -259,6 +259,11 @@ impl Model {
             MemberOutcome::Unchanged
         } else {
             m.role = role;
+            self.emit(
+                principal.organization,
+                Some(principal.key_id),
+                NewEvent::member_role_changed(target, user, role),
+            );
             MemberOutcome::Updated
         };
         MemberChangeResponse {
@@ -287,13 +292,17 @@ impl Model {
             .find(|u| u.id == user)
             .map(|u| u.email.clone());
         let now = self.now;
-        let mut revoked = 0;
+        let mut events = vec![NewEvent::member_removed(target, user)];
         for inv in &mut self.invitations {
             let live = inv.status == StoredStatus::Pending && now < inv.expires_at;
             if live && inv.target == target && Some(&inv.email) == email.as_ref() {
                 inv.status = StoredStatus::Revoked;
-                revoked += 1;
+                events.push(NewEvent::invitation_revoked(target, inv.id, inv.batch_id));
             }
+        }
+        let revoked = events.len() - 1;
+        for e in events {
+            self.emit(principal.organization, Some(principal.key_id), e);
         }
         MemberChangeResponse {
             revoked_invitations: revoked,
@@ -311,7 +320,40 @@ impl Model {
         let email =
             Email::parse(email).map_err(|_| invalid(ErrorCode::InvalidEmail, "email", ""))?;
         let mut report = ErasureReport::default();
+        // Every organization it deletes something of gets `person_erased`.
+        let mut touched = std::collections::BTreeSet::new();
+        touched.extend(
+            self.invitations
+                .iter()
+                .filter(|i| i.email == email)
+                .map(|i| i.organization),
+        );
+        touched.extend(
+            self.batches
+                .iter()
+                .filter(|b| b.email == email)
+                .map(|b| b.organization),
+        );
+        touched.extend(
+            self.outbox
+                .iter()
+                .filter(|m| m.recipient == email)
+                .map(|m| m.organization),
+        );
         if let Some(user) = self.find_user(&email).map(|u| u.id) {
+            touched.extend(
+                self.memberships
+                    .iter()
+                    .filter(|m| m.user == user)
+                    .filter_map(|m| self.target_org(m.target)),
+            );
+            touched.extend(
+                self.org_members
+                    .iter()
+                    .filter(|(_, u, _)| *u == user)
+                    .map(|(o, _, _)| *o),
+            );
+            self.forget_in_events(user);
             report.user = Some(user);
             self.users.retain(|u| u.id != user);
             report.memberships = count(&mut self.memberships, |m| m.user == user);
@@ -324,6 +366,9 @@ impl Model {
         report.invitations = count(&mut self.invitations, |i| i.email == email);
         report.batches = count(&mut self.batches, |b| b.email == email);
         report.messages = count(&mut self.outbox, |m| m.recipient == email);
+        for organization in touched {
+            self.emit(organization, None, NewEvent::person_erased());
+        }
         Ok(report)
     }
 
@@ -334,7 +379,11 @@ impl Model {
         let before = self.org_members.len();
         self.org_members
             .retain(|(o, u, _)| !(*o == organization && *u == user));
-        self.org_members.len() < before
+        let removed = self.org_members.len() < before;
+        if removed {
+            self.emit(organization, None, NewEvent::org_member_removed(user));
+        }
+        removed
     }
 
     /// Changes an organization member's role; whether the user is a member (a non-member is
@@ -351,7 +400,14 @@ impl Model {
             .find(|(o, u, _)| *o == organization && *u == user)
         {
             Some(m) => {
-                m.2 = role;
+                if m.2 != role {
+                    m.2 = role;
+                    self.emit(
+                        organization,
+                        None,
+                        NewEvent::org_member_role_changed(user, role),
+                    );
+                }
                 true
             }
             None => false,
@@ -375,7 +431,15 @@ impl Model {
     pub fn remove_website_from_group(&mut self, group: GroupId, website: WebsiteId) -> bool {
         let before = self.group_websites.len();
         self.group_websites.retain(|l| *l != (group, website));
-        self.group_websites.len() < before
+        let removed = self.group_websites.len() < before;
+        if let Some(org) = self.target_org(TargetId::Group(group)).filter(|_| removed) {
+            self.emit(
+                org,
+                None,
+                NewEvent::website_removed_from_group(group, website),
+            );
+        }
+        removed
     }
 
     /// Deletes a group with its memberships, website links and invitations (batches and
@@ -383,6 +447,9 @@ impl Model {
     pub fn delete_group(&mut self, id: GroupId) -> bool {
         let t = TargetId::Group(id);
         let existed = self.groups.iter().any(|g| g.id == id);
+        if let Some(org) = self.target_org(t) {
+            self.emit(org, None, NewEvent::group_deleted(id));
+        }
         self.groups.retain(|g| g.id != id);
         self.group_websites.retain(|(g, _)| *g != id);
         self.memberships.retain(|m| m.target != t);

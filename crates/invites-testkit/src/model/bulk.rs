@@ -145,6 +145,11 @@ impl Model {
                             last_name: v.last_name.clone(),
                         });
                         user = Some((new_user_id, true));
+                        self.emit(
+                            p.organization,
+                            Some(p.key_id),
+                            NewEvent::user_created(new_user_id),
+                        );
                         new_user_id
                     }
                 };
@@ -154,6 +159,12 @@ impl Model {
                     role: v.role,
                     created_at: now,
                 });
+                self.emit(
+                    p.organization,
+                    Some(p.key_id),
+                    NewEvent::member_added(t, uid, v.role),
+                );
+                let mut superseded = Vec::new();
                 for inv in &mut self.invitations {
                     // Live or expired: a pending invitation the add made moot.
                     if inv.target == t
@@ -161,7 +172,11 @@ impl Model {
                         && inv.status == StoredStatus::Pending
                     {
                         inv.status = StoredStatus::Superseded;
+                        superseded.push(NewEvent::invitation_superseded(t, inv.id, inv.batch_id));
                     }
+                }
+                for e in superseded {
+                    self.emit(p.organization, Some(p.key_id), e);
                 }
                 OutcomeCode::Added
             };
@@ -243,6 +258,11 @@ impl Model {
                     created_at: now,
                     expires_at,
                 });
+                self.emit(
+                    p.organization,
+                    Some(p.key_id),
+                    NewEvent::invitation_created(t, inv_id, batch_id, v.role),
+                );
                 invited += 1;
                 OutcomeCode::Invited
             };

@@ -85,8 +85,9 @@ impl Model {
         let max_attempts = self.settings.max_attempts;
         let mode = self.mailer;
         let m = &mut self.outbox[index];
+        let (organization, batch, id) = (m.organization, m.batch_id, m.id);
         m.attempts = attempts;
-        match mode {
+        let delivery = match mode {
             MailerMode::Ok => {
                 self.sent.push(rendered);
                 m.status = MessageStatus::Sent;
@@ -122,7 +123,13 @@ impl Model {
                 );
                 Delivery::Failed
             }
+        };
+        match delivery {
+            Delivery::Sent => self.emit(organization, None, NewEvent::email_sent(batch, id)),
+            Delivery::Failed => self.emit(organization, None, NewEvent::email_failed(batch, id)),
+            Delivery::Retry | Delivery::Cancelled => {}
         }
+        delivery
     }
 
     /// `InviteService::deliver_due`: claims the queued messages that are due (oldest due

@@ -85,6 +85,11 @@ impl Model {
                     first_name,
                     last_name,
                 });
+                self.emit(
+                    batch.organization,
+                    None,
+                    NewEvent::user_created(new_user_id),
+                );
                 (new_user_id, true)
             }
         };
@@ -109,6 +114,11 @@ impl Model {
                     OutcomeCode::TargetNotFound
                 }
                 StoredStatus::Pending => {
+                    self.emit(
+                        batch.organization,
+                        None,
+                        NewEvent::invitation_accepted(inv.target, inv.id, inv.batch_id, uid),
+                    );
                     let code = if self.is_member(inv.target, uid) {
                         OutcomeCode::AlreadyMember
                     } else if org_member {
@@ -120,6 +130,11 @@ impl Model {
                             role: inv.role,
                             created_at: now,
                         });
+                        self.emit(
+                            batch.organization,
+                            None,
+                            NewEvent::member_added(inv.target, uid, inv.role),
+                        );
                         OutcomeCode::Added
                     };
                     self.invitations[i].status = StoredStatus::Accepted;
@@ -159,9 +174,15 @@ impl Model {
         if !reaches(principal, inv.target) {
             return Err(forbidden(inv.target));
         }
+        let (target, batch) = (inv.target, inv.batch_id);
         let changed = match inv.status {
             StoredStatus::Pending => {
                 inv.status = StoredStatus::Revoked;
+                self.emit(
+                    principal.organization,
+                    Some(principal.key_id),
+                    NewEvent::invitation_revoked(target, id, batch),
+                );
                 true
             }
             StoredStatus::Accepted => {
@@ -227,6 +248,11 @@ impl Model {
         }
         self.batches[b].token = token.clone();
         self.batches[b].last_sent_at = now;
+        self.emit(
+            principal.organization,
+            Some(principal.key_id),
+            NewEvent::batch_resent(batch_id, message_id),
+        );
         for m in &mut self.outbox {
             if m.batch_id == batch_id && m.status == MessageStatus::Queued {
                 m.status = MessageStatus::Cancelled;

@@ -82,6 +82,7 @@ use std::time::Duration;
 mod access;
 mod bulk;
 mod delivery;
+mod events;
 mod lifecycle;
 mod retention;
 
@@ -190,6 +191,8 @@ pub struct Model {
     batches: Vec<ModelBatch>,
     outbox: Vec<OutboxMessage>,
     idempotency: Vec<IdempotencyRecord>,
+    events: Vec<Event>,
+    event_seq: std::collections::BTreeMap<OrganizationId, u64>,
 }
 
 /// The websites [`World::seed`] creates (ours "Site 0".."Site 5", then the other
@@ -319,6 +322,8 @@ impl Model {
             batches: Vec::new(),
             outbox: Vec::new(),
             idempotency: Vec::new(),
+            events: Vec::new(),
+            event_seq: std::collections::BTreeMap::new(),
         }
     }
 
@@ -413,6 +418,9 @@ impl Model {
     /// outbox rows stay).
     pub fn delete_website(&mut self, id: WebsiteId) {
         let t = TargetId::Website(id);
+        if let Some(org) = self.target_org(t) {
+            self.emit(org, None, NewEvent::website_deleted(id));
+        }
         self.websites.retain(|w| w.id != id);
         self.group_websites.retain(|(_, w)| *w != id);
         self.memberships.retain(|m| m.target != t);

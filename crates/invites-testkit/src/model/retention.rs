@@ -56,6 +56,7 @@ impl Model {
         let before = self.idempotency.len();
         self.idempotency.retain(|r| r.created_at >= keys_before);
         report.idempotency_records = (before - self.idempotency.len()) as u64;
+        report.events = self.purge_events(history_before);
         report
     }
 }

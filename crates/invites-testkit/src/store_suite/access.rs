@@ -112,7 +112,7 @@ pub async fn access_paths_reports_every_path_and_none_for_a_missing_website(
     );
     assert_eq!(paths(s, ann, WebsiteId(id(0xdead))).await, None);
     assert_eq!(paths(s, UserId(id(0xdead)), A).await, Some(vec![]));
-    s.delete_website(B).await.expect("delete");
+    s.delete_website(B, T0).await.expect("delete");
     assert_eq!(paths(s, ann, B).await, None, "a deleted website is missing");
     let mut after = s.snapshot().await.expect("snapshot");
     after.memberships.retain(|m| m.user != bob);
@@ -350,6 +350,7 @@ pub async fn change_member_applies_decide_change(backend: Arc<dyn Backend>) {
         user,
         change,
         now: at(1),
+        actor: None,
     };
     let set = |role| MemberChange::SetRole(role);
 
@@ -509,7 +510,7 @@ pub async fn erase_person_deletes_every_row_of_the_person_and_nothing_else(
     let before = s.snapshot().await.expect("snapshot");
 
     let report = s
-        .erase_person(&email("ann@example.com"))
+        .erase_person(&email("ann@example.com"), T0)
         .await
         .expect("erase");
     assert_eq!(
@@ -561,7 +562,7 @@ pub async fn erase_person_deletes_every_row_of_the_person_and_nothing_else(
     );
 
     let carol = s
-        .erase_person(&email("carol@example.com"))
+        .erase_person(&email("carol@example.com"), T0)
         .await
         .expect("erase");
     assert_eq!(
@@ -576,7 +577,7 @@ pub async fn erase_person_deletes_every_row_of_the_person_and_nothing_else(
         "an address without a user"
     );
     assert_eq!(
-        s.erase_person(&email("ann@example.com"))
+        s.erase_person(&email("ann@example.com"), T0)
             .await
             .expect("again"),
         ErasureReport::default()
@@ -593,7 +594,7 @@ pub async fn the_directory_takes_access_away(backend: Arc<dyn Backend>) {
     let owner = org_user(s, "owner@example.com", 30, OrgRole::Owner).await;
     let org_path = |org_role| AccessPath::Organization { org_role };
     assert!(
-        s.set_org_role(ORG, owner, OrgRole::Viewer)
+        s.set_org_role(ORG, owner, OrgRole::Viewer, T0)
             .await
             .expect("set")
     );
@@ -602,7 +603,7 @@ pub async fn the_directory_takes_access_away(backend: Arc<dyn Backend>) {
         Some(vec![org_path(OrgRole::Viewer)])
     );
     assert!(
-        !s.set_org_role(OTHER_ORG, owner, OrgRole::Admin)
+        !s.set_org_role(OTHER_ORG, owner, OrgRole::Admin, T0)
             .await
             .expect("set")
     );
@@ -615,11 +616,11 @@ pub async fn the_directory_takes_access_away(backend: Arc<dyn Backend>) {
             .any(|(o, _, _)| *o == OTHER_ORG),
         "not added"
     );
-    assert!(s.remove_org_member(ORG, owner).await.expect("remove"));
+    assert!(s.remove_org_member(ORG, owner, T0).await.expect("remove"));
     assert_eq!(paths(s, owner, B).await, Some(vec![]));
-    assert!(!s.remove_org_member(ORG, owner).await.expect("again"));
+    assert!(!s.remove_org_member(ORG, owner, T0).await.expect("again"));
     assert!(
-        !s.set_org_role(ORG, owner, OrgRole::Admin)
+        !s.set_org_role(ORG, owner, OrgRole::Admin, T0)
             .await
             .expect("set")
     );
@@ -627,11 +628,11 @@ pub async fn the_directory_takes_access_away(backend: Arc<dyn Backend>) {
     let ann = added(s, "ann@example.com", 1, &[grp(G), web(B)]).await;
     s.add_website_to_group(G, X).await.expect("link");
     assert!(paths(s, ann, X).await.is_some_and(|p| !p.is_empty()));
-    assert!(s.remove_website_from_group(G, X).await.expect("unlink"));
+    assert!(s.remove_website_from_group(G, X, T0).await.expect("unlink"));
     assert_eq!(paths(s, ann, X).await, Some(vec![]));
-    assert!(!s.remove_website_from_group(G, X).await.expect("again"));
+    assert!(!s.remove_website_from_group(G, X, T0).await.expect("again"));
     assert!(
-        !s.remove_website_from_group(G, B)
+        !s.remove_website_from_group(G, B, T0)
             .await
             .expect("never linked")
     );
@@ -639,7 +640,7 @@ pub async fn the_directory_takes_access_away(backend: Arc<dyn Backend>) {
     s.create_invitations(&invite("bob@example.com", 7, &[grp(G), web(X)], T0))
         .await
         .expect("invite");
-    assert!(s.delete_group(G).await.expect("delete"));
+    assert!(s.delete_group(G, T0).await.expect("delete"));
     let snap = s.snapshot().await.expect("snapshot");
     assert!(!snap.memberships.iter().any(|m| m.target == grp(G)));
     assert!(!snap.invitations.iter().any(|i| i.target == grp(G)));
@@ -668,6 +669,6 @@ pub async fn the_directory_takes_access_away(backend: Arc<dyn Backend>) {
         limit: 10,
     };
     assert_eq!(s.list_members(&q).await.expect("read"), None);
-    assert!(!s.delete_group(G).await.expect("again"));
+    assert!(!s.delete_group(G, T0).await.expect("again"));
     assert_eq!(s.snapshot().await.expect("snapshot"), snap);
 }

@@ -42,7 +42,7 @@ pub async fn the_outbox_backlog_counts_queued_messages_and_names_the_oldest(
     assert_eq!(claimed.len(), 3);
     assert_eq!(s.outbox_backlog().await.unwrap(), Some(backlog(3, 8)));
     let [m8, m9, m10] = [&claimed[0], &claimed[1], &claimed[2]].map(|m| m.id);
-    s.record_delivery(m8, DeliveryUpdate::Sent { attempts: 1 })
+    s.record_delivery(m8, DeliveryUpdate::Sent { attempts: 1 }, T0)
         .await
         .unwrap();
     s.record_delivery(
@@ -52,6 +52,7 @@ pub async fn the_outbox_backlog_counts_queued_messages_and_names_the_oldest(
             next_attempt_at: at(300_000),
             error: "later".into(),
         },
+        T0,
     )
     .await
     .unwrap();
@@ -62,10 +63,11 @@ pub async fn the_outbox_backlog_counts_queued_messages_and_names_the_oldest(
             attempts: 2,
             error: "no".into(),
         },
+        T0,
     )
     .await
     .unwrap();
-    s.record_delivery(m10, DeliveryUpdate::Cancelled { attempts: 0 })
+    s.record_delivery(m10, DeliveryUpdate::Cancelled { attempts: 0 }, T0)
         .await
         .unwrap();
     assert_eq!(

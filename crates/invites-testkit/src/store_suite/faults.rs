@@ -38,6 +38,15 @@ pub async fn a_failing_target_is_rolled_back_to_its_savepoint_and_the_others_com
     assert_eq!(snap.users[0].first_name, name("Ann"));
     let targets: Vec<TargetId> = snap.memberships.iter().map(|m| m.target).collect();
     assert_eq!(targets, vec![web(A), web(B)]);
+    assert_eq!(
+        log_of(store, ORG).await,
+        vec![
+            (EventKind::UserCreated, None),
+            (EventKind::MemberAdded, Some(web(A))),
+            (EventKind::MemberAdded, Some(web(B))),
+        ],
+        "the failed unit's event went with it"
+    );
 }
 
 /// When the first target fails the user is created in the next ones savepoint.
@@ -64,6 +73,15 @@ pub async fn when_the_first_target_fails_the_user_is_created_in_the_next_ones_sa
     let snap = store.snapshot().await.unwrap();
     assert_eq!(snap.users.len(), 1);
     assert_eq!(snap.memberships.len(), 2);
+    assert_eq!(
+        log_of(store, ORG).await,
+        vec![
+            (EventKind::UserCreated, None),
+            (EventKind::MemberAdded, Some(web(A))),
+            (EventKind::MemberAdded, Some(web(B))),
+        ],
+        "the user's event is written once, by the unit that created it"
+    );
 }
 
 /// A batch where every target fails creates no user.
@@ -93,6 +111,7 @@ pub async fn a_batch_where_every_target_fails_creates_no_user(
     let snap = store.snapshot().await.unwrap();
     assert!(snap.users.is_empty());
     assert!(snap.memberships.is_empty());
+    assert!(log_of(store, ORG).await.is_empty());
 }
 
 /// A failing invitation leaves no batch when nothing else succeeds.
@@ -111,6 +130,7 @@ pub async fn a_failing_invitation_leaves_no_batch_when_nothing_else_succeeds(
     assert!(out.targets.iter().all(Result::is_err));
     let snap = store.snapshot().await.unwrap();
     assert!(snap.batches.is_empty() && snap.invitations.is_empty() && snap.outbox.is_empty());
+    assert!(log_of(store, ORG).await.is_empty());
 }
 
 /// A batch whose message cannot be stored creates nothing.
@@ -130,6 +150,7 @@ pub async fn a_batch_whose_message_cannot_be_stored_creates_nothing(
     assert!(out.targets.iter().all(Result::is_err), "{out:?}");
     let snap = store.snapshot().await.unwrap();
     assert!(snap.batches.is_empty() && snap.invitations.is_empty() && snap.outbox.is_empty());
+    assert!(log_of(store, ORG).await.is_empty());
 }
 
 /// A direct add whose commit fails returns `Err` and stores nothing: no user, no membership,
@@ -147,12 +168,23 @@ pub async fn a_failed_commit_of_add_members_stores_nothing(
         .await;
     assert!(out.is_err(), "{out:?}");
     assert_eq!(store.snapshot().await.expect("snapshot"), before);
-    // The store is still usable afterwards.
+    assert!(
+        log_of(store, ORG).await.is_empty(),
+        "no event without its change"
+    );
+    // The store is still usable afterwards, and the rolled-back call took no positions.
     let out = store
         .add_members(&add("ann@example.com", 1, &[web(A)], T0))
         .await
         .expect("add");
     assert_eq!(ok(&out.targets), vec![AddFact::Added]);
+    assert_eq!(
+        log_of(store, ORG).await,
+        vec![
+            (EventKind::UserCreated, None),
+            (EventKind::MemberAdded, Some(web(A))),
+        ]
+    );
 }
 
 /// An email-mode call whose commit fails returns `Err` and stores nothing: no invitation,
@@ -170,6 +202,10 @@ pub async fn a_failed_commit_of_create_invitations_stores_nothing(
         .await;
     assert!(out.is_err(), "{out:?}");
     assert_eq!(store.snapshot().await.expect("snapshot"), before);
+    assert!(
+        log_of(store, ORG).await.is_empty(),
+        "no event without its change"
+    );
 }
 
 /// An accept whose commit fails returns `Err` and stores nothing: the user is not created,
@@ -207,5 +243,13 @@ pub async fn a_failed_commit_of_accept_batch_stores_nothing(
             .invitations
             .iter()
             .all(|i| i.status == StoredStatus::Pending)
+    );
+    assert_eq!(
+        log_of(store, ORG).await,
+        vec![
+            (EventKind::InvitationCreated, Some(web(A))),
+            (EventKind::InvitationCreated, Some(web(X))),
+        ],
+        "the accept left no event"
     );
 }

@@ -136,7 +136,7 @@ pub async fn a_finish_naming_an_erased_user_leaves_no_record(backend: Arc<dyn Ba
     s.idempotency_finish(ORG, key, "kept", T0, Some(&response), Some(user))
         .await
         .unwrap();
-    s.erase_person(&email("erased@example.com"))
+    s.erase_person(&email("erased@example.com"), T0)
         .await
         .expect("erase");
     s.idempotency_finish(ORG, key, "erased", T0, Some(&response), Some(user))

@@ -21,10 +21,10 @@ pub async fn accepting_a_batch_creates_a_verified_user_and_reports_each_invitati
     s.create_invitations(&cmd).await.unwrap();
     let [ia, ib, ix, ig] = [0, 1, 2, 3].map(|i| cmd.targets[i].1);
     assert_eq!(
-        s.revoke_invitation(ORG, ib).await.unwrap(),
+        s.revoke_invitation(&revoke(ORG, ib)).await.unwrap(),
         RevokeFact::Revoked
     );
-    s.delete_website(X).await.unwrap();
+    s.delete_website(X, T0).await.unwrap();
     assert!(
         s.get_invitation(ORG, ix).await.unwrap().is_none(),
         "deleted with its website"
@@ -100,15 +100,15 @@ pub async fn accepting_a_batch_creates_a_verified_user_and_reports_each_invitati
             .all(|(_, f)| matches!(f, Ok(AcceptFact::AlreadyAccepted | AcceptFact::Revoked)))
     );
     assert_eq!(
-        s.revoke_invitation(ORG, ia).await.unwrap(),
+        s.revoke_invitation(&revoke(ORG, ia)).await.unwrap(),
         RevokeFact::AlreadyAccepted
     );
     assert_eq!(
-        s.revoke_invitation(ORG, ib).await.unwrap(),
+        s.revoke_invitation(&revoke(ORG, ib)).await.unwrap(),
         RevokeFact::AlreadyRevoked
     );
     assert_eq!(
-        s.revoke_invitation(OTHER_ORG, ia).await.unwrap(),
+        s.revoke_invitation(&revoke(OTHER_ORG, ia)).await.unwrap(),
         RevokeFact::NotFound
     );
 }
@@ -191,7 +191,9 @@ pub async fn rotating_a_batch_renews_pending_invitations_and_replaces_the_queued
     let s = store;
     let cmd = invite("bo@example.com", 8, &[web(A), web(B)], T0);
     s.create_invitations(&cmd).await.unwrap();
-    s.revoke_invitation(ORG, cmd.targets[1].1).await.unwrap();
+    s.revoke_invitation(&revoke(ORG, cmd.targets[1].1))
+        .await
+        .unwrap();
     let rotate = |not_sent_after, now| RotateBatch {
         organization: ORG,
         batch_id: BatchId(id(8)),
@@ -202,6 +204,7 @@ pub async fn rotating_a_batch_renews_pending_invitations_and_replaces_the_queued
         message_due_at: now,
         not_sent_after,
         now,
+        actor: None,
     };
     assert_eq!(
         s.rotate_batch(&rotate(at(-1), at(1))).await.unwrap(),
@@ -243,7 +246,9 @@ pub async fn rotating_a_batch_renews_pending_invitations_and_replaces_the_queued
     assert_eq!(messages[1].status, MessageStatus::Queued);
     assert_eq!(messages[1].id, MessageId(id(8080)));
 
-    s.revoke_invitation(ORG, cmd.targets[0].1).await.unwrap();
+    s.revoke_invitation(&revoke(ORG, cmd.targets[0].1))
+        .await
+        .unwrap();
     let later = at(9 * DAY);
     assert_eq!(
         s.rotate_batch(&rotate(later, later)).await.unwrap(),

@@ -1,4 +1,4 @@
-//! The store suite: the contract of the storage port ([`MembershipStore`] and its five parts,
+//! The store suite: the contract of the storage port ([`MembershipStore`] and its seven parts,
 //! plus [`Directory`] and [`Inspect`]), checked method by method against a backend, below the
 //! service. The conformance suite ([`conformance`](crate::conformance)) checks what a user of
 //! `InviteService` sees; this suite checks what a backend author implements, so a third
@@ -26,6 +26,7 @@ mod access;
 mod backlog;
 mod bulk;
 mod concurrency;
+mod events;
 mod faults;
 mod idempotency;
 mod lifecycle;
@@ -39,6 +40,7 @@ pub use access::*;
 pub use backlog::*;
 pub use bulk::*;
 pub use concurrency::*;
+pub use events::*;
 pub use faults::*;
 pub use idempotency::*;
 pub use lifecycle::*;
@@ -109,6 +111,9 @@ macro_rules! store_suite {
             change_member_applies_decide_change,
             erase_person_deletes_every_row_of_the_person_and_nothing_else,
             the_directory_takes_access_away,
+            every_change_writes_its_events_in_order,
+            events_are_read_by_position_and_purged_oldest_first,
+            directory_changes_and_erasure_in_the_log,
         }
     };
 }
@@ -176,6 +181,7 @@ mod tests {
             include_str!("backlog.rs"),
             include_str!("bulk.rs"),
             include_str!("concurrency.rs"),
+            include_str!("events.rs"),
             include_str!("faults.rs"),
             include_str!("idempotency.rs"),
             include_str!("lifecycle.rs"),

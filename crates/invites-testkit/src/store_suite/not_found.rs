@@ -67,13 +67,13 @@ pub async fn not_found_is_a_value_and_other_organizations_look_missing(backend: 
 
     // Writes.
     assert_eq!(
-        s.revoke_invitation(OTHER_ORG, invitation)
+        s.revoke_invitation(&revoke(OTHER_ORG, invitation))
             .await
             .expect("revoke"),
         RevokeFact::NotFound
     );
     assert_eq!(
-        s.revoke_invitation(ORG, unknown_invitation)
+        s.revoke_invitation(&revoke(ORG, unknown_invitation))
             .await
             .expect("revoke"),
         RevokeFact::NotFound
@@ -88,6 +88,7 @@ pub async fn not_found_is_a_value_and_other_organizations_look_missing(backend: 
         message_due_at: at(DAY),
         not_sent_after: at(DAY),
         now: at(DAY),
+        actor: None,
     };
     assert_eq!(
         s.rotate_batch(&rotate).await.expect("rotate"),
@@ -141,9 +142,13 @@ pub async fn not_found_is_a_value_and_other_organizations_look_missing(backend: 
 
     // The documented exception: an unknown message id is an error.
     assert!(
-        s.record_delivery(MessageId(id(0xdead)), DeliveryUpdate::Sent { attempts: 1 })
-            .await
-            .is_err()
+        s.record_delivery(
+            MessageId(id(0xdead)),
+            DeliveryUpdate::Sent { attempts: 1 },
+            T0
+        )
+        .await
+        .is_err()
     );
 
     assert_eq!(

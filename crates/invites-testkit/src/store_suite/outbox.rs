@@ -39,7 +39,7 @@ pub async fn the_outbox_is_claimed_with_a_lease_and_records_deliveries(backend: 
     assert_eq!(stored[0].next_attempt_at, at(200_000));
 
     let [m8, m9, m10] = [&claimed[0], &claimed[1], &rest[0]].map(|m| m.id);
-    s.record_delivery(m8, DeliveryUpdate::Sent { attempts: 1 })
+    s.record_delivery(m8, DeliveryUpdate::Sent { attempts: 1 }, T0)
         .await
         .unwrap();
     s.record_delivery(
@@ -49,6 +49,7 @@ pub async fn the_outbox_is_claimed_with_a_lease_and_records_deliveries(backend: 
             next_attempt_at: at(300_000),
             error: "later".into(),
         },
+        T0,
     )
     .await
     .unwrap();
@@ -58,13 +59,15 @@ pub async fn the_outbox_is_claimed_with_a_lease_and_records_deliveries(backend: 
             attempts: 3,
             error: "no".into(),
         },
+        T0,
     )
     .await
     .unwrap();
     assert!(
         s.record_delivery(
             MessageId(id(4242)),
-            DeliveryUpdate::Cancelled { attempts: 0 }
+            DeliveryUpdate::Cancelled { attempts: 0 },
+            T0
         )
         .await
         .is_err()
@@ -89,7 +92,7 @@ pub async fn the_outbox_is_claimed_with_a_lease_and_records_deliveries(backend: 
         (o10.status, o10.last_error.as_deref(), o10.accept_url),
         (MessageStatus::Failed, Some("no"), None)
     );
-    s.record_delivery(m9, DeliveryUpdate::Cancelled { attempts: 0 })
+    s.record_delivery(m9, DeliveryUpdate::Cancelled { attempts: 0 }, T0)
         .await
         .unwrap();
     let o9 = s.batch_messages(BatchId(id(9))).await.unwrap().remove(0);
@@ -135,11 +138,12 @@ pub async fn a_late_delivery_record_does_not_revive_a_message_that_left_the_queu
             message_due_at: at(200_000),
             not_sent_after: T0,
             now: at(130_000),
+            actor: None,
         })
         .await
         .expect("rotate");
     assert!(matches!(rotated, RotateFact::Rotated { .. }), "{rotated:?}");
-    s.record_delivery(first, DeliveryUpdate::Sent { attempts: 1 })
+    s.record_delivery(first, DeliveryUpdate::Sent { attempts: 1 }, T0)
         .await
         .expect("a moot record is not an error");
     let messages = s.batch_messages(BatchId(id(8))).await.expect("messages");
@@ -149,7 +153,7 @@ pub async fn a_late_delivery_record_does_not_revive_a_message_that_left_the_queu
     assert_eq!(row(second).status, MessageStatus::Queued);
 
     // The new one is sent; a late retry from a deliverer whose lease ran out changes nothing.
-    s.record_delivery(second, DeliveryUpdate::Sent { attempts: 1 })
+    s.record_delivery(second, DeliveryUpdate::Sent { attempts: 1 }, T0)
         .await
         .expect("record");
     s.record_delivery(
@@ -159,6 +163,7 @@ pub async fn a_late_delivery_record_does_not_revive_a_message_that_left_the_queu
             next_attempt_at: at(900_000),
             error: "late".into(),
         },
+        T0,
     )
     .await
     .expect("a moot record is not an error");
@@ -212,6 +217,7 @@ pub async fn a_claim_counts_an_attempt_and_a_deferral_applies_only_under_its_lea
             next_attempt_at: at(150_000),
             leased_until: lease1,
         },
+        T0,
     )
     .await
     .expect("defer");
@@ -251,13 +257,14 @@ pub async fn a_claim_counts_an_attempt_and_a_deferral_applies_only_under_its_lea
             next_attempt_at: at(310_000),
             leased_until: lease2,
         },
+        T0,
     )
     .await
     .expect("a moot deferral is not an error");
     let row = stored(s.batch_messages(BatchId(id(8))).await.expect("read"));
     assert_eq!((row.attempts, row.next_attempt_at), (2, lease3));
     // Nor does any deferral of a message that left the queue.
-    s.record_delivery(m, DeliveryUpdate::Sent { attempts: 2 })
+    s.record_delivery(m, DeliveryUpdate::Sent { attempts: 2 }, T0)
         .await
         .expect("sent");
     s.record_delivery(
@@ -267,6 +274,7 @@ pub async fn a_claim_counts_an_attempt_and_a_deferral_applies_only_under_its_lea
             next_attempt_at: at(310_000),
             leased_until: lease3,
         },
+        T0,
     )
     .await
     .expect("a moot deferral is not an error");
@@ -299,7 +307,7 @@ pub async fn failed_messages_lists_a_window_page_by_page(backend: Arc<dyn Backen
                 error: "refused".into(),
             }
         };
-        s.record_delivery(m, update).await.expect("record");
+        s.record_delivery(m, update, T0).await.expect("record");
         ids.push(m);
     }
     let window = |after, limit| s.failed_messages(at(1000), at(4000), after, limit);

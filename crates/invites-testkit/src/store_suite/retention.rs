@@ -40,7 +40,7 @@ async fn deliver_all(s: &dyn Backend, now: Timestamp) -> usize {
         .await
         .expect("claim");
     for m in &due {
-        s.record_delivery(m.id, DeliveryUpdate::Sent { attempts: 1 })
+        s.record_delivery(m.id, DeliveryUpdate::Sent { attempts: 1 }, T0)
             .await
             .expect("record");
     }
@@ -58,6 +58,7 @@ fn rotate(batch: u128, seed: u128, now: Timestamp, expires_at: Timestamp) -> Rot
         message_due_at: now.plus(Duration::from_secs(60)),
         not_sent_after: now,
         now,
+        actor: None,
     }
 }
 
@@ -98,7 +99,7 @@ pub async fn purging_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest(
     assert_eq!(due.len(), 5);
     for m in due.iter().filter(|m| m.batch_id != BatchId(id(3))) {
         if m.batch_id != BatchId(id(2)) {
-            s.record_delivery(m.id, DeliveryUpdate::Sent { attempts: 1 })
+            s.record_delivery(m.id, DeliveryUpdate::Sent { attempts: 1 }, T0)
                 .await
                 .expect("record");
         }
@@ -117,7 +118,7 @@ pub async fn purging_deletes_what_is_older_than_the_cutoff_and_keeps_the_rest(
     assert_eq!(due.len(), 2);
     let second = MessageId(id(22 + 500_000));
     assert!(due.iter().any(|m| m.id == second));
-    s.record_delivery(second, DeliveryUpdate::Sent { attempts: 1 })
+    s.record_delivery(second, DeliveryUpdate::Sent { attempts: 1 }, T0)
         .await
         .expect("record");
     let accepted = s

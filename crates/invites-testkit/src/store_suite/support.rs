@@ -84,6 +84,7 @@ pub(crate) fn add(email_: &str, user: u128, targets: &[TargetId], now: Timestamp
         role: Role::Admin,
         targets: targets.to_vec(),
         now,
+        actor: None,
     }
 }
 
@@ -114,6 +115,7 @@ pub(crate) fn invite(
         },
         expires_at: Timestamp::from_millis(now.as_millis() + 7 * DAY),
         now,
+        actor: None,
     }
 }
 
@@ -131,4 +133,38 @@ pub(crate) fn ok<F: Copy>(slots: &[TargetSlot<F>]) -> Vec<F> {
         .iter()
         .map(|s| *s.as_ref().expect("slot is Ok"))
         .collect()
+}
+
+/// A revoke of `id` in `organization` at [`T0`], by no key.
+pub(crate) fn revoke(organization: OrganizationId, id: InvitationId) -> RevokeInvitation {
+    RevokeInvitation {
+        organization,
+        id,
+        now: T0,
+        actor: None,
+    }
+}
+
+/// `organization`'s whole event log, as (kind, target) pairs by position; asserts the
+/// positions are 1, 2, 3, … with no gap.
+///
+/// # Panics
+/// If the read fails or a position is out of place.
+pub(crate) async fn log_of(
+    store: &dyn crate::Backend,
+    organization: OrganizationId,
+) -> Vec<(EventKind, Option<TargetId>)> {
+    let events = store
+        .read_events(organization, 0, 10_000)
+        .await
+        .expect("read events");
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e.position,
+            i as u64 + 1,
+            "positions are gap-free: {events:?}"
+        );
+        assert_eq!(e.organization, organization);
+    }
+    events.into_iter().map(|e| (e.kind, e.target)).collect()
 }
