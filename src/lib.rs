@@ -8,7 +8,7 @@
 //! (`invites::postmark::PostmarkMailer`, Postmark's HTTP API), both on rustls with `ring`;
 //! `axum` (off by default), the HTTP API, `invites::axum`; `postgres` (off by default),
 //! `invites::postgres::PgStore` for many app servers on one shared database; and `webhooks`
-//! (off by default), `invites::webhooks`: Standard Webhooks signatures and endpoint rules.
+//! (off by default), `invites::webhooks`: delivering the event log as Standard Webhooks.
 //!
 //! ```
 //! use invites::prelude::*;

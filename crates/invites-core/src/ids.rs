@@ -72,6 +72,10 @@ id_type!(
     /// An API key, as resolved by the host.
     ApiKeyId
 );
+id_type!(
+    /// A webhook endpoint of an organization.
+    EndpointId
+);
 
 /// See [`UserId::time_ordered`].
 fn time_ordered_uuid(now: Timestamp, random: Uuid) -> Uuid {

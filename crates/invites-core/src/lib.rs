@@ -164,6 +164,7 @@
 
 pub mod access;
 mod config;
+pub mod endpoints;
 mod error;
 pub mod events;
 mod ids;
@@ -188,11 +189,15 @@ mod unreadable;
 
 pub use access::{Access, AccessPath, ChangeFact, ErasureReport, MemberChange};
 pub use config::{ConfigError, DeliveryPolicy, InviteConfig, RetentionPolicy};
+pub use endpoints::{
+    DisabledReason, EndpointState, StartAt, WebhookEndpoint, WebhookStore, WebhookUpdate,
+    webhook_record_applies,
+};
 pub use error::{BoxError, ErrorCode, InviteError, MailError, StoreError};
 pub use events::{Event, EventContext, EventCursor, EventKind, EventPage, EventStore, NewEvent};
 pub use ids::{
-    ApiKeyId, BatchId, GroupId, InvitationId, MessageId, OrganizationId, TargetId, TargetKind,
-    UserId, WebsiteId,
+    ApiKeyId, BatchId, EndpointId, GroupId, InvitationId, MessageId, OrganizationId, TargetId,
+    TargetKind, UserId, WebsiteId,
 };
 pub use invitee::{Email, EmailError, OrgRole, PersonName, Role};
 pub use limits::{

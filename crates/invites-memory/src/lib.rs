@@ -63,6 +63,7 @@ mod access;
 mod directory;
 mod events;
 mod retention;
+mod webhooks;
 
 #[derive(Clone, Debug)]
 struct Batch {
@@ -96,6 +97,8 @@ struct State {
     event_seq: BTreeMap<OrganizationId, u64>,
     /// The event log by (organization, position).
     events: BTreeMap<(OrganizationId, u64), Event>,
+    /// Webhook endpoints with their progress.
+    endpoints: BTreeMap<invites_core::EndpointId, invites_core::EndpointState>,
 }
 
 impl State {

@@ -167,6 +167,9 @@
 //! - `read_events`: an event whose kind (or target) this version cannot read is left out (its
 //!   organization named as the row), and the page is filled up from the events after it, so a
 //!   page is short only at the end of the log and a reader is never stuck before it.
+//! - `list_endpoints` and `claim_due_endpoints`: a webhook endpoint with a kind or a disabled
+//!   reason this version cannot read is left out; the claim still leases it, so it moves
+//!   behind the others and never blocks them.
 //! - `get_batch`, `find_batch_by_token` and `accept_batch`: a batch is one unit, so if its row
 //!   or one of its invitations cannot be decoded, that batch alone is
 //!   [`StoreError::Incompatible`] (an accept never skips an invitation unseen, an email never
@@ -214,6 +217,7 @@ mod sql;
 #[cfg(feature = "test-util")]
 pub mod testing;
 mod unanswered;
+mod webhooks;
 
 use crate::error::Error;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};

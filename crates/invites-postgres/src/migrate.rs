@@ -16,6 +16,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0005_email_lists_through_batches.sql"),
     include_str!("../migrations/0006_access_reads.sql"),
     include_str!("../migrations/0007_events.sql"),
+    include_str!("../migrations/0008_webhooks.sql"),
 ];
 
 /// Key of the advisory lock that serialises migrations of one schema: a fixed class plus a

@@ -86,7 +86,6 @@ const FORGET_USER: &str = "DELETE FROM event_users WHERE user_id = ?1";
 /// Whether the organization of the webhook endpoint `e` has an event after the endpoint's
 /// `delivered_through` (a predicate for the claim of `webhooks`): one seek of the groups'
 /// unique index. Exact after a purge, unlike a comparison with the counter.
-#[allow(dead_code)] // the claim of webhook endpoints uses it
 pub(crate) const HAS_EVENTS_AFTER_SQL: &str = "EXISTS (SELECT 1 FROM event_groups g \
      WHERE g.organization_id = e.organization_id AND g.last_position > e.delivered_through)";
 

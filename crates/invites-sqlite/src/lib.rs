@@ -214,6 +214,7 @@ mod readers;
 mod reads;
 mod schema;
 mod txn;
+mod webhooks;
 mod worker;
 mod writes;
 

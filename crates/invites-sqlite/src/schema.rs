@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_purge_indexes.sql"),
     include_str!("migrations/0004_access_indexes.sql"),
     include_str!("migrations/0005_events.sql"),
+    include_str!("migrations/0006_webhooks.sql"),
 ];
 
 /// The schema version this build writes: the number of migrations.

@@ -41,6 +41,7 @@ pub mod model;
 pub mod store_suite;
 pub mod strategies;
 pub mod unreadable;
+pub mod webhook_suite;
 pub mod workload;
 
 pub use deterministic::{ManualClock, SeededRandom};

@@ -1,7 +1,6 @@
 //! Webhooks of the `invites` library, behind the facade's `webhooks` feature.
 //!
-//! What is here so far: the two parts of a webhook delivery that do not depend on where the
-//! events come from.
+//! What is here: signing, the endpoint address rules, one attempt, and the delivery loop.
 //!
 //! - [`sign`]: the [Standard Webhooks](https://www.standardwebhooks.com/) signature. Every
 //!   delivery carries `webhook-id` (the same on each retry), `webhook-timestamp` (seconds since
@@ -19,13 +18,20 @@
 //!   [`Attempt::Failed`] with the receiver's `Retry-After`; [`next_delay`] is the
 //!   specification's retry schedule.
 //!
-//! The event log, the endpoints' registration and the delivery loop (at-least-once, in order
-//! per endpoint, progress stored so a crash resumes) build on these (issue 19; not yet here).
+//! - [`WebhookDeliverer`]: registering endpoints ([`WebhookDeliverer::register`]) and the
+//!   delivery loop ([`WebhookDeliverer::deliver_due`]) over the event log: at least once, in
+//!   position order per endpoint, progress stored after every delivery so a crash resumes, the
+//!   retry schedule, `410` disabling the endpoint. See [`delivery`](WebhookDeliverer) for the
+//!   rules.
 
+mod delivery;
 mod destination;
 mod sender;
 mod signing;
 
+pub use delivery::{
+    DeliveryConfig, DeliveryError, WebhookBackend, WebhookDeliverer, WebhookReport, payload,
+};
 pub use destination::{EndpointUrl, Reach, is_public};
 pub use sender::{Attempt, Failure, WebhookSender, next_delay};
 pub use signing::{SignedHeaders, WebhookSecret, sign};

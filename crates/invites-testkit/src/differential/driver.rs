@@ -74,7 +74,7 @@ impl Driver {
     }
 
     /// The event log of each organization of the world, read through the service in pages
-    /// of [`EVENT_PAGE`] by following the cursor.
+    /// of 7 (small, so the cursor is followed across pages).
     ///
     /// # Panics
     /// If a read fails.

@@ -24,6 +24,7 @@ pub(crate) fn python() -> Option<String> {
 
 /// Seconds since the Unix epoch now: the reference library refuses a `webhook-timestamp`
 /// more than five minutes from its own clock.
+#[allow(dead_code)] // not every test binary signs by hand
 pub(crate) fn now_secs() -> u64 {
     use invites_core::Clock;
     u64::try_from(invites_core::SystemClock.now().as_millis() / 1000).expect("after 1970")
