@@ -11,7 +11,7 @@
 use invites::core::*;
 use invites::sqlite::SqliteStore;
 use invites_testkit::processes::{
-    LoggedResponse, child_command, child_var, kill_at_random, log_responses, read_logged,
+    LoggedResponse, child_command, child_var, kill_at_random, log_responses, read_logged, runtime,
 };
 use invites_testkit::workload;
 use invites_testkit::{SeededRandom, World};
@@ -53,10 +53,7 @@ fn child_worker() {
     let seed: u64 = child_var("INVITES_CHILD_SEED").parse().unwrap();
     let ops: usize = child_var("INVITES_CHILD_OPS").parse().unwrap();
     let pool: usize = child_var("INVITES_CHILD_POOL").parse().unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let store = SqliteStore::open(&db).await.expect("open");
         let world = World::seed(&store).await;
@@ -275,10 +272,7 @@ async fn eight_tasks_share_one_store() {
 #[test]
 fn two_processes_share_one_file() {
     let (dir, db) = fresh_db();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let world = rt.block_on(seed(&db));
     let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
     let children: Vec<Child> = logs
@@ -301,10 +295,7 @@ fn two_processes_share_one_file() {
 #[test]
 fn sigkill_loses_nothing_and_never_lies() {
     let (dir, db) = fresh_db();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let world = rt.block_on(seed(&db));
     let rng = SeededRandom::new(0xC4A5);
     let mut kills = 0;

@@ -22,7 +22,7 @@ use invites_postgres::PgStore;
 use invites_postgres::testing::{TestDatabase, fresh_database, server_url};
 use invites_testkit::processes::{
     LoggedResponse, child_command, child_var, kill_at_random, log_responses, read_lines,
-    read_logged,
+    read_logged, runtime,
 };
 use invites_testkit::workload;
 use invites_testkit::{SeededRandom, World};
@@ -87,10 +87,7 @@ fn child_process() {
         return;
     };
     let url = child_var("INVITES_CHILD_PG");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     rt.block_on(async {
         let store = PgStore::connect(&url).await.expect("connect");
         let world = World::seed(&store).await;
@@ -277,10 +274,7 @@ fn four_servers_and_two_deliverers_share_one_database() {
     else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let db = rt.block_on(fresh_database(&url));
     let world = rt.block_on(async { World::seed(&db.store().await).await });
     let dir = temp_dir("pg-four-servers");
@@ -384,10 +378,7 @@ fn sigkill_loses_nothing_and_never_lies() {
     let Some(url) = server_url("postgres sigkill_loses_nothing_and_never_lies") else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let db = rt.block_on(fresh_database(&url));
     let world = rt.block_on(async { World::seed(&db.store().await).await });
     let dir = temp_dir("pg-sigkill");

@@ -44,6 +44,19 @@ pub fn child_command(test: &str) -> Command {
     cmd
 }
 
+/// A current-thread tokio runtime with I/O and time, for a process test's parent and for
+/// each child (one process, one runtime).
+///
+/// # Panics
+/// If the runtime cannot be built.
+#[must_use]
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// An instruction the parent left for a child in the environment variable `name`.
 ///
 /// # Panics
