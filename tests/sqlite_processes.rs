@@ -10,16 +10,16 @@
 
 use invites::core::*;
 use invites::sqlite::SqliteStore;
-use invites_testkit::workload::{self, pick};
+use invites_testkit::processes::{
+    LoggedResponse, child_command, child_var, kill_at_random, log_responses, read_logged, runtime,
+};
+use invites_testkit::workload;
 use invites_testkit::{SeededRandom, World};
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Overlap tests use 3 addresses and 3 websites (maximum contention); the crash loop uses
 /// 1000 addresses and every website, so nearly every operation writes and a kill usually lands
@@ -27,13 +27,6 @@ use std::time::Duration;
 fn random_request(rng: &SeededRandom, world: &World, pool: usize) -> BulkInviteRequest {
     let websites = if pool <= 3 { 3 } else { world.websites.len() };
     workload::random_request(rng, world, pool, websites)
-}
-
-/// One logged response of a child.
-#[derive(Serialize, Deserialize)]
-struct Logged {
-    email: String,
-    response: BulkInviteResponse,
 }
 
 fn service(store: SqliteStore) -> InviteService {
@@ -57,72 +50,31 @@ fn child_worker() {
     ) else {
         return;
     };
-    let seed: u64 = std::env::var("INVITES_CHILD_SEED")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let ops: usize = std::env::var("INVITES_CHILD_OPS").unwrap().parse().unwrap();
-    let pool: usize = std::env::var("INVITES_CHILD_POOL")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let seed: u64 = child_var("INVITES_CHILD_SEED").parse().unwrap();
+    let ops: usize = child_var("INVITES_CHILD_OPS").parse().unwrap();
+    let pool: usize = child_var("INVITES_CHILD_POOL").parse().unwrap();
+    let rt = runtime();
     rt.block_on(async {
         let store = SqliteStore::open(&db).await.expect("open");
         let world = World::seed(&store).await;
         let service = service(store);
         let rng = SeededRandom::new(seed);
-        let mut out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .unwrap();
-        for _ in 0..ops {
-            let request = random_request(&rng, &world, pool);
-            let email = request.email.clone();
-            let response = service
-                .bulk_invite(&world.global_key(), request)
-                .await
-                .expect("processed");
-            let line = serde_json::to_string(&Logged { email, response }).unwrap();
-            out.write_all(format!("{line}\n").as_bytes()).unwrap();
-        }
+        log_responses(&service, &world, Path::new(&log), ops, || {
+            random_request(&rng, &world, pool)
+        })
+        .await;
     });
 }
 
 fn spawn_child(db: &Path, log: &Path, seed: u64, ops: usize, pool: usize) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--ignored",
-            "--exact",
-            "child_worker",
-            "--test-threads=1",
-            "-q",
-        ])
+    child_command("child_worker")
         .env("INVITES_CHILD_DB", db)
         .env("INVITES_CHILD_LOG", log)
         .env("INVITES_CHILD_SEED", seed.to_string())
         .env("INVITES_CHILD_OPS", ops.to_string())
         .env("INVITES_CHILD_POOL", pool.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
-}
-
-fn read_log(log: &Path) -> Vec<Logged> {
-    let Ok(f) = std::fs::File::open(log) else {
-        return Vec::new();
-    };
-    // A line cut by a kill does not parse; it was never a complete response.
-    std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|l| serde_json::from_str(&l).ok())
-        .collect()
 }
 
 fn one(conn: &Connection, sql: &str) -> i64 {
@@ -131,7 +83,7 @@ fn one(conn: &Connection, sql: &str) -> i64 {
 }
 
 /// Everything that must hold of the file whatever happened to the processes.
-fn check_database(db: &Path, logged: &[Logged], world: &World) {
+fn check_database(db: &Path, logged: &[LoggedResponse], world: &World) {
     let conn = Connection::open(db).unwrap();
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -304,7 +256,7 @@ async fn eight_tasks_share_one_store() {
                     .bulk_invite(&world.global_key(), request)
                     .await
                     .expect("processed");
-                log.push(Logged { email, response });
+                log.push(LoggedResponse { email, response });
             }
             log
         }));
@@ -320,10 +272,7 @@ async fn eight_tasks_share_one_store() {
 #[test]
 fn two_processes_share_one_file() {
     let (dir, db) = fresh_db();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let world = rt.block_on(seed(&db));
     let logs = [dir.path().join("a.log"), dir.path().join("b.log")];
     let children: Vec<Child> = logs
@@ -334,7 +283,7 @@ fn two_processes_share_one_file() {
     for mut c in children {
         assert!(c.wait().unwrap().success(), "a child failed");
     }
-    let logged: Vec<Logged> = logs.iter().flat_map(|l| read_log(l)).collect();
+    let logged: Vec<LoggedResponse> = logs.iter().flat_map(|l| read_logged(l)).collect();
     assert_eq!(
         logged.len(),
         160,
@@ -346,10 +295,7 @@ fn two_processes_share_one_file() {
 #[test]
 fn sigkill_loses_nothing_and_never_lies() {
     let (dir, db) = fresh_db();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let world = rt.block_on(seed(&db));
     let rng = SeededRandom::new(0xC4A5);
     let mut kills = 0;
@@ -357,31 +303,14 @@ fn sigkill_loses_nothing_and_never_lies() {
     for round in 0..20u64 {
         let log = dir.path().join(format!("round{round}.log"));
         let mut child = spawn_child(&db, &log, round, 100_000, 1000);
-        // Kill after a random number of logged responses (0 = during start-up), so the kill
-        // lands at a random point of a random transaction.
-        let wait_for = pick(&rng, 60);
-        let mut polls = pick(&rng, 40);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            let lines = std::fs::read(&log)
-                .map(|b| b.iter().filter(|c| **c == b'\n').count())
-                .unwrap_or(0);
-            if (wait_for == 0 && polls == 0) || (wait_for > 0 && lines >= wait_for) {
-                break;
-            }
-            polls = polls.saturating_sub(1);
-            std::thread::sleep(Duration::from_millis(1)); // polling the child's progress
-        }
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
+        // Kill after a random number (below 60) of logged responses (0 = during start-up).
+        let status = kill_at_random(&mut child, &log, &rng, 60);
         assert!(
             !status.success(),
             "round {round}: the child should have been killed"
         );
         kills += 1;
-        let logged = read_log(&log);
+        let logged = read_logged(&log);
         // Reopening (migrations, WAL recovery) works after every kill.
         rt.block_on(async { SqliteStore::open(&db).await.expect("reopen after SIGKILL") });
         check_database(&db, &logged, &world);

@@ -13,11 +13,7 @@ use serde_json::{Value, json};
 async fn add(s: &Server, email: &str, sites: &[WebsiteId], role: &str) -> UserId {
     let body =
         json!({"invite_method": "direct", "email": email, "website_ids": sites, "role": role});
-    let reply = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(body.to_string())
-        .send(&s.app)
-        .await;
+    let reply = s.post_bulk("global", body.to_string()).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
     UserId(reply.body["user_id"].as_str().unwrap().parse().unwrap())
 }
@@ -26,17 +22,25 @@ async fn add(s: &Server, email: &str, sites: &[WebsiteId], role: &str) -> UserId
 async fn add_to_group(s: &Server, email: &str, group: GroupId, role: &str) -> UserId {
     let body =
         json!({"invite_method": "direct", "email": email, "group_ids": [group], "role": role});
-    let reply = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(body.to_string())
-        .send(&s.app)
-        .await;
+    let reply = s.post_bulk("global", body.to_string()).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
     UserId(reply.body["user_id"].as_str().unwrap().parse().unwrap())
 }
 
 async fn get(s: &Server, key: &str, path: &str) -> common::Reply {
     call(Method::GET, path).key(key).send(&s.app).await
+}
+
+/// The row of `user` on the first page of the website's member list, as a global key sees
+/// it; `None` if the user is not listed there.
+async fn listed_member(s: &Server, site: WebsiteId, user: UserId) -> Option<Value> {
+    let members = get(s, "global", &format!("/websites/{site}/members")).await;
+    members.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["user_id"] == json!(user))
+        .cloned()
 }
 
 async fn put_role(s: &Server, key: &str, path: &str, role: &str) -> common::Reply {
@@ -300,14 +304,7 @@ async fn every_outcome_of_a_role_change_over_http() {
             "revoked_invitations": 0,
         })
     );
-    let members = get(&s, "global", &format!("/websites/{site}/members")).await;
-    let listed = members.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["user_id"] == json!(ann))
-        .cloned()
-        .unwrap();
+    let listed = listed_member(&s, site, ann).await.unwrap();
     assert_eq!(listed["role"], "admin", "the change is what the list shows");
 
     let cases: [(&str, String, &str, bool, Value); 7] = [
@@ -407,13 +404,8 @@ async fn every_outcome_of_a_removal_over_http() {
         })
     );
     // The group still grants the site: the access that stays is what the list shows.
-    let members = get(&s, "global", &format!("/websites/{site}/members")).await;
-    let listed = members.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|i| i["user_id"] == json!(ann))
-        .cloned()
+    let listed = listed_member(&s, site, ann)
+        .await
         .expect("still reaches the site through the group");
     assert_eq!(
         listed["access"],

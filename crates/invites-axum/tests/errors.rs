@@ -169,11 +169,7 @@ async fn a_panic_is_a_json_500() {
 async fn group_ids_with_a_scoped_key_is_403() {
     let s = server().await;
     let body = json!({"invite_method": "direct", "email": "g@example.com", "group_ids": [s.world.groups[0]]});
-    let reply = call(Method::POST, "/invites/bulk")
-        .key("scoped")
-        .json(body.to_string())
-        .send(&s.app)
-        .await;
+    let reply = s.post_bulk("scoped", body.to_string()).await;
     assert_eq!(reply.status, 403);
     assert_eq!(reply.code(), "global_key_required");
 }

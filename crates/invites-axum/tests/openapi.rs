@@ -70,10 +70,8 @@ async fn source_response(
     method: &str,
     expressions: &[&str],
 ) -> (Value, Option<String>) {
-    let created = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(bulk("email", "ann@example.com", &[s.site(0), s.site(1)]))
-        .send(&s.app)
+    let created = s
+        .invite_by_email("ann@example.com", &[s.site(0), s.site(1)])
         .await;
     assert_eq!(created.status, StatusCode::OK, "{}", created.raw);
     let batch = created.body["email"]["batch_id"]
@@ -117,11 +115,7 @@ async fn source_response(
         }
         ("get", "/groups/{id}/members") => {
             let body = serde_json::json!({"invite_method": "direct", "email": "gus@example.com", "group_ids": [group]});
-            let added = call(Method::POST, "/invites/bulk")
-                .key("global")
-                .json(body.to_string())
-                .send(&s.app)
-                .await;
+            let added = s.post_bulk("global", body.to_string()).await;
             assert_eq!(added.status, StatusCode::OK, "{}", added.raw);
             (
                 call(Method::GET, &format!("/groups/{group}/members")),

@@ -18,11 +18,7 @@ async fn bulk_response_is_the_librarys_json_in_both_modes() {
         let targets = [http.site(0), http.site(1), http.world.other_website];
         let body = bulk(method.as_str(), " Ann@Example.com", &targets);
 
-        let reply = call(Method::POST, "/invites/bulk")
-            .key("global")
-            .json(body.clone())
-            .send(&http.app)
-            .await;
+        let reply = http.post_bulk("global", body.clone()).await;
         let direct = lib
             .harness
             .service
@@ -62,11 +58,7 @@ async fn bulk_response_is_the_librarys_json_in_both_modes() {
 async fn groups_with_a_global_key() {
     let s = server().await;
     let body = json!({"invite_method": "direct", "email": "gus@example.com", "group_ids": [s.world.groups[0]]});
-    let reply = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(body.to_string())
-        .send(&s.app)
-        .await;
+    let reply = s.post_bulk("global", body.to_string()).await;
     assert_eq!(reply.status, 200, "{}", reply.raw);
     assert_eq!(
         reply.body["results"][0]["group_id"],
@@ -121,10 +113,8 @@ async fn idempotency_key_replays_and_conflicts() {
 #[tokio::test]
 async fn preview_then_accept_with_the_token_in_the_body() {
     let s = server().await;
-    let invited = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(bulk("email", "pia@example.com", &[s.site(0), s.site(3)]))
-        .send(&s.app)
+    let invited = s
+        .invite_by_email("pia@example.com", &[s.site(0), s.site(3)])
         .await;
     assert_eq!(invited.status, 200);
     let token = s.harness.last_token();
@@ -178,11 +168,7 @@ async fn preview_then_accept_with_the_token_in_the_body() {
 #[tokio::test]
 async fn accept_as_a_signed_in_user() {
     let s = server().await;
-    call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(bulk("email", "existing@acme.test", &[s.site(0)]))
-        .send(&s.app)
-        .await;
+    s.invite_by_email("existing@acme.test", &[s.site(0)]).await;
     let token = s.harness.last_token();
     let as_user = |user: serde_json::Value| {
         call(Method::POST, "/invites/accept")
@@ -256,10 +242,8 @@ async fn token_bodies_name_the_bad_field() {
 #[tokio::test]
 async fn revoke_an_invitation() {
     let s = server().await;
-    let invited = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(bulk("email", "rex@example.com", &[s.site(0), s.site(4)]))
-        .send(&s.app)
+    let invited = s
+        .invite_by_email("rex@example.com", &[s.site(0), s.site(4)])
         .await;
     let first = invited.body["results"][0]["invite_id"]
         .as_str()
@@ -300,10 +284,8 @@ async fn revoke_an_invitation() {
 #[tokio::test]
 async fn batch_view_and_resend() {
     let s = server().await;
-    let invited = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(bulk("email", "ben@example.com", &[s.site(0), s.site(1)]))
-        .send(&s.app)
+    let invited = s
+        .invite_by_email("ben@example.com", &[s.site(0), s.site(1)])
         .await;
     let batch = invited.body["email"]["batch_id"]
         .as_str()
@@ -376,10 +358,8 @@ async fn batch_view_and_resend() {
 #[tokio::test]
 async fn a_scoped_key_cannot_see_a_batch_beyond_its_websites() {
     let s = server().await;
-    let invited = call(Method::POST, "/invites/bulk")
-        .key("global")
-        .json(bulk("email", "sam@example.com", &[s.site(0), s.site(5)]))
-        .send(&s.app)
+    let invited = s
+        .invite_by_email("sam@example.com", &[s.site(0), s.site(5)])
         .await;
     let batch = invited.body["email"]["batch_id"].as_str().unwrap();
     for (method, path) in [
@@ -400,11 +380,7 @@ async fn list_invitations_filters_and_pages() {
         ("b@example.com", vec![s.site(0)]),
         ("c@example.com", vec![s.site(2)]),
     ] {
-        let r = call(Method::POST, "/invites/bulk")
-            .key("global")
-            .json(bulk("email", email, &sites))
-            .send(&s.app)
-            .await;
+        let r = s.post_bulk("global", bulk("email", email, &sites)).await;
         assert_eq!(r.status, 200);
         s.harness.clock.advance(Duration::from_millis(5));
     }
@@ -539,11 +515,7 @@ async fn validation_errors_are_the_librarys_json() {
         r#"{"invite_method":"email","email":"nope","website_ids":["00000000-0000-0000-0000-000000000001"]}"#,
         r#"{"invite_method":"email","emial":"x@y.test"}"#,
     ] {
-        let reply = call(Method::POST, "/invites/bulk")
-            .key("global")
-            .json(body)
-            .send(&s.app)
-            .await;
+        let reply = s.post_bulk("global", body).await;
         let expected: InviteError = match BulkInviteRequest::from_json(body.as_bytes()) {
             Err(e) => e,
             Ok(r) => r.validate().unwrap_err(),

@@ -180,6 +180,7 @@ mod redact;
 mod request;
 mod response;
 pub mod rules;
+mod sender;
 mod service;
 mod store;
 mod time;
@@ -220,6 +221,7 @@ pub use request::{BulkInviteRequest, InviteMethod, MAX_TARGETS, ValidatedRequest
 pub use response::{
     BulkInviteResponse, EmailReport, EmailStatus, OutcomeCode, Summary, TargetResult,
 };
+pub use sender::{SenderError, check_message_id_domain, check_sender, mailbox_address};
 pub use service::{
     AcceptResponse, AcceptResult, BatchView, DeliveryPause, DeliveryReport, InvitationPage,
     InvitationPreview, InvitationView, InviteService, MessageView, PreviewItem, PurgeReport,

@@ -15,18 +15,21 @@
 
 use async_trait::async_trait;
 use invites_core::{
-    BulkInviteRequest, BulkInviteResponse, DeliveryPolicy, EmailMessage, InviteConfig,
-    InviteMethod, InviteService, MailError, Mailer, OutcomeCode, TargetId, UserId,
+    BulkInviteRequest, DeliveryPolicy, EmailMessage, InviteConfig, InviteMethod, InviteService,
+    MailError, Mailer, OutcomeCode, TargetId, UserId,
 };
 use invites_postgres::PgStore;
 use invites_postgres::testing::{TestDatabase, fresh_database, server_url};
-use invites_testkit::workload::{self, pick};
+use invites_testkit::processes::{
+    LoggedResponse, child_command, child_var, kill_at_random, log_responses, read_lines,
+    read_logged, runtime,
+};
+use invites_testkit::workload;
 use invites_testkit::{SeededRandom, World};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,13 +38,6 @@ use std::time::{Duration, Instant};
 fn random_request(rng: &SeededRandom, world: &World, pool: usize) -> BulkInviteRequest {
     let websites = if pool <= 10 { 4 } else { world.websites.len() };
     workload::random_request(rng, world, pool, websites)
-}
-
-/// One logged response of a writer.
-#[derive(Serialize, Deserialize)]
-struct Logged {
-    email: String,
-    response: BulkInviteResponse,
 }
 
 /// A mailer whose "send" is a line with the message id appended to a file; or one that always
@@ -81,10 +77,6 @@ fn service(store: PgStore, mailer: FileMailer) -> InviteService {
     InviteService::new(Arc::new(store), Arc::new(mailer), config)
 }
 
-fn var(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} is set by the parent"))
-}
-
 /// A child: a writer (`INVITES_CHILD_ROLE=writer`: `INVITES_CHILD_OPS` random requests, each
 /// response logged as one JSON line after it returned) or a deliverer (`deliverer`: delivery
 /// passes until the stop file exists and nothing is due). Ignored unless run by a parent.
@@ -94,18 +86,15 @@ fn child_process() {
     let Ok(role) = std::env::var("INVITES_CHILD_ROLE") else {
         return;
     };
-    let url = var("INVITES_CHILD_PG");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let url = child_var("INVITES_CHILD_PG");
+    let rt = runtime();
     rt.block_on(async {
         let store = PgStore::connect(&url).await.expect("connect");
         let world = World::seed(&store).await;
         let sends = std::env::var("INVITES_CHILD_SENDS").ok().map(PathBuf::from);
         let service = service(store, FileMailer { log: sends });
         if role == "deliverer" {
-            let stop = PathBuf::from(var("INVITES_CHILD_STOP"));
+            let stop = PathBuf::from(child_var("INVITES_CHILD_STOP"));
             loop {
                 let report = service.deliver_due().await.expect("deliver");
                 if report.sent + report.retried + report.cancelled == 0 {
@@ -118,25 +107,15 @@ fn child_process() {
             }
             return;
         }
-        let seed: u64 = var("INVITES_CHILD_SEED").parse().expect("seed");
-        let ops: usize = var("INVITES_CHILD_OPS").parse().expect("ops");
-        let pool: usize = var("INVITES_CHILD_POOL").parse().expect("pool");
+        let seed: u64 = child_var("INVITES_CHILD_SEED").parse().expect("seed");
+        let ops: usize = child_var("INVITES_CHILD_OPS").parse().expect("ops");
+        let pool: usize = child_var("INVITES_CHILD_POOL").parse().expect("pool");
         let rng = SeededRandom::new(seed);
-        let mut out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(var("INVITES_CHILD_LOG"))
-            .expect("log");
-        for _ in 0..ops {
-            let request = random_request(&rng, &world, pool);
-            let email = request.email.clone();
-            let response = service
-                .bulk_invite(&world.global_key(), request)
-                .await
-                .expect("processed");
-            let line = serde_json::to_string(&Logged { email, response }).expect("json");
-            out.write_all(format!("{line}\n").as_bytes()).expect("log");
-        }
+        let log = PathBuf::from(child_var("INVITES_CHILD_LOG"));
+        log_responses(&service, &world, &log, ops, || {
+            random_request(&rng, &world, pool)
+        })
+        .await;
     });
 }
 
@@ -152,21 +131,12 @@ struct ChildSpec<'a> {
 }
 
 fn spawn(spec: &ChildSpec<'_>) -> Child {
-    let mut cmd = Command::new(std::env::current_exe().expect("test binary"));
-    cmd.args([
-        "--ignored",
-        "--exact",
-        "child_process",
-        "--test-threads=1",
-        "-q",
-    ])
-    .env("INVITES_CHILD_ROLE", spec.role)
-    .env("INVITES_CHILD_PG", spec.url)
-    .env("INVITES_CHILD_SEED", spec.seed.to_string())
-    .env("INVITES_CHILD_OPS", spec.ops.to_string())
-    .env("INVITES_CHILD_POOL", spec.pool.to_string())
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit());
+    let mut cmd = child_command("child_process");
+    cmd.env("INVITES_CHILD_ROLE", spec.role)
+        .env("INVITES_CHILD_PG", spec.url)
+        .env("INVITES_CHILD_SEED", spec.seed.to_string())
+        .env("INVITES_CHILD_OPS", spec.ops.to_string())
+        .env("INVITES_CHILD_POOL", spec.pool.to_string());
     for (name, path) in [
         ("INVITES_CHILD_LOG", spec.log),
         ("INVITES_CHILD_SENDS", spec.sends),
@@ -179,24 +149,6 @@ fn spawn(spec: &ChildSpec<'_>) -> Child {
     cmd.spawn().expect("spawn a child")
 }
 
-fn read_lines(path: &Path) -> Vec<String> {
-    let Ok(f) = std::fs::File::open(path) else {
-        return Vec::new();
-    };
-    std::io::BufReader::new(f)
-        .lines()
-        .map_while(Result::ok)
-        .collect()
-}
-
-fn read_log(path: &Path) -> Vec<Logged> {
-    // A line cut by a kill does not parse; it was never a complete response.
-    read_lines(path)
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 async fn one(client: &tokio_postgres::Client, sql: &str) -> i64 {
     client
         .query_one(sql, &[])
@@ -206,7 +158,7 @@ async fn one(client: &tokio_postgres::Client, sql: &str) -> i64 {
 }
 
 /// Everything that must hold of the database whatever happened to the processes.
-async fn check_database(db: &TestDatabase, logged: &[Logged], world: &World) {
+async fn check_database(db: &TestDatabase, logged: &[LoggedResponse], world: &World) {
     let c = db.connect().await;
     let zero = [
         (
@@ -322,10 +274,7 @@ fn four_servers_and_two_deliverers_share_one_database() {
     else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let db = rt.block_on(fresh_database(&url));
     let world = rt.block_on(async { World::seed(&db.store().await).await });
     let dir = temp_dir("pg-four-servers");
@@ -382,7 +331,7 @@ fn four_servers_and_two_deliverers_share_one_database() {
         assert!(d.wait().expect("wait").success(), "a deliverer failed");
     }
 
-    let logged: Vec<Logged> = logs.iter().flat_map(|l| read_log(l)).collect();
+    let logged: Vec<LoggedResponse> = logs.iter().flat_map(|l| read_logged(l)).collect();
     assert_eq!(logged.len(), 400, "every request of every server completed");
     rt.block_on(check_database(&db, &logged, &world));
 
@@ -429,10 +378,7 @@ fn sigkill_loses_nothing_and_never_lies() {
     let Some(url) = server_url("postgres sigkill_loses_nothing_and_never_lies") else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = runtime();
     let db = rt.block_on(fresh_database(&url));
     let world = rt.block_on(async { World::seed(&db.store().await).await });
     let dir = temp_dir("pg-sigkill");
@@ -451,31 +397,14 @@ fn sigkill_loses_nothing_and_never_lies() {
             ops: 100_000,
             pool: 1000,
         });
-        // Kill after a random number of logged responses (0: during start-up), so the kill
-        // lands at a random point of a random transaction.
-        let wait_for = pick(&rng, 40);
-        let mut polls = pick(&rng, 40);
-        loop {
-            if child.try_wait().expect("poll").is_some() {
-                break;
-            }
-            let lines = std::fs::read(&log)
-                .map(|b| b.iter().filter(|c| **c == b'\n').count())
-                .unwrap_or(0);
-            if (wait_for == 0 && polls == 0) || (wait_for > 0 && lines >= wait_for) {
-                break;
-            }
-            polls = polls.saturating_sub(1);
-            std::thread::sleep(Duration::from_millis(1)); // polling the child's progress
-        }
-        child.kill().expect("SIGKILL");
-        let status = child.wait().expect("wait");
+        // Kill after a random number (below 40) of logged responses (0: during start-up).
+        let status = kill_at_random(&mut child, &log, &rng, 40);
         assert!(
             !status.success(),
             "round {round}: the child should have been killed"
         );
         kills += 1;
-        let logged = read_log(&log);
+        let logged = read_logged(&log);
         // A new server starts (and migrates) on the database after every kill.
         rt.block_on(async {
             PgStore::connect(&db.url)
@@ -604,7 +533,7 @@ fn four_writer_processes_and_a_cursor_reader_see_every_event_once() {
             .expect("all")
     );
 
-    let logged: Vec<Logged> = logs.iter().flat_map(|l| read_log(l)).collect();
+    let logged: Vec<LoggedResponse> = logs.iter().flat_map(|l| read_logged(l)).collect();
     assert_eq!(logged.len(), 240, "every request completed");
     let count = |kind: EventKind, pred: &dyn Fn(&Event) -> bool| {
         seen.iter().filter(|e| e.kind == kind && pred(e)).count()

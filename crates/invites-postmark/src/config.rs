@@ -1,6 +1,5 @@
 //! [`PostmarkConfig`]: the server token, the sender, the message stream and where the API is.
 
-use invites_core::Email;
 use std::fmt;
 use std::time::Duration;
 
@@ -29,6 +28,12 @@ impl PostmarkConfigError {
     /// Why, in words.
     pub fn reason(&self) -> &str {
         self.reason
+    }
+}
+
+impl From<invites_core::SenderError> for PostmarkConfigError {
+    fn from(e: invites_core::SenderError) -> Self {
+        PostmarkConfigError::new(e.field(), e.reason())
     }
 }
 
@@ -176,18 +181,11 @@ impl PostmarkConfigBuilder {
                 "must be a non-empty token of visible ASCII characters",
             ));
         }
-        let from_address = mailbox_address(&self.from).ok_or(PostmarkConfigError::new(
-            "from",
-            "is not an address or Name <address>",
-        ))?;
-        if let Some(r) = &self.reply_to
-            && mailbox_address(r).is_none()
-        {
-            return Err(PostmarkConfigError::new(
-                "reply_to",
-                "is not an address or Name <address>",
-            ));
-        }
+        let (from_address, _) = invites_core::check_sender(
+            &self.from,
+            self.reply_to.as_deref(),
+            invites_core::mailbox_address,
+        )?;
         let stream = self.message_stream.trim().to_owned();
         if stream.is_empty()
             || !stream
@@ -227,15 +225,8 @@ impl PostmarkConfigBuilder {
                 "must not have a query, fragment or user",
             ));
         }
-        let message_id_domain = self
-            .message_id_domain
-            .unwrap_or_else(|| domain_of(&from_address).to_owned());
-        if !invites_core::is_message_id_domain(&message_id_domain) {
-            return Err(PostmarkConfigError::new(
-                "message_id_domain",
-                "must be a plain domain (letters, digits, '.', '-', '_')",
-            ));
-        }
+        let message_id_domain =
+            invites_core::check_message_id_domain(self.message_id_domain, from_address.domain())?;
         if self.timeout.is_zero() {
             return Err(PostmarkConfigError::new(
                 "timeout",
@@ -259,25 +250,6 @@ impl PostmarkConfigBuilder {
             connect_timeout: self.connect_timeout,
         })
     }
-}
-
-/// The address of `address` or `Name <address>`; `None` if it is neither, or the name has
-/// a line break.
-fn mailbox_address(s: &str) -> Option<Email> {
-    let s = s.trim();
-    if s.chars().any(char::is_control) {
-        return None;
-    }
-    let address = match s.rfind('<') {
-        Some(i) => s[i + 1..].strip_suffix('>')?,
-        None => s,
-    };
-    Email::parse(address).ok()
-}
-
-/// The domain part of an address.
-fn domain_of(email: &Email) -> &str {
-    email.as_str().rsplit_once('@').map_or("", |(_, d)| d)
 }
 
 #[cfg(test)]

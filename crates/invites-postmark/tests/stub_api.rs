@@ -11,8 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use invites_core::*;
 use invites_postmark::{PostmarkConfig, PostmarkConfigBuilder, PostmarkErrorKind, PostmarkMailer};
-use invites_testkit::mailer_suite::{self, ALTERNATIVE, Inbox, Received};
-use invites_testkit::{Harness, ManualClock, World};
+use invites_testkit::mailer_suite::{self, ALTERNATIVE, Inbox, MailerSetup, Received};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -371,50 +370,23 @@ async fn a_wrong_token_is_an_account_problem() {
 // Every documented answer, through the service: the outbox ends in the right state.
 // ---------------------------------------------------------------------------------------------
 
-struct Setup {
-    service: InviteService,
-    store: invites_memory::MemoryStore,
-    clock: ManualClock,
-    world: World,
+async fn setup(mailer: PostmarkMailer) -> MailerSetup {
+    MailerSetup::new(mailer, 11).await
 }
 
-async fn setup(mailer: PostmarkMailer) -> Setup {
-    let store = invites_memory::MemoryStore::new();
-    let world = World::seed(&store).await;
-    let clock = ManualClock::standard();
-    let service = InviteService::new(
-        Arc::new(store.clone()),
-        Arc::new(mailer),
-        Harness::config(&clock, 11),
+/// Invites ann@example.com by email to two websites; what became of the email.
+async fn invite(s: &MailerSetup) -> EmailStatus {
+    let req = BulkInviteRequest::websites(
+        InviteMethod::Email,
+        "ann@example.com",
+        [s.world.websites[0], s.world.websites[1]],
     );
-    Setup {
-        service,
-        store,
-        clock,
-        world,
-    }
-}
-
-impl Setup {
-    async fn invite(&self) -> EmailStatus {
-        let req = BulkInviteRequest::websites(
-            InviteMethod::Email,
-            "ann@example.com",
-            [self.world.websites[0], self.world.websites[1]],
-        );
-        let r = self
-            .service
-            .bulk_invite(&self.world.global_key(), req)
-            .await
-            .expect("processed");
-        r.email.expect("email report").status
-    }
-
-    async fn outbox(&self) -> OutboxMessage {
-        let s = self.store.snapshot().await.expect("snapshot");
-        assert_eq!(s.outbox.len(), 1);
-        s.outbox[0].clone()
-    }
+    let r = s
+        .service
+        .bulk_invite(&s.world.global_key(), req)
+        .await
+        .expect("processed");
+    r.email.expect("email report").status
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -537,7 +509,7 @@ async fn every_documented_answer_leaves_the_outbox_in_the_right_state() {
         stub.then(reply);
         let s = setup(stub.mailer()).await;
         let start = s.clock.now();
-        let status = s.invite().await;
+        let status = invite(&s).await;
         let row = s.outbox().await;
         let error = row.last_error.clone().unwrap_or_default();
         assert!(
@@ -647,10 +619,7 @@ async fn a_redirect_is_not_followed() {
 
 #[tokio::test]
 async fn an_api_that_is_down_or_slow_is_transient() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let port = mailer_suite::closed_port();
     let down = PostmarkMailer::new(
         PostmarkConfig::builder(TOKEN, FROM)
             .base_url(format!("http://127.0.0.1:{port}"))

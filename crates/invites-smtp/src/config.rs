@@ -61,6 +61,12 @@ impl SmtpConfigError {
     }
 }
 
+impl From<invites_core::SenderError> for SmtpConfigError {
+    fn from(e: invites_core::SenderError) -> Self {
+        SmtpConfigError::new(e.field(), e.reason())
+    }
+}
+
 /// A user name and password for `AUTH`. The password never reaches `Debug` or errors.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Login {
@@ -364,27 +370,15 @@ impl SmtpConfigBuilder {
                 "must be a host name or address",
             ));
         }
-        let from: Mailbox = self
+        let from = self
             .from
             .as_deref()
-            .ok_or_else(|| SmtpConfigError::new("from", "is required"))?
-            .parse()
-            .map_err(|_| SmtpConfigError::new("from", "is not an address or Name <address>"))?;
-        let reply_to = match self.reply_to.as_deref() {
-            Some(r) => Some(r.parse::<Mailbox>().map_err(|_| {
-                SmtpConfigError::new("reply_to", "is not an address or Name <address>")
-            })?),
-            None => None,
-        };
-        let message_id_domain = self
-            .message_id_domain
-            .unwrap_or_else(|| from.email.domain().to_owned());
-        if !invites_core::is_message_id_domain(&message_id_domain) {
-            return Err(SmtpConfigError::new(
-                "message_id_domain",
-                "must be a plain domain (letters, digits, '.', '-', '_')",
-            ));
-        }
+            .ok_or_else(|| SmtpConfigError::new("from", "is required"))?;
+        let (from, reply_to) = invites_core::check_sender(from, self.reply_to.as_deref(), |s| {
+            s.parse::<Mailbox>().ok()
+        })?;
+        let message_id_domain =
+            invites_core::check_message_id_domain(self.message_id_domain, from.email.domain())?;
         if self.login.is_some() && self.security == Security::None {
             return Err(SmtpConfigError::new(
                 "credentials",

@@ -10,13 +10,12 @@
 use async_trait::async_trait;
 use invites_core::*;
 use invites_smtp::{Security, SmtpConfig, SmtpConfigBuilder, SmtpMailer};
-use invites_testkit::mailer_suite::{self, Inbox, Received};
-use invites_testkit::{Harness, ManualClock, World};
+use invites_testkit::Harness;
+use invites_testkit::mailer_suite::{self, Inbox, MailerSetup, Received};
 use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders, PartType};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const PYTHON_VAR: &str = "INVITES_SMTP_PYTHON";
@@ -394,57 +393,31 @@ async fn a_refused_login_is_reported_as_misconfigured() {
 
 const HOSTILE_SITE: &str = "<b>Shop</b> & \"Co\"";
 
-struct Setup {
-    service: InviteService,
-    store: invites_memory::MemoryStore,
-    clock: ManualClock,
-    world: World,
-    hostile: WebsiteId,
-}
+/// A website of the organization whose name is [`HOSTILE_SITE`].
+const HOSTILE: WebsiteId = WebsiteId(uuid::Uuid::from_u128(0x5EE));
 
-async fn setup(mailer: SmtpMailer) -> Setup {
-    let store = invites_memory::MemoryStore::new();
-    let world = World::seed(&store).await;
-    let hostile = WebsiteId(uuid::Uuid::from_u128(0x5EE));
-    store
+async fn setup(mailer: SmtpMailer) -> MailerSetup {
+    let s = MailerSetup::new(mailer, 7).await;
+    s.store
         .create_website(&Website {
-            id: hostile,
-            organization: world.org,
+            id: HOSTILE,
+            organization: s.world.org,
             name: HOSTILE_SITE.into(),
             url: "https://hostile.acme.test".into(),
         })
         .await
         .expect("website");
-    let clock = ManualClock::standard();
-    let service = InviteService::new(
-        Arc::new(store.clone()),
-        Arc::new(mailer),
-        Harness::config(&clock, 7),
-    );
-    Setup {
-        service,
-        store,
-        clock,
-        world,
-        hostile,
-    }
+    s
 }
 
-impl Setup {
-    async fn invite(&self, to: &str) -> BulkInviteResponse {
-        let w = &self.world.websites;
-        let req = BulkInviteRequest::websites(InviteMethod::Email, to, [w[0], self.hostile, w[1]]);
-        self.service
-            .bulk_invite(&self.world.global_key(), req)
-            .await
-            .expect("processed")
-    }
-
-    async fn outbox(&self) -> OutboxMessage {
-        let s = self.store.snapshot().await.expect("snapshot");
-        assert_eq!(s.outbox.len(), 1);
-        s.outbox[0].clone()
-    }
+/// Invites `to` by email to the first two websites and, between them, the hostile one.
+async fn invite(s: &MailerSetup, to: &str) -> BulkInviteResponse {
+    let w = &s.world.websites;
+    let req = BulkInviteRequest::websites(InviteMethod::Email, to, [w[0], HOSTILE, w[1]]);
+    s.service
+        .bulk_invite(&s.world.global_key(), req)
+        .await
+        .expect("processed")
 }
 
 #[tokio::test]
@@ -453,7 +426,7 @@ async fn an_email_request_delivers_exactly_one_parsable_message() {
         return;
     };
     let s = setup(mailer(server.config(Security::None))).await;
-    let r = s.invite("Ann@Example.com").await;
+    let r = invite(&s, "Ann@Example.com").await;
     assert_eq!(r.summary.succeeded, 3);
     assert_eq!(r.email.map(|e| e.status), Some(EmailStatus::Sent));
     let stored = server.stored();
@@ -506,7 +479,7 @@ async fn a_451_reply_keeps_the_message_queued_until_a_later_delivery() {
     };
     server.set_rules(&[("ann@example.com", "451 4.3.0 Mailbox ann@example.com busy")]);
     let s = setup(mailer(server.config(Security::None))).await;
-    let r = s.invite("ann@example.com").await;
+    let r = invite(&s, "ann@example.com").await;
     assert_eq!(r.email.map(|e| e.status), Some(EmailStatus::Queued));
     let row = s.outbox().await;
     assert_eq!((row.status, row.attempts), (MessageStatus::Queued, 1));
@@ -540,7 +513,7 @@ async fn a_550_reply_marks_the_message_failed() {
     };
     server.set_rules(&[("gone@example.com", "550 5.1.1 No such user here")]);
     let s = setup(mailer(server.config(Security::None))).await;
-    let r = s.invite("gone@example.com").await;
+    let r = invite(&s, "gone@example.com").await;
     assert_eq!(r.email.map(|e| e.status), Some(EmailStatus::Failed));
     let row = s.outbox().await;
     assert_eq!((row.status, row.attempts), (MessageStatus::Failed, 1));
@@ -599,11 +572,7 @@ fn local_config(port: u16) -> SmtpConfigBuilder {
 
 #[tokio::test]
 async fn a_server_that_is_down_is_transient() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    }; // closed again: nothing listens there now
-    let m = mailer(local_config(port));
+    let m = mailer(local_config(mailer_suite::closed_port()));
     let e = m
         .send(&mailer_suite::sample_message(1, "ann@example.com"))
         .await
@@ -616,7 +585,7 @@ async fn a_server_that_is_down_is_transient() {
     );
 
     let s = setup(m).await;
-    let r = s.invite("ann@example.com").await;
+    let r = invite(&s, "ann@example.com").await;
     assert_eq!(r.email.map(|e| e.status), Some(EmailStatus::Queued));
     assert_eq!(s.outbox().await.status, MessageStatus::Queued);
 }

@@ -10,6 +10,8 @@
 //! - [`unreadable`]: stored rows a backend cannot decode must block nothing else (backends that
 //!   re-read rows plant them with raw SQL through a [`unreadable::Planter`]).
 //! - Fixtures: [`World`] seeds an organization with websites, groups, users and org members.
+//! - [`workload`] and [`processes`]: random requests, and child processes that log what they
+//!   were told and are killed mid-write, for the tests of several processes on one database.
 //! - Property testing: [`strategies`] (proptest strategies over the seeded world), [`model`]
 //!   (a plain reference model of the service) and [`differential`] (random operation
 //!   sequences run on backends and on the model, docs/contract.md §9 invariant 10, with the access of
@@ -38,6 +40,7 @@ mod faulty_store;
 mod fixtures;
 pub mod mailer_suite;
 pub mod model;
+pub mod processes;
 pub mod store_suite;
 pub mod strategies;
 pub mod unreadable;

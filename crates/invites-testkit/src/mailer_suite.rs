@@ -18,14 +18,20 @@
 //! invites_testkit::mailer_suite::run_all(&mailer, &inbox).await;
 //! ```
 //!
+//! For what happens after a send, [`MailerSetup`] wires the mailer under test into a service
+//! over an in-memory store, and [`closed_port`] stands for a server that is down.
+//!
 //! Nothing here sleeps or polls: a transport reports success only once the receiving side
 //! has the message, so the inbox must hold it when `send` returns.
 
+use crate::{Harness, ManualClock, World};
 use async_trait::async_trait;
 use invites_core::{
-    BatchEmail, BatchId, DefaultRenderer, Email, EmailMessage, EmailRenderer, EmailTarget, Mailer,
-    MessageId, PersonName, Role, TargetKind, Timestamp,
+    BatchEmail, BatchId, DefaultRenderer, Email, EmailMessage, EmailRenderer, EmailTarget, Inspect,
+    InviteService, Mailer, MessageId, OutboxMessage, PersonName, Role, TargetKind, Timestamp,
 };
+use invites_memory::MemoryStore;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// One message as the receiving side got it.
@@ -268,6 +274,63 @@ pub async fn run_all(mailer: &dyn Mailer, inbox: &dyn Inbox) {
     html_arrives_escaped(mailer, inbox).await;
     accept_link_arrives_whole(mailer, inbox).await;
     headers_carry_only_the_recipient(mailer, inbox).await;
+}
+
+/// A service sending through the mailer under test, for a transport's tests that follow a
+/// message through the outbox: a fresh in-memory store seeded with a [`World`], a
+/// [`ManualClock`] and the configuration of [`Harness::config`] (accept links under
+/// [`Harness::ACCEPT_URL_BASE`], seeded randomness).
+#[derive(Clone, Debug)]
+pub struct MailerSetup {
+    /// The service, wired to the mailer under test.
+    pub service: InviteService,
+    /// Its store, for reading the outbox back and adding host data.
+    pub store: MemoryStore,
+    /// Its clock: advance it to make a retry due.
+    pub clock: ManualClock,
+    /// What the store was seeded with.
+    pub world: World,
+}
+
+impl MailerSetup {
+    /// The service over `mailer`, its randomness seeded with `seed`.
+    pub async fn new(mailer: impl Mailer, seed: u64) -> Self {
+        let store = MemoryStore::new();
+        let world = World::seed(&store).await;
+        let clock = ManualClock::standard();
+        let service = InviteService::new(
+            Arc::new(store.clone()),
+            Arc::new(mailer),
+            Harness::config(&clock, seed),
+        );
+        MailerSetup {
+            service,
+            store,
+            clock,
+            world,
+        }
+    }
+
+    /// The outbox's only message, as stored now.
+    ///
+    /// # Panics
+    /// If the store cannot be read, or the outbox does not hold exactly one message.
+    pub async fn outbox(&self) -> OutboxMessage {
+        let s = self.store.snapshot().await.expect("snapshot");
+        assert_eq!(s.outbox.len(), 1);
+        s.outbox[0].clone()
+    }
+}
+
+/// A port on the loopback address where nothing listens (bound, then let go), for a transport
+/// whose server is down.
+///
+/// # Panics
+/// If no port can be bound.
+#[must_use]
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
 }
 
 #[cfg(test)]

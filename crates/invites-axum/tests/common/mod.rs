@@ -56,6 +56,20 @@ impl Server {
     pub fn site(&self, i: usize) -> WebsiteId {
         self.world.websites[i]
     }
+
+    /// `POST /invites/bulk` with `body` (JSON) as the key named `key`.
+    pub async fn post_bulk(&self, key: &str, body: impl Into<String>) -> Reply {
+        call(Method::POST, "/invites/bulk")
+            .key(key)
+            .json(body)
+            .send(&self.app)
+            .await
+    }
+
+    /// Invites `email` by email to `sites` with the global key.
+    pub async fn invite_by_email(&self, email: &str, sites: &[WebsiteId]) -> Reply {
+        self.post_bulk("global", bulk("email", email, sites)).await
+    }
 }
 
 /// A fresh world, a service with a manual clock and seed `seed`, the router nested at
