@@ -3,7 +3,8 @@
 //! - `eight_tasks_share_one_store`: 8 tokio tasks, overlapping bulk invites on one file.
 //! - `two_processes_share_one_file`: 2 OS processes on one database file.
 //! - `sigkill_loses_nothing_and_never_lies`: a child runs bulk invites in a loop and is killed
-//!   with SIGKILL at random moments, 20 times; after each kill the database is checked.
+//!   with SIGKILL at random moments, 20 times; after each kill the database is checked, its
+//!   event log included (every committed change has its event, no event lacks its change).
 //!
 //! The child processes are this test binary itself, re-run with `--ignored --exact
 //! child_worker` and its instructions in environment variables.
@@ -11,7 +12,8 @@
 use invites::core::*;
 use invites::sqlite::SqliteStore;
 use invites_testkit::processes::{
-    LoggedResponse, child_command, child_var, kill_at_random, log_responses, read_logged, runtime,
+    LoggedResponse, check_events, child_command, child_var, kill_at_random, log_responses,
+    read_logged, runtime,
 };
 use invites_testkit::workload;
 use invites_testkit::{SeededRandom, World};
@@ -227,6 +229,31 @@ fn check_database(db: &Path, logged: &[LoggedResponse], world: &World) {
     }
 }
 
+/// Invariant 11 on the file: every committed change has its event and no event lacks its
+/// change, with the organization's positions 1..=counter and no gap.
+async fn check_log(db: &Path, world: &World) {
+    let store = SqliteStore::open(db).await.expect("open");
+    let events = store
+        .read_events(world.org, 0, 1_000_000)
+        .await
+        .expect("events");
+    let counter: i64 = Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT event_seq FROM organizations WHERE id = ?1",
+            [world.org.0.as_bytes().as_slice()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let snapshot = store.snapshot().await.expect("snapshot");
+    check_events(
+        &events,
+        u64::try_from(counter).expect("a count"),
+        &snapshot,
+        &[world.org_admin, world.existing_user],
+    );
+}
+
 fn fresh_db() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("invites.db");
@@ -267,6 +294,7 @@ async fn eight_tasks_share_one_store() {
     }
     assert_eq!(logged.len(), 200);
     check_database(&db, &logged, &world);
+    check_log(&db, &world).await;
 }
 
 #[test]
@@ -290,6 +318,7 @@ fn two_processes_share_one_file() {
         "every request of both processes completed"
     );
     check_database(&db, &logged, &world);
+    rt.block_on(check_log(&db, &world));
 }
 
 #[test]
@@ -314,6 +343,7 @@ fn sigkill_loses_nothing_and_never_lies() {
         // Reopening (migrations, WAL recovery) works after every kill.
         rt.block_on(async { SqliteStore::open(&db).await.expect("reopen after SIGKILL") });
         check_database(&db, &logged, &world);
+        rt.block_on(check_log(&db, &world));
         all_logged.extend(logged);
     }
     assert_eq!(kills, 20);

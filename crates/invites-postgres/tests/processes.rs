@@ -7,7 +7,8 @@
 //!   outbox message was handed to a mailer exactly once (each process logs what its mailer
 //!   accepted to its own file).
 //! - `sigkill_loses_nothing_and_never_lies`: a writer process is killed with SIGKILL at random
-//!   moments, 20 times; after each kill the invariants of the SQLite crash test hold.
+//!   moments, 20 times; after each kill the invariants of the SQLite crash test hold, the
+//!   event log's included (every committed change has its event, no event lacks its change).
 //!
 //! The children are this test binary itself, re-run with `--ignored --exact child_process`
 //! and their instructions in environment variables. Skips (one line) without
@@ -15,14 +16,14 @@
 
 use async_trait::async_trait;
 use invites_core::{
-    BulkInviteRequest, DeliveryPolicy, EmailMessage, InviteConfig, InviteMethod, InviteService,
-    MailError, Mailer, OutcomeCode, TargetId, UserId,
+    BulkInviteRequest, DeliveryPolicy, EmailMessage, EventStore, Inspect, InviteConfig,
+    InviteMethod, InviteService, MailError, Mailer, OutcomeCode, TargetId, UserId,
 };
 use invites_postgres::PgStore;
 use invites_postgres::testing::{TestDatabase, fresh_database, server_url};
 use invites_testkit::processes::{
-    LoggedResponse, child_command, child_var, kill_at_random, log_responses, read_lines,
-    read_logged, runtime,
+    LoggedResponse, check_events, child_command, child_var, kill_at_random, log_responses,
+    read_lines, read_logged, runtime,
 };
 use invites_testkit::workload;
 use invites_testkit::{SeededRandom, World};
@@ -259,6 +260,27 @@ async fn check_database(db: &TestDatabase, logged: &[LoggedResponse], world: &Wo
     for (email, ids) in ids {
         assert_eq!(ids.len(), 1, "{email} got several user ids: {ids:?}");
     }
+    // Invariant 11: every committed change has its event, and no event lacks its change.
+    let store = db.store().await;
+    let events = store
+        .read_events(world.org, 0, 1_000_000)
+        .await
+        .expect("events");
+    let counter: i64 = c
+        .query_one(
+            "SELECT event_seq FROM organizations WHERE id = $1",
+            &[&world.org.0],
+        )
+        .await
+        .expect("counter")
+        .get(0);
+    let snapshot = store.snapshot().await.expect("snapshot");
+    check_events(
+        &events,
+        u64::try_from(counter).expect("a count"),
+        &snapshot,
+        &[world.org_admin, world.existing_user],
+    );
 }
 
 fn temp_dir(name: &str) -> PathBuf {

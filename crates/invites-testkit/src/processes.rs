@@ -151,3 +151,104 @@ pub fn kill_at_random(
     child.kill().expect("SIGKILL");
     child.wait().expect("wait")
 }
+
+/// Invariant 11 after a crash: every committed change of the crash tests' workload (bulk
+/// requests and their inline deliveries; nothing is ever removed there) has its event, and no
+/// event lacks its change. `events` is the organization's whole log (positions must be
+/// 1..=`counter` with no gap), `snapshot` the store afterwards, `seeded` the users the world
+/// created before the workload (they have no event).
+///
+/// # Panics
+/// On the first mismatch, naming it.
+pub fn check_events(
+    events: &[invites_core::Event],
+    counter: u64,
+    snapshot: &invites_core::Snapshot,
+    seeded: &[invites_core::UserId],
+) {
+    use invites_core::{EventKind, MessageStatus, StoredStatus};
+    use std::collections::BTreeSet;
+    let positions: Vec<u64> = events.iter().map(|e| e.position).collect();
+    assert_eq!(
+        positions,
+        (1..=counter).collect::<Vec<_>>(),
+        "positions 1..={counter} with no gap: a committed call without its events, or events without their call"
+    );
+    let of = |kind: EventKind| events.iter().filter(move |e| e.kind == kind);
+    let exactly_once = |what: &str, from_events: Vec<String>, from_rows: Vec<String>| {
+        let distinct: BTreeSet<&String> = from_events.iter().collect();
+        assert_eq!(distinct.len(), from_events.len(), "{what}: an event twice");
+        let rows: BTreeSet<&String> = from_rows.iter().collect();
+        assert_eq!(distinct, rows, "{what}: events and rows differ");
+    };
+    exactly_once(
+        "memberships",
+        of(EventKind::MemberAdded)
+            .map(|e| format!("{:?} {:?}", e.target, e.user))
+            .collect(),
+        snapshot
+            .memberships
+            .iter()
+            .map(|m| format!("{:?} {:?}", Some(m.target), Some(m.user)))
+            .collect(),
+    );
+    exactly_once(
+        "invitations",
+        of(EventKind::InvitationCreated)
+            .map(|e| format!("{:?}", e.invitation))
+            .collect(),
+        snapshot
+            .invitations
+            .iter()
+            .map(|i| format!("{:?}", Some(i.id)))
+            .collect(),
+    );
+    exactly_once(
+        "superseded invitations",
+        of(EventKind::InvitationSuperseded)
+            .map(|e| format!("{:?}", e.invitation))
+            .collect(),
+        snapshot
+            .invitations
+            .iter()
+            .filter(|i| i.status == StoredStatus::Superseded)
+            .map(|i| format!("{:?}", Some(i.id)))
+            .collect(),
+    );
+    exactly_once(
+        "users",
+        of(EventKind::UserCreated)
+            .map(|e| format!("{:?}", e.user))
+            .collect(),
+        snapshot
+            .users
+            .iter()
+            .filter(|u| !seeded.contains(&u.id))
+            .map(|u| format!("{:?}", Some(u.id)))
+            .collect(),
+    );
+    exactly_once(
+        "sent messages",
+        of(EventKind::EmailSent)
+            .map(|e| format!("{:?}", e.message))
+            .collect(),
+        snapshot
+            .outbox
+            .iter()
+            .filter(|m| m.status == MessageStatus::Sent)
+            .map(|m| format!("{:?}", Some(m.id)))
+            .collect(),
+    );
+    exactly_once(
+        "failed messages",
+        of(EventKind::EmailFailed)
+            .map(|e| format!("{:?}", e.message))
+            .collect(),
+        snapshot
+            .outbox
+            .iter()
+            .filter(|m| m.status == MessageStatus::Failed)
+            .map(|m| format!("{:?}", Some(m.id)))
+            .collect(),
+    );
+}
