@@ -6,10 +6,18 @@
 //!
 //! The events of one store call share their organization, time and actor and have
 //! consecutive positions, so they are stored together: one `event_groups` row per call
-//! (migration 5) with the positions `first_position..=last_position`, the time, the actor and
-//! the events in `data` ([`event_codec`]), plus one `event_users` row per
-//! distinct user the call's events name. A 50-target request writes two rows, not 51 events
-//! with three index entries each.
+//! (migration 5) with the positions `first_position..=last_position`, the time, the actor,
+//! the events in `data` ([`event_codec`]) and, when they name exactly one user, that user in
+//! `user_id` (indexed by `event_groups_by_user`, partial: only the groups naming one). A group
+//! naming two or more users (rare: a call names its invitee or the member it changes) has a
+//! NULL `user_id` and one `event_users` row per distinct user instead. A 50-target request
+//! writes one row, not 51 events with three index entries each.
+//!
+//! # Erasure
+//!
+//! The groups naming a user are those of `event_groups_by_user` and of `event_users` for the
+//! user: two index searches, never a scan of the log. Each is decoded, the user cleared and
+//! the group encoded again with a NULL `user_id`, and the user's `event_users` rows go.
 //!
 //! # Appending
 //!
@@ -46,8 +54,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 const BUMP_COUNTER: &str =
     "UPDATE organizations SET event_seq = event_seq + ?2 WHERE id = ?1 RETURNING event_seq";
 const INSERT_GROUP: &str = "INSERT INTO event_groups \
-     (organization_id, last_position, first_position, at, actor, data) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+     (organization_id, last_position, first_position, at, actor, user_id, data) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 const INSERT_USER: &str =
     "INSERT INTO event_users (user_id, organization_id, last_position) VALUES (?1, ?2, ?3)";
 
@@ -73,11 +81,14 @@ const GROUP_AT: &str = concat!(
     group_columns!(),
     " FROM event_groups WHERE organization_id = ?1 AND last_position = ?2"
 );
-/// The groups naming a user (erasure).
-const GROUPS_NAMING: &str =
-    "SELECT organization_id, last_position FROM event_users WHERE user_id = ?1";
-const REWRITE_GROUP: &str =
-    "UPDATE event_groups SET data = ?3 WHERE organization_id = ?1 AND last_position = ?2";
+/// The groups naming a user (erasure): those naming only the user (`event_groups_by_user`)
+/// and those naming two or more (`event_users`). A group is in one or the other, never both.
+const GROUPS_NAMING: &str = "SELECT organization_id, last_position FROM event_groups \
+     WHERE user_id = ?1 \
+     UNION ALL SELECT organization_id, last_position FROM event_users WHERE user_id = ?1";
+/// A group with an erased user cleared: its `data` encoded again, and no single user.
+const REWRITE_GROUP: &str = "UPDATE event_groups SET data = ?3, user_id = NULL \
+     WHERE organization_id = ?1 AND last_position = ?2";
 pub(crate) const DELETE_GROUP: &str =
     "DELETE FROM event_groups WHERE organization_id = ?1 AND last_position = ?2";
 pub(crate) const DELETE_GROUP_USERS: &str =
@@ -113,18 +124,25 @@ pub(crate) fn append(
             Error::Missing(format!("organization {} does not exist", ctx.organization))
         })?;
     let data = event_codec::encode(events.iter().map(Item::from));
+    // The one user in the group's row (the common case: no second B-tree insert), or, for
+    // two or more, one `event_users` row each.
+    let users = event_codec::users_of(events);
+    let single = match users.as_slice() {
+        [user] => Some(user.0.as_bytes()),
+        _ => None,
+    };
     conn.prepare_cached(INSERT_GROUP)?.execute(params![
         organization,
         last,
         last - n + 1,
         ctx.at.as_millis(),
         ctx.actor.as_ref().map(|a| a.0.as_bytes()),
+        single,
         data
     ])?;
-    let users = event_codec::users_of(events);
-    if !users.is_empty() {
+    if users.len() > 1 {
         let mut insert = conn.prepare_cached(INSERT_USER)?;
-        for user in users {
+        for user in &users {
             insert.execute(params![user.0.as_bytes(), organization, last])?;
         }
     }
@@ -241,16 +259,20 @@ pub(crate) fn read_events(
 }
 
 /// Clears `user` from every stored event (the events stay, naming no one): each group that
-/// names the user is decoded, the user cleared and the group encoded again, and its
-/// `event_users` rows for the user go. A group naming the user that this version cannot
+/// names the user (its `user_id`, or its `event_users` rows) is decoded, the user cleared
+/// and the group encoded again with no `user_id`, and the user's `event_users` rows go. A group naming the user that this version cannot
 /// decode cannot be cleared: it is deleted (and reported), as no reader of this version can
 /// see its events anyway and no row may hold an erased id. How many groups changed.
 pub(crate) fn scrub_user(conn: &Connection, user: UserId) -> Result<u64, Error> {
     let id = user.0.as_bytes();
-    let groups: Vec<([u8; 16], i64)> = conn
+    let mut groups: Vec<([u8; 16], i64)> = conn
         .prepare_cached(GROUPS_NAMING)?
         .query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
+    // A group is found once (by one index or the other); a hand-made row in both is
+    // rewritten once all the same.
+    groups.sort_unstable();
+    groups.dedup();
     let mut changed = 0;
     for (organization, last) in &groups {
         let key = params![organization, last];
@@ -337,5 +359,124 @@ mod tests {
             FORGET_USER,
             BUMP_COUNTER,
         ]);
+    }
+
+    /// Per group: its last position, its `user_id` and its `event_users` rows.
+    fn stored(conn: &Connection) -> Vec<(i64, Option<UserId>, Vec<UserId>)> {
+        let user = |b: Option<[u8; 16]>| b.map(|b| UserId(uuid::Uuid::from_bytes(b)));
+        conn.prepare("SELECT last_position, user_id FROM event_groups ORDER BY last_position")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, user(r.get(1)?))))
+            .expect("query")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("rows")
+            .into_iter()
+            .map(|(last, single)| {
+                let users = conn
+                    .prepare(
+                        "SELECT user_id FROM event_users WHERE last_position = ?1 \
+                         ORDER BY user_id",
+                    )
+                    .expect("prepare")
+                    .query_map([last], |r| Ok(user(Some(r.get(0)?)).expect("some")))
+                    .expect("query")
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                    .expect("rows");
+                (last, single, users)
+            })
+            .collect()
+    }
+
+    /// A group naming one user keeps it in its row; one naming two or more (no call does
+    /// today) has an `event_users` row per user, which the erasure finds and the purge
+    /// deletes with the group.
+    #[test]
+    fn a_group_naming_several_users_is_found_by_event_users() {
+        use invites_core::{Role, TargetId, WebsiteId};
+        let mut conn = Connection::open_in_memory().expect("open");
+        crate::schema::migrate(&mut conn).expect("migrate");
+        let org = OrganizationId(uuid::Uuid::from_u128(1));
+        conn.execute(
+            "INSERT INTO organizations (id, name) VALUES (?1, 'Acme')",
+            [org.0.as_bytes()],
+        )
+        .expect("organization");
+        let (ann, bob) = (
+            UserId(uuid::Uuid::from_u128(2)),
+            UserId(uuid::Uuid::from_u128(3)),
+        );
+        let site = TargetId::Website(WebsiteId(uuid::Uuid::from_u128(4)));
+        let ctx = |ms| EventContext {
+            organization: org,
+            actor: None,
+            at: Timestamp::from_millis(ms),
+        };
+        append(&conn, &ctx(10), &[NewEvent::person_erased()]).expect("none");
+        append(
+            &conn,
+            &ctx(10),
+            &[
+                NewEvent::user_created(ann),
+                NewEvent::member_added(site, ann, Role::Viewer),
+            ],
+        )
+        .expect("one");
+        append(
+            &conn,
+            &ctx(20),
+            &[
+                NewEvent::member_removed(site, bob),
+                NewEvent::member_added(site, ann, Role::Admin),
+                NewEvent::member_removed(site, bob),
+            ],
+        )
+        .expect("two");
+        assert_eq!(
+            stored(&conn),
+            [
+                (1, None, vec![]),
+                (3, Some(ann), vec![]),
+                (6, None, vec![ann, bob]),
+            ]
+        );
+        assert_eq!(scrub_user(&conn, ann).expect("erase ann"), 2);
+        assert_eq!(
+            stored(&conn),
+            [(1, None, vec![]), (3, None, vec![]), (6, None, vec![bob])]
+        );
+        let users = |position: u64| -> Vec<Option<UserId>> {
+            read_events(&conn, org, position - 1, 1)
+                .expect("read")
+                .into_iter()
+                .map(|e| e.user)
+                .collect()
+        };
+        assert_eq!(users(3), [None]);
+        assert_eq!(users(4), [Some(bob)]);
+        assert_eq!(users(5), [None]);
+        // Found again by its remaining user.
+        assert_eq!(scrub_user(&conn, bob).expect("erase bob"), 1);
+        assert_eq!(users(4), [None]);
+        assert_eq!(scrub_user(&conn, bob).expect("nothing left"), 0);
+        // The purge takes a multi-user group's rows with it.
+        append(
+            &conn,
+            &ctx(20),
+            &[
+                NewEvent::member_removed(site, ann),
+                NewEvent::member_removed(site, bob),
+            ],
+        )
+        .expect("two again");
+        assert_eq!(stored(&conn)[3], (8, None, vec![ann, bob]));
+        assert_eq!(
+            crate::purge::purge_events(&mut conn, Timestamp::from_millis(30), 100).expect("purge"),
+            8
+        );
+        assert_eq!(stored(&conn), []);
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM event_users", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(left, 0);
     }
 }

@@ -143,17 +143,18 @@
 //! (`organizations.event_seq`, migration 5) on by the call's number of events, then one
 //! `INSERT` stores them all in `event_groups` (positions `first_position..=last_position`,
 //! the time, the actor, and the events in a versioned binary form), keyed by (organization,
-//! last position), with one `event_users` row per distinct user they name. Whoever moves
+//! last position), with the one user they name in the row's indexed `user_id` (a group
+//! naming two or more has one `event_users` row per distinct user instead). Whoever moves
 //! a counter holds the write lock until its commit, so positions are gap-free and in commit
 //! order per organization, across connections and processes. A bulk write collects the
 //! events of its per-target units as they succeed (a unit that fails adds none) and appends
 //! them after the last unit; in a group commit, a write's events are in its own savepoint
 //! and go if it is undone. An event that cannot be stored fails its write, which then leaves
 //! nothing. Events hold ids, roles and times only; `erase_person` rewrites every group that
-//! names the user (found by `event_users`) with the user's id cleared, and writes
-//! `person_erased` in each organization it deleted something of. `purge_events` deletes
-//! whole groups, oldest first (by `event_groups_by_at`), so it may delete a few more than
-//! its limit, and never touches the counters. `read_events` walks one range of the groups'
+//! names the user (found by `event_groups_by_user` and `event_users`) with the user's id
+//! cleared, and writes `person_erased` in each organization it deleted something of.
+//! `purge_events` deletes whole groups, oldest first (by `event_groups_by_at`), so it may
+//! delete a few more than its limit, and never touches the counters. `read_events` walks one range of the groups'
 //! unique index, read like `access_paths` (on the calling thread, with a read connection,
 //! for a store on a file).
 //!

@@ -114,19 +114,26 @@ pub(crate) fn purge_events(
     }
     let tx = immediate(conn)?;
     // Every group holds at least one event: `limit` groups are enough.
-    let groups: Vec<([u8; 16], i64, i64)> = tx
+    let groups: Vec<([u8; 16], i64, i64, bool)> = tx
         .prepare_cached(PURGEABLE_EVENT_GROUPS)?
         .query_map(params![before.as_millis(), sql_limit(limit)], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
+    // Only a group naming two or more users has `event_users` rows (and no `user_id`), and
+    // there are rarely any: one look at the table spares a search per group.
+    let any_users: bool = tx
+        .prepare_cached(ANY_EVENT_USERS)?
+        .query_row([], |r| r.get(0))?;
     let mut deleted = 0u64;
-    for (organization, last, first) in &groups {
+    for (organization, last, first, no_single_user) in &groups {
         let key = params![organization, last];
         tx.prepare_cached(crate::events::DELETE_GROUP)?
             .execute(key)?;
-        tx.prepare_cached(crate::events::DELETE_GROUP_USERS)?
-            .execute(key)?;
+        if any_users && *no_single_user {
+            tx.prepare_cached(crate::events::DELETE_GROUP_USERS)?
+                .execute(key)?;
+        }
         // The group's events (its positions); one for a row whose positions are out of order.
         deleted += u64::try_from(last.saturating_sub(*first))
             .unwrap_or(0)
@@ -140,9 +147,13 @@ pub(crate) fn purge_events(
 }
 
 /// The groups of events with `at < ?1`, oldest first (ties by organization and last
-/// position: the order of `event_groups_by_at`), at most `?2`.
-const PURGEABLE_EVENT_GROUPS: &str = "SELECT organization_id, last_position, first_position \
+/// position: the order of `event_groups_by_at`), at most `?2`, and whether each has no single
+/// user (so may have `event_users` rows).
+const PURGEABLE_EVENT_GROUPS: &str = "SELECT organization_id, last_position, first_position, \
+    user_id IS NULL \
     FROM event_groups WHERE at < ?1 ORDER BY at, organization_id, last_position LIMIT ?2";
+/// Whether any group names two or more users (has `event_users` rows).
+const ANY_EVENT_USERS: &str = "SELECT EXISTS (SELECT 1 FROM event_users)";
 
 /// Up to `?2` idempotency records created strictly before `?1`
 /// (`rules::idempotency_is_expired`), oldest first.

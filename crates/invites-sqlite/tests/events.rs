@@ -507,7 +507,10 @@ async fn an_erasure_leaves_the_user_id_in_no_event() {
     let named = |path: &Path| -> i64 {
         let mut hits = 0;
         for (table, columns) in [
-            ("event_groups", &["organization_id", "actor", "data"][..]),
+            (
+                "event_groups",
+                &["organization_id", "actor", "user_id", "data"][..],
+            ),
             ("event_users", &["user_id", "organization_id"][..]),
         ] {
             for column in columns {
@@ -534,8 +537,8 @@ async fn an_erasure_leaves_the_user_id_in_no_event() {
     assert_eq!(
         named(&path),
         4,
-        "two calls' groups (user_created and member_added, member_added) and their two \
-         event_users rows name her"
+        "two calls' groups (user_created and member_added, member_added) name her, in their \
+         data and as their one user"
     );
     let report = store
         .erase_person(&email("erin@example.com"), at(60))
@@ -635,7 +638,8 @@ async fn a_group_this_version_cannot_read_is_left_out_and_the_page_filled_up() {
     let u1 = Uuid::from_u128(11);
     let left: i64 = conn
         .query_row(
-            "SELECT (SELECT COUNT(*) FROM event_groups WHERE instr(data, ?1) > 0) \
+            "SELECT (SELECT COUNT(*) FROM event_groups \
+                     WHERE instr(data, ?1) > 0 OR user_id = ?1) \
                   + (SELECT COUNT(*) FROM event_users WHERE user_id = ?1)",
             [u1.as_bytes()],
             |r| r.get(0),
@@ -690,7 +694,7 @@ async fn a_large_call_appends_every_event_in_order() {
         .map(|(e, position)| e.at_position(&ctx, position))
         .collect();
     assert_eq!(log(&store, ORG).await, expected);
-    // Stored as one row, naming its one user once.
+    // Stored as one row, naming its one user once, in the row.
     let conn = raw(&path);
     let (groups, first, last, size): (i64, i64, i64, i64) = conn
         .query_row(
@@ -702,10 +706,14 @@ async fn a_large_call_appends_every_event_in_order() {
         .expect("groups");
     assert_eq!((groups, first, last), (1, 1, 21));
     assert!(size < 21 * 16 + 21 * 6, "each id once: {size} bytes");
+    let user: Option<[u8; 16]> = conn
+        .query_row("SELECT user_id FROM event_groups", [], |r| r.get(0))
+        .expect("user");
+    assert_eq!(user, Some(*ann.0.as_bytes()));
     let users: i64 = conn
         .query_row("SELECT COUNT(*) FROM event_users", [], |r| r.get(0))
         .expect("users");
-    assert_eq!(users, 1);
+    assert_eq!(users, 0);
     // A page that ends inside the group, and the next one from there.
     let page = store.read_events(ORG, 5, 4).await.expect("read");
     assert_eq!(page, expected[5..9].to_vec());

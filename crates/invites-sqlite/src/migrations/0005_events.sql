@@ -16,6 +16,11 @@ CREATE TABLE event_groups (
     first_position  INTEGER NOT NULL,
     at              INTEGER NOT NULL,
     actor           BLOB,
+    -- The user the group's events name when they name exactly one (a bulk or accept call:
+    -- the invitee; a directory call), found by `event_groups_by_user`; NULL when they name
+    -- none, or two or more (then in `event_users`). One more entry in an index the row
+    -- already pays for, rather than a row of another table and its index.
+    user_id         BLOB,
     data            BLOB NOT NULL,
     -- A page after position p is the range last_position > p of this index.
     UNIQUE (organization_id, last_position)
@@ -23,8 +28,11 @@ CREATE TABLE event_groups (
 -- The purge deletes the oldest groups first (ties by organization and position), a bounded
 -- number of events per transaction.
 CREATE INDEX event_groups_by_at ON event_groups (at, organization_id, last_position);
--- The users named by each group, once per group: the erasure of a person finds the groups
--- to rewrite without scanning the log, and the purge deletes a group's rows with it.
+-- The groups naming one user: the erasure of a person finds them without scanning the log.
+CREATE INDEX event_groups_by_user ON event_groups (user_id) WHERE user_id IS NOT NULL;
+-- The users named by a group whose events name two or more (rare: a call names at most
+-- its invitee or the member it changes), once per user and group: the erasure finds those groups here, and the purge
+-- deletes a group's rows with it.
 CREATE TABLE event_users (
     user_id         BLOB NOT NULL,
     organization_id BLOB NOT NULL,

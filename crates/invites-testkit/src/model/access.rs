@@ -1,4 +1,4 @@
-//! Who has access, and taking it back (docs/contract.md §11) in the model, written from the SPEC and the
+//! Who has access, and taking it back (docs/contract.md §11) in the model, written from the contract and the
 //! service's documentation (not from `invites_core::access`): the access rule stated once
 //! ([`Model::paths`]: the paths; [`strongest`]: the strongest wins), the member lists, the
 //! membership changes, erasure, and the directory's other half.
